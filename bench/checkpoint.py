@@ -8,6 +8,7 @@ Loading never runs pickled code: `weights_only=True` with only `argparse.Namespa
 import argparse
 import hashlib
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,17 +34,25 @@ class Checkpoint:
     extra: dict
 
 
+def _refusal_reason(message: str) -> str | None:
+    """The pickled global a weights-only load refused, if that is why it failed."""
+    match = re.search(r"(?:unsupported )?GLOBAL ([\w.]+)", message, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
 def _safe_torch_load(path: Path) -> dict:
     """torch.load with weights_only and Namespace allow-listed; refuse anything else."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BenchError(
-            f"{path}: refused to load: the file asks to unpickle something other than tensors "
-            f"and argparse.Namespace ({first[:200]})"
-        ) from None
+        forbidden = _refusal_reason(str(err))
+        if forbidden:
+            raise BenchError(
+                f"{path}: refused to load: its pickle asks for {forbidden}, and only tensors and "
+                "argparse.Namespace are allowed (a published checkpoint needs nothing else)"
+            ) from None
+        raise BenchError(f"{path}: not a readable torch checkpoint (corrupt, truncated or not a checkpoint)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise BenchError(f"{path}: not a readable torch checkpoint ({str(err).splitlines()[0][:200]})") from None
 

@@ -88,7 +88,7 @@ def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torc
     """Scores (m, k) of m images x k captions; differentiable, used for training and evaluation."""
     if img_glo is None:
         img_glo = sim_enc.v_global_w(img_emb)
-    saf_stats = SafBatchStats() if sim_enc.training and sim_enc.module_name == "SAF" else None
+    saf_stats = SafBatchStats() if sim_enc.module_name == "SAF" and sim_enc.SAF_module.bn.training else None
     columns, order = [], []
     for length, idx in length_groups(cap_lens):
         idx_dev = idx.to(cap_emb.device)

@@ -17,6 +17,8 @@ from bench.scoring import score_matrix
 from bench.splits import Split
 from bench.vocab import Vocabulary
 
+Blocks = list[tuple[slice, slice]] | None
+
 
 @dataclass
 class ScoredSplit:
@@ -47,7 +49,8 @@ def check_features_fit(checkpoint: Checkpoint, split: Split) -> None:
 
 
 def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, device: torch.device,
-                     precision: str, timings: dict[str, float]) -> np.ndarray:
+                     precision: str, timings: dict[str, float], blocks: Blocks = None) -> np.ndarray:
+    """The full matrix, or only the given (image, caption) blocks stacked (COCO 1K's diagonal)."""
     check_features_fit(checkpoint, split)
     vocab.check_matches(checkpoint.config.vocab_size, str(checkpoint.path))
     model = build_model(checkpoint).to(device)
@@ -56,14 +59,19 @@ def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, de
     img_emb = encode_images(model, split, device)
     cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device)
     encoded = time.perf_counter()
-    sims = score_matrix(model, img_emb, cap_emb, cap_lens.to(device), precision=precision)
+    cap_lens = cap_lens.to(device)
+    if blocks is None:
+        sims = score_matrix(model, img_emb, cap_emb, cap_lens, precision=precision)
+    else:
+        sims = np.stack([score_matrix(model, img_emb[rows], cap_emb[cols], cap_lens[cols], precision=precision)
+                         for rows, cols in blocks])
     timings[f"encode_{tag}"] = encoded - started
     timings[f"score_{tag}"] = time.perf_counter() - encoded
     return sims
 
 
 def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, vocab_path: str | None,
-                device: torch.device, precision: str) -> ScoredSplit:
+                device: torch.device, precision: str, blocks: Blocks = None) -> ScoredSplit:
     """Score every checkpoint on the split and average the matrices (SGRAF when two)."""
     if not 1 <= len(checkpoint_paths) <= 2:
         raise BenchError("give one --checkpoint, or two (SGR and SAF) for the SGRAF ensemble")
@@ -74,7 +82,7 @@ def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, voca
     for checkpoint in checkpoints:
         path = Path(vocab_path) if vocab_path else default_vocab_path(data_root, checkpoint)
         vocab_paths.append(str(path))
-        matrices.append(score_checkpoint(checkpoint, split, Vocabulary.load(path), device, precision, timings))
+        matrices.append(score_checkpoint(checkpoint, split, Vocabulary.load(path), device, precision, timings, blocks))
     sims = matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2
     return ScoredSplit(sims.astype(np.float32), checkpoints, timings, vocab_paths)
 
