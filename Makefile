@@ -30,3 +30,109 @@ install: $(VENV)/.installed ## create .venv and install daa-bench with its test 
 
 test: install ## run the test suite (CPU, generated data)
 	$(PY) -m pytest
+
+# ---- issue 3: reproduce the paper's tables with the released DAA checkpoints; summarise ----
+# Run <dataset>_<model>_<protocol> writes $(RESULTS)/daa_<dataset>_<model>_<protocol>.{json,csv}.
+coco_files = $(DATA_ROOT)/coco_precomp/testall_caps.txt \
+	$(DATA_ROOT)/coco_precomp/testall_ims.npy|$(DATA_ROOT)/coco_precomp/testall.h5 \
+	$(DATA_ROOT)/vocab/coco_precomp_vocab.json
+f30k_files = $(DATA_ROOT)/f30k_precomp/test_caps.txt \
+	$(DATA_ROOT)/f30k_precomp/test_ims.npy|$(DATA_ROOT)/f30k_precomp/test.h5 \
+	$(DATA_ROOT)/vocab/f30k_precomp_vocab.json
+daa_checkpoint = $(MODELS_ROOT)/daa_$(1)_$(2).pth.tar
+
+# $(call require_files,FILES,DOWNLOAD TARGETS): name every missing file (a|b: either will do), then fail.
+define require_files
+	@missing=0; for spec in $(foreach s,$(1),'$(s)'); do found=0; \
+	  for f in $${spec//|/ }; do [ -e "$$f" ] && found=1; done; \
+	  if [ $$found = 0 ]; then echo "missing: $${spec//|/ (or) }" >&2; missing=1; fi; done; \
+	if [ $$missing = 1 ]; then \
+	  echo "fetch them with 'make $(2)', or put your copies at those paths (DATA_ROOT=$(DATA_ROOT), MODELS_ROOT=$(MODELS_ROOT))" >&2; \
+	  exit 1; fi
+endef
+
+# $(call reproduce,DATASET,MODEL,CHECKPOINTS,PROTOCOLS): one eval per protocol, results side by side.
+define reproduce
+	$(call require_files,$(3) $($(1)_files),download-$(1) download-checkpoints)
+	$(foreach p,$(4),$(EVAL) $(foreach c,$(3),--checkpoint $(c)) --protocol $(p) \
+	  --json $(RESULTS)/daa_$(1)_$(2)_$(p).json --csv $(RESULTS)/daa_$(1)_$(2)_$(p).csv && ) true
+endef
+
+reproduce-coco-sgr: install download-coco download-checkpoints ## DAA SGR on COCO 1K (5 folds) and 5K vs the paper
+	$(call reproduce,coco,sgr,$(call daa_checkpoint,coco,sgr),coco-1k coco-5k)
+
+reproduce-coco-saf: install download-coco download-checkpoints ## DAA SAF on COCO 1K (5 folds) and 5K vs the paper
+	$(call reproduce,coco,saf,$(call daa_checkpoint,coco,saf),coco-1k coco-5k)
+
+reproduce-coco-sgraf: install download-coco download-checkpoints ## DAA SGRAF (mean of SGR, SAF) on COCO 1K and 5K
+	$(call reproduce,coco,sgraf,$(call daa_checkpoint,coco,sgr) $(call daa_checkpoint,coco,saf),coco-1k coco-5k)
+
+reproduce-f30k-sgr: install download-f30k download-checkpoints ## DAA SGR on Flickr30K 1K vs the paper
+	$(call reproduce,f30k,sgr,$(call daa_checkpoint,f30k,sgr),f30k-1k)
+
+reproduce-f30k-saf: install download-f30k download-checkpoints ## DAA SAF on Flickr30K 1K vs the paper
+	$(call reproduce,f30k,saf,$(call daa_checkpoint,f30k,saf),f30k-1k)
+
+reproduce-f30k-sgraf: install download-f30k download-checkpoints ## DAA SGRAF (mean of SGR, SAF) on Flickr30K 1K
+	$(call reproduce,f30k,sgraf,$(call daa_checkpoint,f30k,sgr) $(call daa_checkpoint,f30k,saf),f30k-1k)
+
+reproduce_runs = $(foreach d,coco f30k,$(foreach m,sgr saf sgraf,reproduce-$(d)-$(m)))
+reproduce-all: $(reproduce_runs) ## all six released-checkpoint runs above, then make report
+	$(PY) -m bench report --results $(RESULTS)
+.PHONY: $(reproduce_runs)
+
+report: install ## gather $(RESULTS)/<run>.json into summary.csv and summary.md
+	$(PY) -m bench report --results $(RESULTS)
+
+# ---- issue 4: downloads: data under $(DATA_ROOT), checkpoints under $(MODELS_ROOT) ----
+# Quick when everything is present and verified (size + mtime against the manifest; no re-hash).
+# DOWNLOAD_FLAGS passes options through, e.g. DOWNLOAD_FLAGS="--mirror URL" or "--offline".
+DOWNLOAD_FLAGS ?=
+DOWNLOAD := $(PY) -m bench download --data-root $(DATA_ROOT) --models-root $(MODELS_ROOT) $(DOWNLOAD_FLAGS)
+.PHONY: bench-convert
+
+download: install ## fetch, verify and prepare everything (COCO, Flickr30K, checkpoints, punkt_tab)
+	$(DOWNLOAD) --group all
+
+download-coco: install ## SCAN COCO features + vocabularies + COCO annotations + punkt_tab
+	$(DOWNLOAD) --group coco
+
+download-f30k: install ## SCAN Flickr30K features + vocabularies + punkt_tab
+	$(DOWNLOAD) --group f30k
+
+download-checkpoints: install ## the four DAA checkpoints and the SGRAF (no DAA) baselines
+	$(DOWNLOAD) --group checkpoints
+
+bench-convert: install ## peak memory of the streaming .npy -> HDF5 conversion on a generated 3 GiB file
+	$(PY) -m bench.perf_convert --gib 3 --json $(RESULTS)/perf_convert.json
+
+# ---- issue 7: the paper's Tables 1 and 3: SGRAF baselines vs +DAA, side by side ----
+# Each run is kept in $(TABLES_DIR)/table<N>/<protocol>-<sgraf|daa>-<model>.{json,csv}: running the
+# target again only evaluates what is missing (delete a JSON to redo that run), then prints the table.
+TABLES_DIR ?= $(RESULTS)/tables
+.PHONY: reproduce-table1 reproduce-table3
+t7_checkpoint = --checkpoint $(MODELS_ROOT)/$(1)_$(2)_$(3).pth.tar
+# $(call t7_checkpoints,FAMILY,DATASET,MODEL): sgraf = the mean of the family's sgr and saf checkpoints
+t7_checkpoints = $(if $(filter sgraf,$(3)),$(call t7_checkpoint,$(1),$(2),sgr) \
+	$(call t7_checkpoint,$(1),$(2),saf),$(call t7_checkpoint,$(1),$(2),$(3)))
+t7_annotations = $(DATA_ROOT)/coco_annotations
+# $(call t7_run,TABLE,DATASET,PROTOCOL,FAMILY,MODEL): the rule for one run (COCO runs must give PMRP)
+define t7_run
+$(TABLES_DIR)/table$(1)/$(3)-$(4)-$(5).json:
+	$$(EVAL) $(call t7_checkpoints,$(4),$(2),$(5)) --protocol $(3) \
+	  $(if $(filter coco,$(2)),--annotations $(t7_annotations)) --json $$@ --csv $$(basename $$@).csv
+t7_table$(1) += $(TABLES_DIR)/table$(1)/$(3)-$(4)-$(5).json
+endef
+$(foreach p,coco-1k coco-5k,$(foreach f,sgraf daa,$(foreach m,sgr saf sgraf,$(eval $(call t7_run,1,coco,$(p),$(f),$(m))))))
+$(foreach f,sgraf daa,$(foreach m,sgr saf sgraf,$(eval $(call t7_run,3,f30k,f30k-1k,$(f),$(m)))))
+t7_released = $(foreach f,sgraf daa,$(foreach m,sgr saf,$(MODELS_ROOT)/$(f)_$(1)_$(m).pth.tar))
+
+reproduce-table1: install download-coco download-checkpoints ## paper Table 1: SGRAF baseline vs +DAA on COCO 1K/5K (R@1, ASP, PMRP)
+	$(call require_files,$(call t7_released,coco) $(coco_files) $(t7_annotations)/instances_val2014.json,download-coco download-checkpoints)
+	$(MAKE) --no-print-directory $(t7_table1)
+	$(PY) -m bench table --table 1 --results $(TABLES_DIR)/table1 --markdown $(TABLES_DIR)/table1.md
+
+reproduce-table3: install download-f30k download-checkpoints ## paper Table 3: SGRAF baseline vs +DAA on Flickr30K 1K (R@1, ASP)
+	$(call require_files,$(call t7_released,f30k) $(f30k_files),download-f30k download-checkpoints)
+	$(MAKE) --no-print-directory $(t7_table3)
+	$(PY) -m bench table --table 3 --results $(TABLES_DIR)/table3 --markdown $(TABLES_DIR)/table3.md

@@ -12,6 +12,9 @@ from bench.errors import BenchError
 
 COMMAND_MODULES = (
     "bench.commands.evaluate",
+    "bench.commands.download",
+    "bench.commands.report",
+    "bench.commands.table",
 )
 
 

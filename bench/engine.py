@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from bench.model import SimilarityEncoder, l1norm, l2norm
+from bench.model import EPS, SimilarityEncoder, l1norm, l2norm
 
 SMOOTH = 9.0  # SCAN's softmax temperature lambda in the cross attention
 
@@ -24,17 +24,30 @@ def length_groups(cap_lens: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
         yield int(length), torch.nonzero(lens == length).squeeze(1)
 
 
+def _normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """l2norm, in place when no gradient is needed (evaluation): saves a pass over big tensors."""
+    norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True)
+    if torch.is_grad_enabled():
+        return x / (norm + EPS)
+    return x.div_(norm.add_(EPS))
+
+
 def alignment_nodes(sim_enc: SimilarityEncoder, regions, region_glo, words, word_glo) -> torch.Tensor:
     """Alignment vectors X (m, k, n+1, S) for m images and k captions of n words each."""
-    m, k, n = regions.shape[0], words.shape[0], words.shape[1]
-    attn = torch.einsum("mre,kte->mkrt", regions, words)
-    attn = l2norm(F.leaky_relu(attn, 0.1), dim=-1)  # over this caption's words only
-    attn = torch.softmax(attn * SMOOTH, dim=2)  # over regions
-    context = torch.einsum("mkrt,mre->mkte", attn, regions)
-    context = l2norm(context)
-    local = l2norm(sim_enc.sim_tranloc_w((context - words.unsqueeze(0)) ** 2))
-    glob = l2norm(sim_enc.sim_tranglo_w((region_glo.unsqueeze(1) - word_glo.unsqueeze(0)) ** 2))
-    return torch.cat([glob.unsqueeze(2), local], dim=2).reshape(m, k, n + 1, -1)
+    m, regions_n, dim = regions.shape
+    k, n = words.shape[0], words.shape[1]
+    inplace = not torch.is_grad_enabled()
+    # (m, R, k, n) straight out of one matmul: no permuted copies of the big tensors
+    attn = (regions.reshape(m * regions_n, dim) @ words.reshape(k * n, dim).T).view(m, regions_n, k, n)
+    attn = F.leaky_relu(attn, 0.1, inplace=inplace)
+    attn = _normalise(attn, dim=-1)  # over this caption's words only
+    attn = torch.softmax(attn.mul_(SMOOTH) if inplace else attn * SMOOTH, dim=1)  # over regions
+    context = torch.bmm(attn.view(m, regions_n, k * n).transpose(1, 2), regions).view(m, k, n, dim)
+    context = _normalise(context)
+    diff = context.sub_(words).square_() if inplace else (context - words) ** 2
+    local = _normalise(sim_enc.sim_tranloc_w(diff))
+    glob = _normalise(sim_enc.sim_tranglo_w((region_glo.unsqueeze(1) - word_glo.unsqueeze(0)) ** 2))
+    return torch.cat([glob.unsqueeze(2), local], dim=2)
 
 
 class SafBatchStats:
@@ -69,9 +82,13 @@ class SafBatchStats:
 
 
 def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor, caption_idx, saf_stats) -> torch.Tensor:
-    """(m, k, n+1, S) nodes -> (m, k) scores through the SGR or SAF head."""
+    """(m, k, n+1, S) nodes -> (m, k) scores through the SGR or SAF head.
+
+    Evaluation folds SGR's query and key Linears into one S x S matrix (GraphReasoning.edge_logits);
+    training keeps the two Linears, as the original, so gradients flow the same way.
+    """
     if sim_enc.module_name == "SGR":
-        return sim_enc.score_vector(sim_enc.reduce_nodes(nodes))
+        return sim_enc.score_vector(sim_enc.reduce_nodes(nodes, fold_query_key=not torch.is_grad_enabled()))
     saf = sim_enc.SAF_module
     logits = saf.attn_sim_w(nodes).squeeze(-1)  # (m, k, n+1)
     if saf_stats is not None:

@@ -113,10 +113,20 @@ class GraphReasoning(nn.Module):
         self.graph_key_w = nn.Linear(sim_dim, sim_dim)
         self.sim_graph_w = nn.Linear(sim_dim, sim_dim)
 
-    def forward(self, nodes: torch.Tensor) -> torch.Tensor:
-        query = self.graph_query_w(nodes)
-        key = self.graph_key_w(nodes)
-        edges = torch.softmax(query @ key.transpose(-1, -2), dim=-1)
+    def edge_logits(self, nodes: torch.Tensor, fold_query_key: bool) -> torch.Tensor:
+        """(W_q x_i + b_q) . (W_k x_j + b_k), up to terms constant in j (softmax drops them).
+
+        Folded: x_i^T (W_q^T W_k) x_j + (W_k^T b_q) . x_j, one S x S product instead of two;
+        equal in exact arithmetic, different only in float rounding (about 1e-7 here).
+        """
+        if not fold_query_key:
+            return self.graph_query_w(nodes) @ self.graph_key_w(nodes).transpose(-1, -2)
+        folded = self.graph_query_w.weight.T @ self.graph_key_w.weight
+        shift = self.graph_key_w.weight.T @ self.graph_query_w.bias
+        return torch.addmm(shift, nodes.reshape(-1, nodes.shape[-1]), folded).view(nodes.shape) @ nodes.transpose(-1, -2)
+
+    def forward(self, nodes: torch.Tensor, fold_query_key: bool = False) -> torch.Tensor:
+        edges = torch.softmax(self.edge_logits(nodes, fold_query_key), dim=-1)
         return torch.relu(self.sim_graph_w(edges @ nodes))
 
 
@@ -153,11 +163,11 @@ class SimilarityEncoder(nn.Module):
         else:
             self.SAF_module = AttentionFiltration(sim)
 
-    def reduce_nodes(self, nodes: torch.Tensor) -> torch.Tensor:
+    def reduce_nodes(self, nodes: torch.Tensor, fold_query_key: bool = False) -> torch.Tensor:
         """Alignment nodes (..., n+1, S) -> one similarity vector (..., S)."""
         if self.module_name == "SGR":
             for step in self.SGR_module:
-                nodes = step(nodes)
+                nodes = step(nodes, fold_query_key)
             return nodes[..., 0, :]
         return self.SAF_module(nodes)
 

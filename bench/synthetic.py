@@ -96,11 +96,15 @@ def random_model(config: ModelConfig, seed: int = 0, score_spread: float = 1.0) 
 
 
 def write_checkpoint(path: Path, config: ModelConfig, *, seed: int = 0, ddp_prefix: bool = True,
-                     score_spread: float = 1.0) -> Path:
-    """A checkpoint in the published layout with random weights and a full `opt`."""
+                     score_spread: float = 1.0, daa_weight: float | None = 10) -> Path:
+    """A checkpoint in the published layout with random weights and a full `opt`.
+
+    `daa_weight=None` gives an SGRAF baseline's opt, which has no such field.
+    """
     model = random_model(config, seed=seed, score_spread=score_spread)
+    extra = {} if daa_weight is None else {"daa_weight": daa_weight}
     opt = config.to_opt(data_path="data", vocab_path="vocab/", batch_size=128, num_epochs=30,
                         lr_update=20, learning_rate=0.0002, grad_clip=2.0, margin=0.2,
-                        max_violation=True, world_size=1, daa_weight=10)
+                        max_violation=True, world_size=1, **extra)
     save_checkpoint(path, model, opt, epoch=3, best_rsum=123.4, eiters=99, ddp_prefix=ddp_prefix)
     return path

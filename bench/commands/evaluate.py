@@ -2,23 +2,12 @@
 
     python -m bench eval --checkpoint models/daa_coco_sgr.pth.tar --protocol coco-5k \
         --json results/coco5k-sgr.json --csv results/coco5k-sgr.csv
+
+Heavy imports happen inside `run`, so other commands start quickly.
 """
 
 import time
 from pathlib import Path
-
-import numpy as np
-
-from bench import atomic
-from bench.evaluation import checkpoint_facts, data_manifest, score_split
-from bench.errors import BenchError
-from bench.pmrp import INSTANCES_FILE, load_instance_vectors, protocol_pmrp
-from bench.protocols import PROTOCOLS, evaluate, fold_bounds, get_protocol, saved_matrix
-from bench.provenance import base_provenance
-from bench.results import figure_rows, print_table, write_results
-from bench.scoring import PRECISIONS, resolve_device
-from bench.splits import load_split
-from bench.vocab import tokenizer_path
 
 TIE_RULE = "ASP ranks ties by index (stable sort); the original broke them arbitrarily (unstable GPU argsort)"
 
@@ -28,13 +17,17 @@ def register(subparsers) -> None:
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", action="append", required=True,
                         help="checkpoint file; give two (SGR and SAF) for the SGRAF ensemble")
-    parser.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
+    parser.add_argument("--protocol", required=True, choices=("f30k-1k", "coco-1k", "coco-5k"))
     parser.add_argument("--data-root", type=Path, default=Path("data"))
     parser.add_argument("--vocab", help="vocabulary JSON (default <data-root>/vocab/<opt.data_name>_vocab.json)")
     parser.add_argument("--annotations", type=Path,
                         help="folder with instances_val2014.json for PMRP (default <data-root>/coco_annotations)")
+    parser.add_argument("--eccv", action="store_true",
+                        help="coco-5k: add ECCV Caption and CxC metrics (needs the eccv_caption package)")
+    parser.add_argument("--caption-ids", type=Path, help="COCO caption ids of the testall captions for --eccv "
+                        "(default: coco_test_ids.npy shipped in eccv_caption)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"))
     parser.add_argument("--save-sims", type=Path, help="write the float32 score matrix (.npy)")
     parser.add_argument("--json", type=Path, help="write metrics and provenance (JSON)")
     parser.add_argument("--csv", type=Path, help="write one row per figure, beside the paper's (CSV)")
@@ -51,29 +44,72 @@ def _run_id(args, protocol, model_label: str) -> str:
     return f"{protocol.name}-{model_label.lower()}"
 
 
-def add_pmrp(evaluation: dict, protocol, sims: np.ndarray, split, annotations: Path, required: bool) -> None:
+def _coco_image_ids(split) -> list[int]:
+    from bench.errors import BenchError
+
+    ids_file = split.directory / f"{split.name}_ids.txt"
+    if split.image_ids is None:
+        raise BenchError(f"{ids_file}: the COCO image id of every row is needed for PMRP / ECCV")
+    try:
+        return [int(i) for i in split.image_ids]
+    except ValueError:
+        raise BenchError(f"{ids_file}: ids must be COCO image ids (integers)") from None
+
+
+def add_pmrp(evaluation: dict, protocol, sims, split, annotations: Path, required: bool) -> None:
     """Put PMRP beside the recalls (COCO only) when the instance annotations are there."""
+    from bench.pmrp import INSTANCES_FILE, load_instance_vectors, protocol_pmrp
+
     if protocol.dataset != "coco" or not (required or (annotations / INSTANCES_FILE).is_file()):
         return
-    if split.image_ids is None:
-        raise BenchError(f"{split.directory}/{split.name}_ids.txt: PMRP needs the COCO image id of every row")
-    try:
-        image_ids = [int(i) for i in split.image_ids]
-    except ValueError:
-        raise BenchError(f"{split.directory}/{split.name}_ids.txt: ids must be COCO image ids (integers)") from None
-    result = protocol_pmrp(protocol.name, sims, image_ids, load_instance_vectors(annotations))
+    result = protocol_pmrp(protocol.name, sims, _coco_image_ids(split), load_instance_vectors(annotations))
     for direction in ("i2t", "t2i"):
         evaluation["metrics"][direction]["pmrp"] = result[direction]
         for fold, fold_result in zip(evaluation.get("folds", []), result.get("folds", [])):
             fold[direction]["pmrp"] = fold_result[direction]
 
 
-def _save_sims(path: Path, matrix: np.ndarray) -> None:
+def add_eccv(evaluation: dict, protocol, sims, split, caption_ids: Path | None) -> dict:
+    """ECCV Caption / CxC figures (coco-5k) joined to the per-direction dicts; returns provenance."""
+    from bench.eccv import testall_eccv_metrics
+    from bench.errors import BenchError
+
+    if protocol.name != "coco-5k":
+        raise BenchError(f"--eccv needs the coco-5k protocol (the whole 5K gallery), not {protocol.name}")
+    result = testall_eccv_metrics(sims, _coco_image_ids(split), caption_ids_path=caption_ids)
+    for direction in ("i2t", "t2i"):
+        evaluation["metrics"][direction].update(result[direction])
+    return {"library": result["library"], "recall_agreement": result["recall_agreement"]}
+
+
+def _save_sims(path: Path, matrix) -> None:
+    import numpy as np
+
+    from bench import atomic
+
     with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, matrix.astype(np.float32))
 
 
+def _device_name(device) -> str:
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
 def run(args) -> int:
+    from bench.evaluation import checkpoint_facts, data_manifest, score_split
+    from bench.protocols import evaluate, fold_bounds, get_protocol, saved_matrix
+    from bench.provenance import base_provenance
+    from bench.results import figure_rows, print_table, write_results
+    from bench.scoring import resolve_device
+    from bench.splits import load_split
+    from bench.vocab import tokenizer_path
+
     started = time.perf_counter()
     protocol = get_protocol(args.protocol)
     split = load_split(args.data_root, protocol.data_dir, protocol.split)
@@ -84,18 +120,20 @@ def run(args) -> int:
     evaluation = evaluate(protocol, scored.sims, split.texts)
     add_pmrp(evaluation, protocol, scored.sims, split, args.annotations or args.data_root / "coco_annotations",
              required=args.annotations is not None)
+    eccv = add_eccv(evaluation, protocol, scored.sims, split, args.caption_ids) if args.eccv else None
     timings = dict(scored.stage_seconds, metrics=time.perf_counter() - metrics_started)
     scoring_seconds = sum(v for k, v in timings.items() if k.startswith("score_"))
-    pairs = int(np.prod(scored.sims.shape)) * len(scored.checkpoints)
+    pairs = int(scored.sims.size) * len(scored.checkpoints)
+    daa = all(getattr(c.opt, "daa_weight", 0) for c in scored.checkpoints)
     provenance = base_provenance() | {
         "device": str(device), "device_name": _device_name(device), "precision": args.precision,
+        "model": scored.model_label, "daa": daa,
         "checkpoints": checkpoint_facts(scored.checkpoints), "vocab": scored.vocab_paths,
-        "data": data_manifest(split), "tokenizer": tokenizer_path(), "tie_rule": TIE_RULE,
+        "data": data_manifest(split), "tokenizer": tokenizer_path(), "tie_rule": TIE_RULE, "eccv": eccv,
         "seconds": timings | {"total": time.perf_counter() - started},
         "pairs_scored": pairs, "pairs_per_second": pairs / scoring_seconds if scoring_seconds else None,
     }
     payload = {"protocol": protocol.name, **evaluation, "provenance": provenance}
-    daa = all(getattr(c.opt, "daa_weight", 0) for c in scored.checkpoints)
     label = "+".join(c.path.name for c in scored.checkpoints)
     rows = figure_rows(_run_id(args, protocol, scored.model_label), protocol, scored.model_label, label, daa, evaluation)
     if args.save_sims:
@@ -103,13 +141,3 @@ def run(args) -> int:
     write_results(rows, args.csv, args.json, payload)
     print_table(rows)
     return 0
-
-
-def _device_name(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return platform.processor() or platform.machine()

@@ -1,0 +1,68 @@
+"""Zip and tar archives behind one small interface: list members, stream one out atomically."""
+
+import hashlib
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+from bench.atomic import atomic_path
+from bench.download.progress import byte_progress
+from bench.errors import BenchError
+
+COPY_BLOCK = 8 << 20
+
+
+class Archive:
+    """Read-only view of a zip or tar file (tar may be gzip/bz2/xz compressed)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            if zipfile.is_zipfile(path):
+                self._zip = zipfile.ZipFile(path)
+                self._sizes = {i.filename: i.file_size for i in self._zip.infolist() if not i.is_dir()}
+            else:
+                self._zip = None
+                self._tar = tarfile.open(path)
+                self._sizes = {m.name: m.size for m in self._tar.getmembers() if m.isfile()}
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+            raise BenchError(f"{path}: unreadable archive ({err}); delete it and download again") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        (self._zip or self._tar).close()
+
+    def names(self) -> list[str]:
+        return list(self._sizes)
+
+    def size(self, name: str) -> int:
+        return self._sizes[name]
+
+    def _open(self, name: str):
+        return self._zip.open(name) if self._zip else self._tar.extractfile(name)
+
+    def extract(self, name: str, dest: Path) -> str:
+        """Stream member `name` to `dest` (atomically); CRC checked by zipfile. Returns sha256."""
+        digest = hashlib.sha256()
+        try:
+            with byte_progress(f"extract {Path(name).name}", self.size(name)) as update, \
+                    self._open(name) as source, atomic_path(dest) as tmp, open(tmp, "wb") as out:
+                done = 0
+                while block := source.read(COPY_BLOCK):
+                    out.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    update(done)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+            raise BenchError(f"{self.path}: member {name} is corrupt ({err}); delete the archive and "
+                             f"download it again") from None
+        return digest.hexdigest()
+
+
+def copy_file(source: Path, dest: Path) -> None:
+    """Copy into place atomically (a file the user fetched by hand stays where it was)."""
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(source, tmp)

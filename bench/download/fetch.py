@@ -1,0 +1,117 @@
+"""Fetch one item's file: sources in order, resumable, retried with back-off, never half-visible.
+
+gdown does the transfer for Google Drive ids and plain http(s) URLs alike: it keeps the bytes
+received so far in `<staging>/<name>XXXXXXXX.part`, resumes them with a Range request, retries
+transient failures with randomised exponential back-off, and renames the part file to
+`<staging>/<name>` only when the transfer is complete. The caller verifies that file before
+it moves anywhere a reader would look. Sources are mirrors of one file, so a part file left
+by one source is resumed from the next; the checks after the transfer catch any mismatch.
+"""
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import gdown
+import requests
+
+from bench.checkpoint import sha256_of
+from bench.download.progress import byte_progress, console
+from bench.download.registry import Item, Source
+from bench.download.verify import sniff
+from bench.errors import BenchError
+
+DISK_MARGIN = 256 << 20
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    retries: int = 5
+    timeout: tuple[float, float] = (30.0, 120.0)  # (connect, between bytes), seconds
+
+
+def sources_for(item: Item, mirror: str | None) -> tuple[Source, ...]:
+    """`--mirror URL` (or BENCH_MIRROR) replaces every public source by `<URL>/<file name>`."""
+    if mirror:
+        return (Source("url", f"{mirror.rstrip('/')}/{item.filename}"),)
+    return item.sources
+
+
+def partial_files(target: Path) -> list[Path]:
+    """gdown's part files for `target` (name + 8 random characters + .part)."""
+    if not target.parent.is_dir():
+        return []
+    return [p for p in target.parent.iterdir()
+            if p.name.startswith(target.name) and p.name.endswith(".part")
+            and len(p.name) == len(target.name) + 8 + len(".part")]
+
+
+def check_disk_space(directory: Path, needed: int, what: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(directory).free
+    if needed > 0 and free < needed + DISK_MARGIN:
+        raise BenchError(f"{what} needs about {needed / 2**30:.1f} GiB free in {directory}, "
+                         f"only {free / 2**30:.1f} GiB left; free some space or choose another root")
+
+
+def fetch(item: Item, staging: Path, sources: tuple[Source, ...], options: FetchOptions) -> tuple[Path, str, str]:
+    """Download into `staging/<filename>`; return (path, sha256, origin). Tries sources in order."""
+    target = staging / item.filename
+    resumed = sum(p.stat().st_size for p in partial_files(target))
+    if not target.is_file():
+        check_disk_space(staging, item.approx_bytes - resumed, f"downloading {item.filename}")
+    failures = []
+    for source in sources:
+        try:
+            digest = _fetch_from(source, target, item.filename, options)
+        except BenchError as err:
+            failures.append(f"{source.describe()}: {err}")
+            console.print(f"[yellow]{item.name}: {source.describe()} failed: {err}[/yellow]")
+            continue
+        if sniff(target) == "html":
+            target.unlink()
+            failures.append(f"{source.describe()}: sent an HTML page (error, sign-in or quota page), not the file")
+            continue
+        return target, digest, source.describe()
+    hint = f" ({item.notes})" if item.notes else ""
+    raise BenchError(f"could not download {item.filename} for {item.name} from any source ({'; '.join(failures)}); "
+                     f"fetch it by hand{hint} and run `python -m bench download {item.name} --from PATH`")
+
+
+def _fetch_from(source: Source, target: Path, filename: str, options: FetchOptions) -> str:
+    """One source; returns the sha256 of the complete file, fed as the bytes arrive."""
+    hasher = hashlib.sha256()
+    already_complete = target.is_file()
+    where = {"id": source.ref} if source.kind == "drive" else {"url": source.ref}
+    try:
+        if source.kind == "drive-folder":
+            where = {"id": _file_in_folder(source.ref, filename)}
+        with byte_progress(f"{filename}", None) as update:
+            gdown.download(**where, output=str(target), quiet=True, resume=True, retries=options.retries,
+                           timeout=options.timeout, hasher=hasher, progress=update)
+    except gdown.exceptions.FileURLRetrievalError:
+        raise BenchError(
+            f"Google Drive would not hand out the file (quota: too many downloads recently, or not shared); "
+            f"open {source.describe()} in a browser, save it, and pass it with --from PATH") from None
+    except gdown.exceptions.DownloadError as err:
+        parts = ", ".join(str(p) for p in partial_files(target))
+        kept = f"; the bytes received are kept in {parts}: run the same command again to resume" if parts else ""
+        raise BenchError(f"download interrupted ({str(err).splitlines()[0]}){kept}") from None
+    except requests.HTTPError as err:
+        status = err.response.status_code if err.response is not None else "error"
+        why = "not found: the file is not at this address" if status == 404 else str(err)[:160]
+        raise BenchError(f"HTTP {status} ({why})") from None
+    except requests.RequestException as err:
+        raise BenchError(f"network error ({type(err).__name__}: {str(err)[:160]})") from None
+    # gdown skips a finished transfer left by an earlier run: hash that one ourselves.
+    return sha256_of(target) if already_complete else hasher.hexdigest()
+
+
+def _file_in_folder(folder_id: str, filename: str) -> str:
+    """The Drive id of `filename` inside a shared folder (listing only, nothing downloaded)."""
+    listing = gdown.download_folder(id=folder_id, skip_download=True, quiet=True) or []
+    for entry in listing:
+        if Path(entry.path).name == filename:
+            return entry.id
+    raise BenchError(f"the Drive folder lists no {filename}")

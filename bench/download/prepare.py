@@ -1,0 +1,130 @@
+"""Turn a verified download into the layout the rest of daa-bench reads (`design.md`).
+
+Only what was asked is extracted (one dataset, one split); checkpoints are found inside an
+archive by what their `opt` says, not by their file names, which the releases do not document.
+"""
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.checkpoint import read_checkpoint, sha256_of
+from bench.download import verify
+from bench.download.archive import Archive, copy_file
+from bench.download.fetch import check_disk_space
+from bench.download.manifest import Manifest, remove_quietly
+from bench.download.registry import Item, split_of
+from bench.errors import BenchError
+
+CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
+
+
+def check_outputs(item: Item, root: Path) -> None:
+    """The structural check of everything `item` yields; cheap enough to run every time."""
+    if item.kind == "checkpoint":
+        for output, dataset, module in item.checkpoints:
+            verify.check_checkpoint(root / output, dataset, module)
+    elif item.check == "scan":
+        rows = dict(item.expected_rows)
+        for directory, split in sorted({(Path(d).parent, split_of(d)) for _, d in item.members}):
+            verify.check_scan_split(root / directory, split, item.feature_shape, rows.get(split))
+    elif item.check == "vocab":
+        sizes = dict(item.vocab_sizes)
+        for _, dest in item.members:
+            verify.check_vocab(root / dest, sizes.get(dest))
+    elif item.check == "json":
+        for _, dest in item.members:
+            verify.check_json_head(root / dest)
+    elif item.check == "punkt":
+        verify.check_punkt(root)
+
+
+def extract_members(item: Item, archive_path: Path, root: Path, manifest: Manifest) -> None:
+    """Extract the item's members (CRC-checked) and check them; on failure none of them remain."""
+    with Archive(archive_path) as archive:
+        found = verify.find_members(archive.names(), tuple(s for s, _ in item.members), archive_path)
+        todo = [(found[suffix], root / dest) for suffix, dest in item.members]
+        check_disk_space(root, sum(archive.size(name) for name, _ in todo), f"extracting {item.name}")
+        written = []
+        try:
+            for name, dest in todo:
+                digest = archive.extract(name, dest)
+                written.append(dest)
+                manifest.record(dest, item.name, digest, origin=f"{archive_path.name}:{name}")
+            check_outputs(item, root)
+        except BaseException:
+            for dest in written:
+                remove_quietly(dest)
+                manifest.forget(dest)
+            raise
+
+
+@dataclass
+class Candidate:
+    path: Path
+    member: str
+    dataset: str
+    module: str
+    best_rsum: float
+
+
+def place_checkpoints(item: Item, download: Path, root: Path, manifest: Manifest, *, move: bool) -> None:
+    """Find each wanted (dataset, module) checkpoint in a checked `download`; verify; put in place."""
+    kind = verify.sniff(download)
+    with tempfile.TemporaryDirectory(dir=_staging(root)) as scratch:
+        if kind in ("torch", "torch-legacy"):
+            candidates = [_candidate(download, download.name, strict=True)]
+        elif kind in ("zip", "tar"):
+            candidates = _unpack_candidates(download, Path(scratch))
+        else:
+            raise BenchError(f"{download}: neither a checkpoint nor a zip/tar archive; unpack it by hand "
+                             f"and pass the .pth.tar with --from PATH")
+        for output, dataset, module in item.checkpoints:
+            chosen = _choose(candidates, dataset, module, download)
+            verify.check_checkpoint(chosen.path, dataset, module)
+            dest = root / output
+            if move and chosen.path == download:
+                os.replace(download, dest)
+            else:
+                copy_file(chosen.path, dest)
+            manifest.record(dest, item.name, sha256_of(dest), origin=f"{download.name}:{chosen.member}")
+
+
+def _staging(root: Path) -> Path:
+    path = root / "downloads" / ".partial"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _candidate(path: Path, member: str, strict: bool = False) -> Candidate | None:
+    try:
+        ckpt = read_checkpoint(path)
+    except BenchError:
+        if strict:
+            raise
+        return None  # in an archive: logs, optimizer states, anything not a published-layout checkpoint
+    return Candidate(path, member, ckpt.config.data_name, ckpt.config.module_name, ckpt.best_rsum)
+
+
+def _unpack_candidates(download: Path, scratch: Path) -> list[Candidate]:
+    candidates = []
+    with Archive(download) as archive:
+        for index, name in enumerate(archive.names()):
+            if name.lower().endswith(CHECKPOINT_SUFFIXES):
+                candidates.append(_candidate_from(archive, name, scratch / f"{index}.pth.tar"))
+    return [c for c in candidates if c is not None]
+
+
+def _candidate_from(archive: Archive, name: str, dest: Path) -> Candidate | None:
+    archive.extract(name, dest)
+    return _candidate(dest, name)
+
+
+def _choose(candidates: list[Candidate], dataset: str, module: str, download: Path) -> Candidate:
+    """Prefer `model_best*` (what SGRAF/DAA save as the selected model), else the highest best_rsum."""
+    matches = [c for c in candidates if (c.dataset, c.module) == (dataset, module)]
+    if not matches:
+        seen = ", ".join(f"{c.member} ({c.dataset} {c.module})" for c in candidates) or "none"
+        raise BenchError(f"{download}: holds no {dataset} {module} checkpoint (checkpoints found: {seen})")
+    return max(matches, key=lambda c: (Path(c.member).name.startswith("model_best"), c.best_rsum))

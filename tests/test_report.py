@@ -1,0 +1,86 @@
+"""`report`: every run's figures into summary.csv and summary.md; `make reproduce-*` without data."""
+
+import csv
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.errors import BenchError
+from bench.report import write_summary
+from bench.results import figure_rows, write_results
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_run(results, run_id: str, protocol: str, model: str, r1: float) -> list[dict]:
+    direction = {"r1": r1, "r5": 95.8, "r10": 98.6, "medr": 1.0, "meanr": 1.8, "asp": 68.5}
+    evaluation = {"metrics": {"i2t": direction, "t2i": dict(direction), "rsum": 2 * (r1 + 194.4)}}
+    rows = figure_rows(run_id, protocol, model, f"{run_id}.pth.tar", True, evaluation)
+    write_results(rows, results / f"{run_id}.csv", results / f"{run_id}.json",
+                  {"protocol": protocol, **evaluation, "provenance": {}})
+    return rows
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_summary_gathers_every_run(tmp_path):
+    first = write_run(tmp_path, "a_sgr", "coco-5k", "SGR", 56.5)
+    second = write_run(tmp_path / "tables", "b_saf", "f30k-1k", "SAF", 70.0)
+    (tmp_path / "notes.json").write_text('{"not": "a run"}')
+    shutil.copy(tmp_path / "tables" / "b_saf.csv", tmp_path / "orphan.csv")  # a run is its JSON
+    csv_path, md_path, n_runs = write_summary(tmp_path)
+    assert n_runs == 2
+    assert len(read_csv(csv_path)) == len(first) + len(second)
+    markdown = md_path.read_text(encoding="utf-8")
+    assert "| run | model | protocol | checkpoint | i2t R@1 |" in markdown
+    assert "| a_sgr | SGR | coco-5k | a_sgr.pth.tar | 56.50 (56.5) |" in markdown
+    assert "**70.00 (73.9)** ✗" in markdown
+    assert "medr" not in markdown.split("\n| run")[1]  # rank figures stay in the CSV
+
+
+def test_a_runs_csv_wins_over_its_json(tmp_path):
+    write_run(tmp_path, "a_sgr", "coco-5k", "SGR", 56.5)
+    rows = read_csv(tmp_path / "a_sgr.csv")
+    rows[0]["value"] = "12.5"
+    with (tmp_path / "a_sgr.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    csv_path, _, _ = write_summary(tmp_path)
+    assert read_csv(csv_path)[0]["value"] == "12.5"
+
+
+def test_rerunning_report_ignores_its_own_summary(tmp_path):
+    write_run(tmp_path, "a_sgr", "coco-5k", "SGR", 56.5)
+    assert main(["report", "--results", str(tmp_path)]) == 0
+    before = (tmp_path / "summary.csv").read_text()
+    assert main(["report", "--results", str(tmp_path)]) == 0
+    assert (tmp_path / "summary.csv").read_text() == before
+
+
+def test_no_runs_and_broken_files_are_clear_errors(tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path / "absent")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(BenchError, match="no run results"):
+        write_summary(tmp_path)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(BenchError, match="bad.json"):
+        write_summary(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_reproduce_target_names_the_missing_files(tmp_path):
+    done = subprocess.run(
+        ["make", "-s", "-o", "install", "-o", "download-f30k", "-o", "download-checkpoints",
+         "reproduce-f30k-sgraf", f"DATA_ROOT={tmp_path}/data", f"MODELS_ROOT={tmp_path}/models"],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert f"missing: {tmp_path}/models/daa_f30k_saf.pth.tar" in done.stderr
+    assert f"{tmp_path}/data/f30k_precomp/test_ims.npy (or)" in done.stderr
+    assert "make download-f30k download-checkpoints" in done.stderr

@@ -1,0 +1,125 @@
+"""Matching figures to the paper, status logic, atomic CSV + JSON, the terminal table, eval end to end."""
+
+import csv
+import json
+
+import pytest
+from rich.console import Console
+
+from bench.cli import main
+from bench.paper_figures import Reference, find_reference, status
+from bench.results import FIELDS, figure_rows, print_table, write_results
+
+
+def metrics(r1=78.0, asp=68.5, **extra) -> dict:
+    direction = {"r1": r1, "r5": 95.8, "r10": 98.6, "medr": 1.0, "meanr": 1.8, "asp": asp, **extra}
+    return {"i2t": dict(direction), "t2i": dict(direction), "rsum": 2 * (r1 + 95.8 + 98.6)}
+
+
+@pytest.mark.parametrize("key, source, value", [
+    (("coco-1k", "SGR", True, "i2t", "r1", "mean"), "readme-full", 78.0),
+    (("coco-1k", "SGR", True, "i2t", "r1", "0"), "authors-eval-log", 80.2),
+    (("coco-1k", "SGR", True, "t2i", "meanr", "mean"), "authors-eval-log", 9.1),
+    (("coco-5k", "SAF", True, "t2i", "medr", "all"), "authors-eval-log", 2.0),
+    (("f30k-1k", "SGRAF", True, "t2i", "asp", "all"), "readme-full", 59.2),
+    (("coco-1k", "SAF", False, "i2t", "r1", "mean"), "sgraf-readme", 78.0),
+    (("coco-1k", "SAF", False, "i2t", "asp", "mean"), "paper-table1", 54.7),
+    (("coco-5k", "SGR", True, "i2t", "pmrp", "all"), "readme-full", 35.3),
+])
+def test_reference_priority(key, source, value):
+    reference = find_reference(*key)
+    assert (reference.source, reference.value) == (source, value)
+
+
+def test_rsum_reference_sums_six_recalls_of_one_source():
+    reference = find_reference("f30k-1k", "SGR", True, "both", "rsum", "all")
+    assert reference == Reference(round(73.8 + 92.9 + 96.3 + 56.6 + 80.7 + 84.9, 4), "readme-full (sum)", 0.6)
+
+
+@pytest.mark.parametrize("key", [
+    ("f30k-1k", "SGR", True, "i2t", "medr", "all"),  # nobody published it
+    ("coco-5k", "SGR", True, "i2t", "eccv_r1", "all"),  # beyond the paper
+    ("coco-1k", "SGR", False, "i2t", "r1", "2"),  # baselines have no per-fold figures
+])
+def test_missing_references(key):
+    assert find_reference(*key) is None
+
+
+@pytest.mark.parametrize("value, expected", [(78.05, "ok"), (78.1, "ok"), (77.9, "ok"), (78.11, "off"),
+                                             (77.5, "off")])
+def test_status_tolerance(value, expected):
+    assert status(value, Reference(78.0, "readme-full", 0.1)) == expected
+    assert status(value, None) == "no-reference"
+
+
+def test_rows_cover_headline_folds_and_extra_metrics():
+    evaluation = {"metrics": metrics(pmrp=46.4, eccv_r1=40.0), "folds": [metrics(r1=80.2)] * 5}
+    rows = figure_rows("run", "coco-1k", "SGR", "daa_coco_sgr.pth.tar", True, evaluation)
+    assert len(rows) == 6 * 13 + 4
+    assert all(list(row) == list(FIELDS) for row in rows)
+    by_key = {(r["fold"], r["direction"], r["metric"]): r for r in rows}
+    assert by_key["mean", "i2t", "pmrp"]["reference"] == 46.4
+    assert by_key["mean", "i2t", "pmrp"]["status"] == "ok"
+    assert by_key["mean", "t2i", "eccv_r1"]["status"] == "no-reference"
+    assert by_key["0", "i2t", "r1"]["reference_source"] == "authors-eval-log"
+    assert by_key["1", "i2t", "r1"]["delta"] == pytest.approx(80.2 - 76.3)
+    assert by_key["1", "i2t", "r1"]["status"] == "off"
+    assert by_key["mean", "both", "rsum"]["dataset"] == "coco"
+
+
+def test_write_results_writes_both_files(tmp_path):
+    rows = figure_rows("run", "f30k-1k", "SAF", "ck", True, {"metrics": metrics()})
+    payload = {"protocol": "f30k-1k", "metrics": metrics(), "provenance": {"tie_rule": "index"}}
+    write_results(rows, tmp_path / "out" / "run.csv", tmp_path / "out" / "run.json", payload)
+    document = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert document["protocol"] == "f30k-1k" and document["provenance"] == {"tie_rule": "index"}
+    assert document["figures"] == rows
+    with open(tmp_path / "out" / "run.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == len(rows) and table[3]["metric"] == "medr" and table[3]["reference"] == ""
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["run.csv", "run.json"]
+
+
+def test_a_failed_write_leaves_old_files_and_no_temporaries(tmp_path):
+    (tmp_path / "run.csv").write_text("old")
+    rows = figure_rows("run", "f30k-1k", "SAF", "ck", True, {"metrics": metrics()})
+    with pytest.raises(TypeError):
+        write_results(rows, tmp_path / "run.csv", tmp_path / "run.json", {"provenance": object()})
+    assert (tmp_path / "run.csv").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["run.csv"]
+
+
+def test_table_shows_ours_paper_delta_and_status():
+    console = Console(record=True, width=120)
+    rows = figure_rows("run", "coco-5k", "SGR", "daa_coco_sgr.pth.tar", True,
+                       {"metrics": metrics(r1=56.5, asp=60.0)})
+    print_table(rows, console)
+    text = console.export_text()
+    assert "SGR on coco-5k (daa_coco_sgr.pth.tar)" in text
+    assert "56.50" in text and "-8.40" in text and "off" in text and "ok" in text
+
+
+def test_eval_writes_csv_and_json(data_root, make_checkpoint, tmp_path):
+    checkpoint = make_checkpoint("SAF", "f30k_precomp")
+    out = tmp_path / "results"
+    code = main(["eval", "--checkpoint", str(checkpoint), "--protocol", "f30k-1k", "--device", "cpu",
+                 "--data-root", str(data_root), "--json", str(out / "r.json"), "--csv", str(out / "r.csv")])
+    assert code == 0
+    document = json.loads((out / "r.json").read_text())
+    assert set(document["metrics"]["i2t"]) >= {"r1", "r5", "r10", "medr", "meanr", "asp"}
+    assert "rsum" in document["metrics"] and document["provenance"]["tie_rule"]
+    rows = list(csv.DictReader((out / "r.csv").open()))
+    assert {r["metric"] for r in rows} >= {"r1", "asp", "rsum"}
+    assert {r["status"] for r in rows} <= {"ok", "off", "no-reference"}
+
+
+def test_base_provenance_names_code_versions_and_tie_rule():
+    import numpy
+
+    from bench.provenance import base_provenance
+
+    provenance = base_provenance()
+    assert provenance["versions"]["numpy"] == numpy.__version__
+    assert provenance["git_commit"] is None or len(provenance["git_commit"]) == 40
+    assert "lower index first" in provenance["tie_rule"]
+    json.dumps(provenance)  # serialisable as it is
