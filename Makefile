@@ -54,7 +54,7 @@ endef
 # $(call reproduce,DATASET,MODEL,CHECKPOINTS,PROTOCOLS): one eval per protocol, results side by side.
 define reproduce
 	$(call require_files,$(3) $($(1)_files),download-$(1) download-checkpoints)
-	$(foreach p,$(4),$(EVAL) $(foreach c,$(3),--checkpoint $(c)) --protocol $(p) \
+	$(foreach p,$(4),$(EVAL) $(foreach c,$(3),--checkpoint $(c)) --protocol $(p) $(if $(filter coco-5k,$(p)),--eccv) \
 	  --json $(RESULTS)/daa_$(1)_$(2)_$(p).json --csv $(RESULTS)/daa_$(1)_$(2)_$(p).csv && ) true
 endef
 
@@ -136,3 +136,44 @@ reproduce-table3: install download-f30k download-checkpoints ## paper Table 3: S
 	$(call require_files,$(call t7_released,f30k) $(f30k_files),download-f30k download-checkpoints)
 	$(MAKE) --no-print-directory $(t7_table3)
 	$(PY) -m bench table --table 3 --results $(TABLES_DIR)/table3 --markdown $(TABLES_DIR)/table3.md
+
+# ---- issue 5: retrain SGR / SAF with the DAA loss (paper settings, training.md); the demo ----
+# Checkpoints, log.csv (and TensorBoard scalars when installed) land in $(MODELS_ROOT)/trained/<data>_<model>/.
+# TRAIN_FLAGS passes options through, e.g. TRAIN_FLAGS="--resume" after an interruption.
+TRAIN_FLAGS ?=
+train_files = $(DATA_ROOT)/$(1)_precomp/train_caps.txt $(DATA_ROOT)/$(1)_precomp/dev_caps.txt \
+	$(DATA_ROOT)/$(1)_precomp/train_ims.npy|$(DATA_ROOT)/$(1)_precomp/train.h5 \
+	$(DATA_ROOT)/$(1)_precomp/dev_ims.npy|$(DATA_ROOT)/$(1)_precomp/dev.h5 $(DATA_ROOT)/vocab/$(1)_precomp_vocab.json
+train_args = -m bench train --data-name $(1)_precomp --module-name $(2) --data-root $(DATA_ROOT) \
+	--out-dir $(MODELS_ROOT)/trained/$(1)_precomp_$(2) --device $(DEVICE) --precision $(PRECISION) $(TRAIN_FLAGS)
+
+# $(call train_coco,MODEL): the paper used 4 processes (lr 0.00015 x 4); with N < 4 GPUs it runs N
+# processes (lr 0.00015 x N, 128 x N captions per step), without a GPU one CPU process (very slow).
+define train_coco
+	$(call require_files,$(call train_files,coco),download-coco)
+	@gpus=$$($(PY) -c "import torch; print(torch.cuda.device_count())"); \
+	if [ "$$gpus" -ge 4 ]; then launch="$(PY) -m torch.distributed.run --nproc_per_node 4"; \
+	elif [ "$$gpus" -ge 1 ]; then launch="$(PY) -m torch.distributed.run --nproc_per_node $$gpus"; \
+	  echo "train-coco: $$gpus GPU(s), the paper used 4: running $$gpus processes (lr x $$gpus, batch 128 x $$gpus)" >&2; \
+	else launch="$(PY)"; echo "train-coco: no GPU: one CPU process (the paper used 4 GPUs; expect days)" >&2; fi; \
+	echo "$$launch $(call train_args,coco,$(1))"; $$launch $(call train_args,coco,$(1))
+endef
+
+train-coco-sgr: install ## train SGR on COCO with DAA, paper settings (torchrun x4 when 4 GPUs exist)
+	$(call train_coco,SGR)
+
+train-coco-saf: install ## train SAF on COCO with DAA, paper settings (torchrun x4 when 4 GPUs exist)
+	$(call train_coco,SAF)
+
+train-f30k-sgr: install ## train SGR on Flickr30K with DAA, paper settings (one process)
+	$(call require_files,$(call train_files,f30k),download-f30k)
+	$(PY) $(call train_args,f30k,SGR)
+
+train-f30k-saf: install ## train SAF on Flickr30K with DAA, paper settings (one process)
+	$(call require_files,$(call train_files,f30k),download-f30k)
+	$(PY) $(call train_args,f30k,SAF)
+
+demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRAF (CPU, ~2 min, no downloads)
+	$(PY) -m bench demo --data-root $(DATA_ROOT)/demo --models-root $(MODELS_ROOT)/demo --results $(RESULTS)
+
+.PHONY: train-coco-sgr train-coco-saf train-f30k-sgr train-f30k-saf
