@@ -95,3 +95,11 @@ def broadcast_object(obj):
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def active_world() -> WorldInfo:
+    """The initialised process group's rank and size; one process when there is none."""
+    if not dist.is_initialized():
+        return WorldInfo()
+    env = world_info_from_env()
+    return WorldInfo(dist.get_rank(), env.local_rank, dist.get_world_size())

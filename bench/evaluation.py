@@ -49,7 +49,8 @@ def check_features_fit(checkpoint: Checkpoint, split: Split) -> None:
 
 
 def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, device: torch.device,
-                     precision: str, timings: dict[str, float], blocks: Blocks = None) -> np.ndarray:
+                     precision: str, timings: dict[str, float], blocks: Blocks = None,
+                     image_shard: int | None = None) -> np.ndarray:
     """The full matrix, or only the given (image, caption) blocks stacked (COCO 1K's diagonal)."""
     check_features_fit(checkpoint, split)
     vocab.check_matches(checkpoint.config.vocab_size, str(checkpoint.path))
@@ -61,9 +62,10 @@ def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, de
     encoded = time.perf_counter()
     cap_lens = cap_lens.to(device)
     if blocks is None:
-        sims = score_matrix(model, img_emb, cap_emb, cap_lens, precision=precision)
+        sims = score_matrix(model, img_emb, cap_emb, cap_lens, precision=precision, image_shard=image_shard)
     else:
-        sims = np.stack([score_matrix(model, img_emb[rows], cap_emb[cols], cap_lens[cols], precision=precision)
+        sims = np.stack([score_matrix(model, img_emb[rows], cap_emb[cols], cap_lens[cols], precision=precision,
+                                      image_shard=image_shard)
                          for rows, cols in blocks])
     timings[f"encode_{tag}"] = encoded - started
     timings[f"score_{tag}"] = time.perf_counter() - encoded
@@ -71,7 +73,8 @@ def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, de
 
 
 def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, vocab_path: str | None,
-                device: torch.device, precision: str, blocks: Blocks = None) -> ScoredSplit:
+                device: torch.device, precision: str, blocks: Blocks = None,
+                image_shard: int | None = None) -> ScoredSplit:
     """Score every checkpoint on the split and average the matrices (SGRAF when two)."""
     if not 1 <= len(checkpoint_paths) <= 2:
         raise BenchError("give one --checkpoint, or two (SGR and SAF) for the SGRAF ensemble")
@@ -82,7 +85,8 @@ def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, voca
     for checkpoint in checkpoints:
         path = Path(vocab_path) if vocab_path else default_vocab_path(data_root, checkpoint)
         vocab_paths.append(str(path))
-        matrices.append(score_checkpoint(checkpoint, split, Vocabulary.load(path), device, precision, timings, blocks))
+        matrices.append(score_checkpoint(checkpoint, split, Vocabulary.load(path), device, precision, timings, blocks,
+                                         image_shard))
     sims = matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2
     return ScoredSplit(sims.astype(np.float32), checkpoints, timings, vocab_paths)
 

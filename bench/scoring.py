@@ -1,16 +1,27 @@
-"""Whole score matrices: image shards x length-grouped caption chunks, on any device."""
+"""Whole score matrices: image shards x length-grouped caption chunks, on any device.
+
+Shards follow the device's free memory, and an out-of-memory error halves the shard and
+retries instead of failing. Under torchrun, each process scores a contiguous slice of the
+images and every process receives the assembled matrix.
+"""
 
 import contextlib
+import os
 
 import numpy as np
 import torch
 
+from bench.distributed import active_world, all_gather_objects
 from bench.engine import pair_scores
 from bench.errors import BenchError
 from bench.model import SimilarityModel
 from bench.progress import progress_bar
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+CPU_IMAGE_SHARD = 128  # on CPU, small shards keep the big intermediates in cache (performance.md)
+CPU_CAPTION_CHUNK = 8
+GPU_CAPTION_CHUNK = 32
+MEMORY_SHARE = 0.5  # of free memory one shard's intermediates may take
 
 
 def resolve_device(name: str) -> torch.device:
@@ -18,7 +29,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
 
 
 @contextlib.contextmanager
@@ -38,19 +52,70 @@ def precision_context(precision: str, device: torch.device):
         torch.set_float32_matmul_precision(previous)
 
 
+def free_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def bytes_per_image(regions: int, embed: int, sim: int, max_words: int, caption_chunk: int) -> int:
+    """float32 intermediates of one image against one caption chunk (attention, context, nodes)."""
+    return 4 * caption_chunk * max_words * (2 * regions + 3 * embed + 6 * sim)
+
+
+def plan_image_shard(device: torch.device, n_images: int, per_image: int) -> int:
+    """Images per shard: what half the free memory holds; on CPU also capped for cache reuse."""
+    fits = max(1, int(free_memory_bytes(device) * MEMORY_SHARE) // max(per_image, 1))
+    cap = CPU_IMAGE_SHARD if device.type == "cpu" else n_images
+    return max(1, min(fits, cap, n_images))
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+
+def _score_rows(sim_enc, img_emb, img_glo, cap_emb, cap_lens, rows: slice, shard: int, chunk: int, advance):
+    """Scores of the images in `rows`, shard by shard; on out-of-memory, halve the shard and retry."""
+    blocks, start = [], rows.start
+    while start < rows.stop:
+        stop = min(start + shard, rows.stop)
+        try:
+            block = pair_scores(sim_enc, img_emb[start:stop], cap_emb, cap_lens,
+                                img_glo=img_glo[start:stop], caption_chunk=chunk)
+        except (torch.OutOfMemoryError, RuntimeError) as error:
+            if not is_out_of_memory(error) or shard == 1:
+                raise
+            shard = max(1, shard // 2)
+            if img_emb.device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        blocks.append(block.float().cpu().numpy())
+        advance(stop - start)
+        start = stop
+    return np.concatenate(blocks) if blocks else np.empty((0, cap_emb.shape[0]), dtype=np.float32)
+
+
 @torch.no_grad()
 def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.Tensor, cap_lens: torch.Tensor,
-                 *, precision: str = "fp32", image_shard: int = 128, caption_chunk: int = 8) -> np.ndarray:
-    """float32 (n_images, n_captions) similarity matrix, computed shard by shard."""
-    sim_enc = model.sim_enc
-    device = img_emb.device
-    out = np.empty((img_emb.shape[0], cap_emb.shape[0]), dtype=np.float32)
-    with precision_context(precision, device), progress_bar("scoring", img_emb.shape[0]) as advance:
+                 *, precision: str = "fp32", image_shard: int | None = None,
+                 caption_chunk: int | None = None) -> np.ndarray:
+    """float32 (n_images, n_captions) similarity matrix; shards planned from free memory."""
+    sim_enc, device = model.sim_enc, img_emb.device
+    n_images = img_emb.shape[0]
+    config = model.config
+    chunk = caption_chunk or (CPU_CAPTION_CHUNK if device.type == "cpu" else GPU_CAPTION_CHUNK)
+    per_image = bytes_per_image(config.num_regions, config.embed_size, config.sim_dim, int(cap_lens.max()), chunk)
+    if image_shard is not None and image_shard < 1:
+        raise BenchError(f"--image-shard {image_shard}: must be at least 1")
+    shard = image_shard or plan_image_shard(device, n_images, per_image)
+    world = active_world()
+    # whole shards per process, so every image is scored in the same shard as in one process
+    n_shards = -(-n_images // shard)
+    bounds = np.linspace(0, n_shards, world.world_size + 1).astype(int) * shard
+    mine = slice(min(int(bounds[world.rank]), n_images), min(int(bounds[world.rank + 1]), n_images))
+    with precision_context(precision, device), progress_bar("scoring", mine.stop - mine.start) as advance:
         img_glo = sim_enc.v_global_w(img_emb)
-        for start in range(0, img_emb.shape[0], image_shard):
-            stop = min(start + image_shard, img_emb.shape[0])
-            block = pair_scores(sim_enc, img_emb[start:stop], cap_emb, cap_lens,
-                                img_glo=img_glo[start:stop], caption_chunk=caption_chunk)
-            out[start:stop] = block.float().cpu().numpy()
-            advance(stop - start)
-    return out
+        rows = _score_rows(sim_enc, img_emb, img_glo, cap_emb, cap_lens, mine, shard, chunk, advance)
+    return np.concatenate(all_gather_objects(rows)) if world.distributed else rows

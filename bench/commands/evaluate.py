@@ -28,6 +28,7 @@ def register(subparsers) -> None:
                         "(default: coco_test_ids.npy shipped in eccv_caption)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"))
+    parser.add_argument("--image-shard", type=int, help="images scored per step (default: from free memory)")
     parser.add_argument("--save-sims", type=Path, help="write the float32 score matrix (.npy)")
     parser.add_argument("--json", type=Path, help="write metrics and provenance (JSON)")
     parser.add_argument("--csv", type=Path, help="write one row per figure, beside the paper's (CSV)")
@@ -102,6 +103,7 @@ def _device_name(device) -> str:
 
 
 def run(args) -> int:
+    from bench.distributed import cleanup_distributed, init_distributed, is_master, process_device, world_info_from_env
     from bench.evaluation import checkpoint_facts, data_manifest, score_split
     from bench.protocols import evaluate, fold_bounds, get_protocol, saved_matrix
     from bench.provenance import base_provenance
@@ -113,9 +115,17 @@ def run(args) -> int:
     started = time.perf_counter()
     protocol = get_protocol(args.protocol)
     split = load_split(args.data_root, protocol.data_dir, protocol.split)
-    device = resolve_device(args.device)
+    world = world_info_from_env()
+    device = process_device(world, resolve_device(args.device))
+    init_distributed(world, device)  # under torchrun each process scores a slice of the images
     blocks = fold_bounds(protocol, split.n_images) if protocol.folds > 1 else None
-    scored = score_split(args.checkpoint, split, args.data_root, args.vocab, device, args.precision, blocks)
+    try:
+        scored = score_split(args.checkpoint, split, args.data_root, args.vocab, device, args.precision, blocks,
+                             args.image_shard)
+    finally:
+        cleanup_distributed()
+    if not is_master(world):
+        return 0
     metrics_started = time.perf_counter()
     evaluation = evaluate(protocol, scored.sims, split.texts)
     add_pmrp(evaluation, protocol, scored.sims, split, args.annotations or args.data_root / "coco_annotations",

@@ -1,0 +1,108 @@
+"""Score matrices: precisions, adaptive shards, out-of-memory retry, and multi-process scoring."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from bench import scoring
+from bench.errors import BenchError
+from bench.reference import reference_scores
+from bench.scoring import bytes_per_image, plan_image_shard, score_matrix
+from bench.synthetic import random_model, small_config
+
+
+@pytest.fixture(scope="module")
+def problem():
+    config = small_config("SGR", "coco_precomp", 50)
+    model = random_model(config, seed=11, score_spread=20.0)
+    gen = torch.Generator().manual_seed(0)
+    img = torch.nn.functional.normalize(torch.randn(13, 36, 32, generator=gen), dim=-1)
+    lens = torch.tensor([4, 7, 3, 7, 9, 4, 5, 6, 3, 8])
+    cap = torch.nn.functional.normalize(torch.randn(10, 9, 32, generator=gen), dim=-1)
+    return model, img, cap, lens, reference_scores(model.sim_enc, img, cap, lens).numpy()
+
+
+@pytest.mark.parametrize("precision,tolerance", [("fp32", 2e-6), ("tf32", 2e-6), ("bf16", 0.05)])
+def test_every_precision_is_close_to_fp32(problem, precision, tolerance):
+    """tf32 only changes CUDA matmuls (exact on CPU); bf16 autocasts the matmuls."""
+    model, img, cap, lens, expected = problem
+    sims = score_matrix(model, img, cap, lens, precision=precision)
+    assert sims.shape == expected.shape and sims.dtype == np.float32
+    assert np.abs(sims - expected).max() < tolerance
+
+
+def test_unknown_precision_is_a_clear_error(problem):
+    model, img, cap, lens, _ = problem
+    with pytest.raises(BenchError, match="--precision fp16"):
+        score_matrix(model, img, cap, lens, precision="fp16")
+
+
+def test_shard_follows_free_memory(monkeypatch):
+    per_image = bytes_per_image(36, 1024, 256, 20, 8)
+    monkeypatch.setattr(scoring, "free_memory_bytes", lambda device: 10 * per_image)
+    assert plan_image_shard(torch.device("cpu"), 5000, per_image) == 5
+    monkeypatch.setattr(scoring, "free_memory_bytes", lambda device: 10**15)
+    assert plan_image_shard(torch.device("cpu"), 5000, per_image) == scoring.CPU_IMAGE_SHARD
+    assert plan_image_shard(torch.device("cuda"), 5000, per_image) == 5000
+
+
+def test_out_of_memory_halves_the_shard_and_retries(problem, monkeypatch):
+    model, img, cap, lens, expected = problem
+    real, sizes = scoring.pair_scores, []
+
+    def tight_allocator(sim_enc, images, *args, **kwargs):
+        sizes.append(images.shape[0])
+        if images.shape[0] > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(sim_enc, images, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "pair_scores", tight_allocator)
+    sims = score_matrix(model, img, cap, lens, image_shard=13)
+    assert sizes[:3] == [13, 6, 3] and max(sizes[3:]) <= 3
+    assert np.abs(sims - expected).max() < 2e-6
+
+
+def test_out_of_memory_with_one_image_is_raised(problem, monkeypatch):
+    model, img, cap, lens, _ = problem
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
+
+    monkeypatch.setattr(scoring, "pair_scores", no_memory)
+    with pytest.raises(RuntimeError, match="can't allocate"):
+        score_matrix(model, img, cap, lens, image_shard=2)
+
+
+def test_other_runtime_errors_are_not_retried(problem, monkeypatch):
+    model, img, cap, lens, _ = problem
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(scoring, "pair_scores", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        score_matrix(model, img, cap, lens, image_shard=8)
+    assert len(calls) == 1
+
+
+def test_two_gloo_processes_give_the_single_process_matrix(tmp_path, data_root, make_checkpoint):
+    checkpoint = make_checkpoint("SAF", "f30k_precomp", seed=3)
+    common = ["eval", "--checkpoint", str(checkpoint), "--protocol", "f30k-1k", "--data-root", str(data_root),
+              "--device", "cpu", "--image-shard", "3"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", BENCH_QUIET="1")
+    single = subprocess.run([sys.executable, "-m", "bench", *common, "--save-sims", str(tmp_path / "one.npy")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    double = subprocess.run([*launch, "-m", "bench", *common, "--save-sims", str(tmp_path / "two.npy"),
+                             "--json", str(tmp_path / "two.json")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert double.returncode == 0, double.stderr[-2000:]
+    assert np.array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy"))
+    assert (tmp_path / "two.json").is_file()
