@@ -177,3 +177,12 @@ demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRA
 	$(PY) -m bench demo --data-root $(DATA_ROOT)/demo --models-root $(MODELS_ROOT)/demo --results $(RESULTS)
 
 .PHONY: train-coco-sgr train-coco-saf train-f30k-sgr train-f30k-saf
+
+# ---- issue 6: performance (results/perf/*.csv; ratios measured in one process) ----
+bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), metrics, memory
+	$(PY) -m bench.perf.scoring_bench --device cpu --out $(RESULTS)/perf
+	$(PY) -m bench.perf.metrics_bench --out $(RESULTS)/perf
+	$(PY) -m bench.perf_convert --gib 3 --json $(RESULTS)/perf/cpu-convert.json
+
+bench-gpu: install ## GPU benchmark: COCO-5K-sized scoring of SGR and SAF in fp32/tf32/bf16
+	$(PY) -m bench.perf.scoring_bench --device cuda --coco5k --out $(RESULTS)/perf

@@ -15,6 +15,8 @@ COMMAND_MODULES = (
     "bench.commands.download",
     "bench.commands.report",
     "bench.commands.table",
+    "bench.commands.train",
+    "bench.commands.demo",
 )
 
 

@@ -60,7 +60,9 @@ def wrap_model(module: torch.nn.Module, world: WorldInfo, device: torch.device) 
     """DistributedDataParallel with synchronised batch norms; the module itself for one process.
 
     PyTorch's SyncBatchNorm only runs on GPUs: on CPU (gloo) each process normalises with its
-    own batch statistics, a named deviation that only affects multi-process CPU runs.
+    own batch statistics, a named deviation that only affects multi-process CPU runs. SAF's
+    one-channel node batch norm is normalised per caption by bench.engine within each process
+    (the original's per-caption calls were synchronised across processes: a named deviation).
     """
     if not world.distributed:
         return module

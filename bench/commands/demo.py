@@ -1,0 +1,19 @@
+"""`python -m bench demo`: generate data, train SGR and SAF with DAA, evaluate them and SGRAF (CPU)."""
+
+from pathlib import Path
+
+from bench.demo import run_demo
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("demo", help="the whole pipeline on generated data (CPU, no downloads)",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", type=Path, default=Path("data/demo"), help="where the generated data goes")
+    parser.add_argument("--models-root", type=Path, default=Path("models/demo"), help="where the trained models go")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="where demo-*.csv/json go")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    run_demo(args.data_root, args.models_root, args.results)
+    return 0

@@ -1,0 +1,51 @@
+"""Timers, matmul peak and peak-memory probes shared by the benchmarks."""
+
+import time
+from pathlib import Path
+
+import torch
+
+
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, warmup: bool = True):
+    """(result, seconds) of one call, after one warm-up call when asked."""
+    if warmup:
+        fn()
+    synchronise(device)
+    started = time.perf_counter()
+    result = fn()
+    synchronise(device)
+    return result, time.perf_counter() - started
+
+
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048) -> float:
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    _, seconds = timed(lambda: [a @ b for _ in range(3)], device)
+    return 3 * 2 * size**3 / seconds / 1e9
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new high-water mark (Linux: writing 5 to clear_refs resets VmHWM)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    clear = Path("/proc/self/clear_refs")
+    if clear.exists():
+        clear.write_text("5")
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None

@@ -1,0 +1,96 @@
+"""Scoring speed: the per-caption reference loop vs the batched engine, fp32 / tf32 / bf16.
+
+    python -m bench.perf.scoring_bench --device cpu                 # make bench
+    python -m bench.perf.scoring_bench --device cuda --coco5k       # make bench-gpu
+
+Every figure comes from this process: speed-ups are ratios of runs on the same inputs.
+"""
+
+import argparse
+import datetime
+import platform
+
+import torch
+
+from bench.perf.measure import matmul_peak_gflops, peak_memory_mb, reset_peak_memory, timed
+from bench.perf.report import print_rows, write_rows
+from bench.perf.workload import agreement, calibrate_spread, embeddings, flops_per_pair, full_size_model
+from bench.reference import reference_scores
+from bench.scoring import score_matrix
+
+PEAK_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _row(device_name, model, path, precision, pairs, seconds, reference_rate, flops, peak_gflops, **extra):
+    rate = pairs / seconds
+    return {"device": device_name, "model": model, "path": path, "precision": precision, "pairs": pairs,
+            "seconds": round(seconds, 4), "pairs_per_s": round(rate, 1),
+            "speedup_vs_reference": round(rate / reference_rate, 3) if reference_rate else None,
+            "gflops": round(rate * flops / 1e9, 2),
+            "peak_fraction": round(rate * flops / 1e9 / peak_gflops, 3) if peak_gflops else None, **extra}
+
+
+def bench_model(module: str, args, device: torch.device, device_name: str, peaks: dict) -> list[dict]:
+    model = full_size_model(module).to(device)
+    images, words, lens = embeddings(args.images, args.captions, device=device)
+    calibrate_spread(model, images, words, lens)
+    flops = flops_per_pair(module, float(lens.float().mean()))
+    ref_images, ref_captions = args.reference_images, args.reference_captions
+    _, ref_seconds = timed(lambda: reference_scores(model.sim_enc, images[:ref_images], words[:ref_captions],
+                                                    lens[:ref_captions]), device, warmup=False)
+    ref_rate = ref_images * ref_captions / ref_seconds
+    rows = [_row(device_name, module, "reference", "fp32", ref_images * ref_captions, ref_seconds, ref_rate,
+                 flops, peaks["fp32"])]
+    baseline = None
+    for precision in args.precisions:
+        reset_peak_memory(device)
+        sims, seconds = timed(lambda: score_matrix(model, images, words, lens, precision=precision), device,
+                              warmup=not args.coco5k)
+        extra = {"peak_memory_mb": round(peak_memory_mb(device) or 0, 1)}
+        if baseline is None:
+            baseline = sims
+        else:
+            extra |= agreement(sims, baseline)
+        rows.append(_row(device_name, module, "batched", precision, sims.size, seconds, ref_rate, flops,
+                         peaks[precision], **extra))
+    return rows
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", nargs="+", default=["SGR", "SAF"])
+    parser.add_argument("--precisions", nargs="+", default=None, help="first one is the agreement baseline")
+    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--captions", type=int, default=100)
+    parser.add_argument("--reference-images", type=int, default=48)
+    parser.add_argument("--reference-captions", type=int, default=100)
+    parser.add_argument("--coco5k", action="store_true", help="5,000 images x 25,000 captions (GPU)")
+    parser.add_argument("--out", default="results/perf")
+    args = parser.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    args.precisions = args.precisions or (["fp32", "tf32", "bf16"] if cuda else ["fp32", "bf16"])
+    if args.coco5k:
+        args.images, args.captions = 5000, 25000
+        args.reference_images, args.reference_captions = 100, 500
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU x{torch.get_num_threads()}"
+    peaks = {p: matmul_peak_gflops(device, PEAK_DTYPES[p]) for p in {"fp32", *args.precisions}}
+    rows = [row for module in args.models for row in bench_model(module, args, device, name, peaks)]
+    for precision, value in sorted(peaks.items()):
+        rows.append({"device": name, "model": "matmul", "path": "2048^3 peak", "precision": precision,
+                     "gflops": round(value, 1)})
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = write_rows(rows, f"{args.out}/{device.type}-scoring-{stamp}.csv")
+    print_rows(rows, f"scoring on {name} -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

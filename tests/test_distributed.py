@@ -1,0 +1,132 @@
+"""Two gloo processes on the CPU: DDP averages the gradients exactly as one process would."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.multiprocessing as mp
+
+from bench import distributed, synthetic
+from bench.demo import DATA_NAME, DemoPlan, write_demo_data
+from bench.model import SimilarityModel, init_weights
+from bench.train import BatchScorer, TrainSettings, backward_batch
+from bench.train_data import Batch
+
+REPO = Path(__file__).resolve().parents[1]
+BATCH = 12
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _config(module_name: str):
+    return synthetic.small_config(module_name, DATA_NAME, 60, num_regions=4, embed_size=16, sim_dim=8)
+
+
+def _model(module_name: str, state: dict) -> SimilarityModel:
+    model = SimilarityModel(_config(module_name))
+    model.load_state_dict(state)
+    return model.eval()  # no dropout: both sides see the same function
+
+
+def _batches() -> list[Batch]:
+    """Two halves of one batch, each with its own semantic block (samples never cross processes)."""
+    generator = torch.Generator().manual_seed(3)
+    lengths = torch.randint(3, 9, (BATCH,), generator=generator).sort(descending=True).values
+    tokens = torch.randint(4, 60, (BATCH, int(lengths.max())), generator=generator)
+    regions = torch.rand(BATCH, 4, 40, generator=generator)
+    sems = torch.rand(BATCH, BATCH, generator=generator)
+    halves = (slice(0, BATCH // 2), slice(BATCH // 2, BATCH))
+    return [Batch(regions[h], tokens[h], lengths[h], torch.arange(BATCH)[h], sems[h, h].contiguous()) for h in halves]
+
+
+def _settings(module_name: str) -> TrainSettings:
+    return TrainSettings(data_name=DATA_NAME, module_name=module_name, out_dir=Path("unused"), daa_weight=5.0)
+
+
+def _gradients(scorer) -> dict:
+    return {name: p.grad.clone() for name, p in distributed.unwrap(scorer).named_parameters()}
+
+
+def _worker(rank: int, world_size: int, port: int, states: dict, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    world = distributed.world_info_from_env()
+    distributed.init_distributed(world, torch.device("cpu"))
+    try:
+        results = {"ranks": distributed.all_gather_objects(rank)}
+        for module_name, state in states.items():
+            scorer = distributed.wrap_model(BatchScorer(_model(module_name, state)), world, torch.device("cpu"))
+            backward_batch(scorer, _batches()[rank], _settings(module_name), torch.device("cpu"))
+            results[module_name] = _gradients(scorer)
+        torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        distributed.cleanup_distributed()
+
+
+def test_two_gloo_processes_average_gradients_like_one_process(tmp_path):
+    # the same reduction order as the workers: DAA's tau = 0.001 magnifies float rounding
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _compare_with_one_process(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare_with_one_process(tmp_path) -> None:
+    states = {}
+    for module_name in ("SGR", "SAF"):
+        torch.manual_seed(0)
+        model = SimilarityModel(_config(module_name))
+        init_weights(model)
+        states[module_name] = model.state_dict()
+    mp.spawn(_worker, args=(2, _free_port(), states, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0]["ranks"] == ranks[1]["ranks"] == [0, 1]
+    for module_name, state in states.items():
+        per_half = []
+        for batch in _batches():
+            scorer = BatchScorer(_model(module_name, state))
+            backward_batch(scorer, batch, _settings(module_name), torch.device("cpu"))
+            per_half.append(_gradients(scorer))
+        for name, first in per_half[0].items():
+            expected = (first + per_half[1][name]) / 2
+            assert expected.abs().sum() > 0 or name.endswith("bias"), name
+            for rank in ranks:
+                torch.testing.assert_close(rank[module_name][name], expected, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_one_process_needs_no_process_group(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    world = distributed.world_info_from_env()
+    assert (world.rank, world.world_size, world.distributed) == (0, 1, False)
+    distributed.init_distributed(world, torch.device("cpu"))
+    module = torch.nn.Linear(2, 2)
+    assert distributed.wrap_model(module, world, torch.device("cpu")) is module
+    assert distributed.all_gather_objects("x") == ["x"] and distributed.broadcast_object(5) == 5
+
+
+def test_torchrun_trains_with_two_cpu_processes(tmp_path):
+    root = tmp_path / "data"
+    write_demo_data(root, DemoPlan(train_images=16, dev_images=6, test_images=10, regions=4))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "bench", "train", "--data-name", DATA_NAME, "--module-name", "SAF", "--data-root", str(root),
+               "--out-dir", str(out), "--num-epochs", "1", "--batch-size", "8", "--embed-size", "16",
+               "--word-dim", "8", "--sim-dim", "8", "--workers", "0", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", BENCH_QUIET="1")
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoint = torch.load(out / "checkpoint_0.pth.tar", weights_only=False)
+    assert checkpoint["opt"].world_size == 2 and checkpoint["Eiters"] == 5  # 80 captions / 2 / 8 per batch
+    assert len(checkpoint["rng_states"]) == 2
+    assert (out / "log.csv").read_text().count("\n") == 2

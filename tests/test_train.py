@@ -1,0 +1,153 @@
+"""The training loop: loss goes down, resume repeats the uninterrupted run, checkpoints load in eval."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import cli
+from bench.checkpoint import load_model
+from bench.commands.train import settings_from_args
+from bench.demo import DATA_NAME, DemoPlan, write_demo_data
+from bench.errors import BenchError
+from bench.splits import load_split
+from bench.train import BatchScorer, TrainSettings, backward_batch, learning_rate_at, new_model, run_training
+from bench.train_data import TrainingSemantics, training_loader
+from bench.distributed import WorldInfo
+from bench.vocab import Vocabulary
+
+TINY = DemoPlan(train_images=24, dev_images=6, test_images=10, regions=4)
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: a second OpenMP thread only spins on a shared 2-core machine (40x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train_data")
+    write_demo_data(root, TINY)
+    return root
+
+
+def tiny_settings(root: Path, out_dir: Path, **changes) -> TrainSettings:
+    settings = TrainSettings(data_name=DATA_NAME, module_name="SAF", out_dir=out_dir, data_root=root,
+                             num_epochs=2, learning_rate=0.002, lr_update=1, daa_weight=2.0, batch_size=16,
+                             embed_size=16, word_dim=8, sim_dim=8, workers=0, device="cpu", quiet=True)
+    return replace(settings, **changes)
+
+
+def scorer_and_batch(root: Path, settings: TrainSettings):
+    """A freshly initialised model and the first training batch of the tiny data."""
+    vocab = Vocabulary.load(root / "vocab" / f"{DATA_NAME}_vocab.json")
+    split = load_split(root, DATA_NAME, "train")
+    loader = training_loader(split, vocab, TrainingSemantics(split.texts), WorldInfo(), batch_size=16,
+                             workers=0, seed=0)
+    return BatchScorer(new_model(settings, vocab, split.features.shape)).train(), next(iter(loader))
+
+
+@pytest.mark.parametrize("module_name", ["SGR", "SAF"])
+def test_a_few_steps_decrease_the_loss(tiny_root, module_name):
+    settings = tiny_settings(tiny_root, tiny_root / "unused", module_name=module_name, max_violation=False)
+    scorer, batch = scorer_and_batch(tiny_root, settings)
+    optimizer = torch.optim.Adam(scorer.parameters(), lr=0.02)
+    losses = []
+    for _ in range(12):
+        optimizer.zero_grad()
+        losses.append(backward_batch(scorer, batch, settings, torch.device("cpu"))["loss"])
+        optimizer.step()
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_learning_rate_scales_with_processes_and_decays():
+    settings = TrainSettings(data_name=DATA_NAME, module_name="SGR", out_dir=Path("x"), learning_rate=0.0002,
+                             lr_update=15)
+    assert learning_rate_at(settings, 4, 0) == pytest.approx(0.0008)
+    assert learning_rate_at(settings, 1, 14) == pytest.approx(0.0002)
+    assert learning_rate_at(settings, 1, 15) == pytest.approx(0.00002)
+    assert learning_rate_at(settings, 1, 30) == pytest.approx(0.000002)
+
+
+def _weights(path: Path) -> dict:
+    model, _ = load_model(path)
+    return model.state_dict()
+
+
+def test_resume_repeats_the_uninterrupted_run(tiny_root, tmp_path):
+    straight = tiny_settings(tiny_root, tmp_path / "straight")
+    run_training(straight)
+    interrupted = tiny_settings(tiny_root, tmp_path / "resumed", num_epochs=1)
+    run_training(interrupted)
+    with pytest.raises(BenchError, match="--resume"):
+        run_training(replace(interrupted, num_epochs=2))
+    run_training(replace(interrupted, num_epochs=2, resume=True))
+    expected, got = _weights(straight.out_dir / "checkpoint_1.pth.tar"), _weights(interrupted.out_dir / "checkpoint_1.pth.tar")
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    log_straight = (straight.out_dir / "log.csv").read_text().splitlines()
+    log_resumed = (interrupted.out_dir / "log.csv").read_text().splitlines()
+    strip_time = lambda lines: [line.rsplit(",", 1)[0] for line in lines]  # noqa: E731
+    assert strip_time(log_resumed) == strip_time(log_straight) and len(log_straight) == 3
+
+
+def test_checkpoint_has_published_layout_and_resume_state(tiny_root, tmp_path):
+    settings = tiny_settings(tiny_root, tmp_path / "run", num_epochs=1, module_name="SGR")
+    best = run_training(settings)
+    raw = torch.load(settings.out_dir / "checkpoint_0.pth.tar", weights_only=False)
+    assert {"epoch", "model", "best_rsum", "opt", "Eiters", "optimizer", "step", "rng_states"} <= raw.keys()
+    assert all(key.startswith("module.") for part in raw["model"] for key in part)
+    assert raw["opt"].daa_weight == 2.0 and raw["opt"].daa_form == "released" and raw["opt"].module_name == "SGR"
+    assert raw["Eiters"] == raw["step"] == 8  # 120 captions / 16 per batch
+    assert "optimizer" not in torch.load(best, weights_only=False)
+
+
+def test_trained_checkpoint_round_trips_through_eval(tiny_root, tmp_path):
+    settings = tiny_settings(tiny_root, tmp_path / "run", num_epochs=1)
+    best = run_training(settings)
+    out = tmp_path / "eval.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "eval", "--checkpoint", str(best), "--protocol",
+                             "f30k-1k", "--data-root", str(tiny_root), "--device", "cpu", "--json", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(out.read_text())["metrics"]
+    assert 0 <= metrics["rsum"] <= 600 and metrics["i2t"]["r10"] > 0
+
+
+def test_cli_fills_in_the_paper_settings():
+    args = cli.build_parser().parse_args(["train", "--data-name", "coco_precomp", "--module-name", "SAF"])
+    settings = settings_from_args(args)
+    assert (settings.num_epochs, settings.learning_rate, settings.lr_update, settings.daa_weight) == (30, 0.00015, 20, 25)
+    args = cli.build_parser().parse_args(["train", "--data-name", "f30k_precomp", "--module-name", "SGR",
+                                          "--daa-weight", "0", "--daa-form", "row", "--no-max-violation"])
+    settings = settings_from_args(args)
+    assert (settings.num_epochs, settings.lr_update, settings.daa_weight) == (40, 30, 0)
+    assert settings.daa_form == "row" and not settings.max_violation
+    assert settings.out_dir == Path("models/trained/f30k_precomp_sgr")
+
+
+def test_missing_training_data_is_one_clear_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench", "train", "--data-name", "f30k_precomp", "--module-name",
+                             "SGR", "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "out")],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "vocab" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bf16_step_gives_finite_loss_and_gradients(tiny_root):
+    settings = tiny_settings(tiny_root, tiny_root / "unused", precision="bf16")
+    scorer, batch = scorer_and_batch(tiny_root, settings)
+    terms = backward_batch(scorer, batch, settings, torch.device("cpu"))
+    assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
+    assert all(torch.isfinite(p.grad).all() for p in scorer.parameters() if p.grad is not None)

@@ -1,0 +1,81 @@
+"""Training batches: right image rows, length order, semantics equal to the dense definition."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.demo import DATA_NAME, DemoPlan, write_demo_data
+from bench.distributed import WorldInfo
+from bench.errors import BenchError
+from bench.perf_semantics import generated_corpus, measure_semantics_memory
+from bench.semantics import fit_tfidf
+from bench.splits import load_split
+from bench.train_data import CaptionSamples, CollateBatch, TrainingSemantics, training_loader, validation_subset
+from bench.vocab import Vocabulary
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    write_demo_data(root, DemoPlan(train_images=12, dev_images=4, test_images=5, regions=3))
+    return root
+
+
+@pytest.fixture(scope="module")
+def vocab(root):
+    return Vocabulary.load(root / "vocab" / f"{DATA_NAME}_vocab.json")
+
+
+def dense_relevance(texts: list[str], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The data.md definition written densely: mean over image i's 5 captions of tfidf . tfidf."""
+    tfidf = fit_tfidf(texts).toarray()
+    images = tfidf.reshape(-1, 5, tfidf.shape[1]).mean(axis=1)
+    return images[rows // 5] @ tfidf[cols].T
+
+
+@pytest.mark.parametrize("split_name", ["train", "dev"])  # one row per image / one row per caption
+def test_batch_rows_order_and_semantics(root, vocab, split_name):
+    split = load_split(root, DATA_NAME, split_name)
+    semantics = TrainingSemantics(split.texts)
+    samples = CaptionSamples(split, vocab)
+    picked = [0, 7, 13, 19, 4, 9]
+    batch = CollateBatch(semantics)([samples[k] for k in picked])
+    lengths = batch.lengths.tolist()
+    assert lengths == sorted(lengths, reverse=True)
+    indices = batch.indices.numpy()
+    assert sorted(indices.tolist()) == sorted(picked)
+    for row, k in enumerate(indices):
+        expected = np.asarray(split.features[(k // 5) * split.rows_per_image])
+        np.testing.assert_array_equal(batch.regions[row].numpy(), expected)
+        assert batch.tokens[row, : lengths[row]].tolist() == vocab.encode(split.captions[k])
+        assert (batch.tokens[row, lengths[row]:] == 0).all()
+    reference = dense_relevance(split.texts, indices, indices)
+    np.testing.assert_allclose(batch.sems.numpy(), reference, rtol=1e-6, atol=1e-7)
+    assert batch.sems.dtype == torch.float32
+
+
+def test_processes_see_disjoint_shares(root, vocab):
+    split = load_split(root, DATA_NAME, "train")
+    semantics = TrainingSemantics(split.texts)
+    seen = []
+    for rank in range(2):
+        loader = training_loader(split, vocab, semantics, WorldInfo(rank, rank, 2), batch_size=8, workers=0, seed=1)
+        loader.sampler.set_epoch(0)
+        seen.append(np.concatenate([batch.indices.numpy() for batch in loader]))
+    assert len(seen[0]) == len(seen[1]) == 30
+    assert sorted(np.concatenate(seen).tolist()) == list(range(60))
+
+
+def test_validation_subset_takes_the_first_captions(root):
+    dev = load_split(root, DATA_NAME, "dev")  # one row per caption
+    subset = validation_subset(dev, 10)
+    assert subset.n_images == 2 and subset.captions == dev.captions[:10] and subset.features.shape[0] == 10
+    assert validation_subset(dev, None) is dev
+    with pytest.raises(BenchError, match="multiple of 5"):
+        validation_subset(dev, 7)
+
+
+def test_semantics_memory_benchmark_small():
+    result = measure_semantics_memory(n_captions=3000, batches=3, batch_size=64)
+    assert result["ok"] and 0 < result["peak_mb"] < 100 and result["n_terms"] > 500
+    assert len(generated_corpus(10)) == 10
