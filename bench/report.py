@@ -78,7 +78,16 @@ def markdown_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_markdown(rows: Sequence[dict]) -> str:
+def chart_links(results_dir: Path) -> str:
+    """Markdown links to the runs' bar charts (`<run>.png`, drawn by `report` or `plot`)."""
+    charts = sorted(results_dir.rglob("*.png"))
+    if not charts:
+        return ""
+    links = [f"- [{png.stem}]({png.relative_to(results_dir).as_posix()})" for png in charts]
+    return "\n## Charts: ours vs published\n\n" + "\n".join(links) + "\n"
+
+
+def summary_markdown(rows: Sequence[dict], charts: str = "") -> str:
     counts = {s: sum(row["status"] == s for row in rows) for s in ("ok", "off", "no-reference")}
     return (
         "# daa-bench results\n\n"
@@ -86,7 +95,7 @@ def summary_markdown(rows: Sequence[dict]) -> str:
         "ASP 0.5, PMRP 0.2, rsum 0.6). Headline figures only (COCO 1K: mean of the five folds); "
         f"per-fold rows, medr and meanr are in summary.csv.\n\n"
         f"{counts['ok']} figures ok, {counts['off']} off, {counts['no-reference']} without a "
-        "published reference.\n\n" + markdown_table(rows)
+        "published reference.\n\n" + markdown_table(rows) + charts
     )
 
 
@@ -96,5 +105,5 @@ def write_summary(results_dir: Path) -> tuple[Path, Path, int]:
     csv_path = results_dir / f"{SUMMARY_STEM}.csv"
     md_path = results_dir / f"{SUMMARY_STEM}.md"
     write_text(csv_path, csv_text(rows))
-    write_text(md_path, summary_markdown(rows))
+    write_text(md_path, summary_markdown(rows, chart_links(results_dir)))
     return csv_path, md_path, len({row["run_id"] for row in rows})

@@ -15,7 +15,7 @@ def _rows(directory, pattern):
 
 def test_scoring_bench_writes_every_path(tmp_path):
     assert scoring_bench.main(["--images", "3", "--captions", "10", "--reference-images", "2",
-                               "--reference-captions", "5", "--out", str(tmp_path)]) == 0
+                               "--reference-captions", "5", "--peak-size", "64", "--out", str(tmp_path)]) == 0
     rows = _rows(tmp_path, "cpu-scoring-*.csv")
     paths = {(r["model"], r["path"], r["precision"]) for r in rows}
     assert {("SGR", "reference", "fp32"), ("SGR", "batched", "fp32"), ("SAF", "batched", "bf16")} <= paths

@@ -84,3 +84,14 @@ def test_reproduce_target_names_the_missing_files(tmp_path):
     assert f"missing: {tmp_path}/models/daa_f30k_saf.pth.tar" in done.stderr
     assert f"{tmp_path}/data/f30k_precomp/test_ims.npy (or)" in done.stderr
     assert "make download-f30k download-checkpoints" in done.stderr
+
+
+def test_report_draws_a_chart_per_run_and_links_it(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    write_run(tmp_path, "a_sgr", "coco-5k", "SGR", 56.5)
+    write_run(tmp_path / "tables", "b_saf", "f30k-1k", "SAF", 70.0)
+    assert main(["report", "--results", str(tmp_path)]) == 0
+    assert "2 chart(s) drawn" in capsys.readouterr().out
+    assert (tmp_path / "a_sgr.png").read_bytes()[:4] == b"\x89PNG"
+    markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "- [a_sgr](a_sgr.png)" in markdown and "- [b_saf](tables/b_saf.png)" in markdown

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from bench.errors import BenchError
 from bench.report import write_summary
 
 
@@ -13,7 +14,25 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def draw_charts(results: Path) -> str:
+    """A bar chart beside every run CSV (matplotlib optional: say so and go on without)."""
+    from bench.plots import plot_run
+
+    drawn = 0
+    for csv_path in sorted(results.rglob("*.csv")):
+        if csv_path.stem == "summary" or not csv_path.with_suffix(".json").is_file():
+            continue
+        try:
+            plot_run(csv_path)
+        except BenchError as err:
+            return f"charts skipped: {err}"
+        drawn += 1
+    return f"{drawn} chart(s) drawn"
+
+
 def run(args) -> int:
+    charts = draw_charts(args.results) if args.results.is_dir() else ""
     csv_path, md_path, n_runs = write_summary(args.results)
+    print(charts)
     print(f"summarised {n_runs} run(s): {csv_path}, {md_path}")
     return 0

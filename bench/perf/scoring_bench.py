@@ -66,6 +66,7 @@ def parse_args(argv):
     parser.add_argument("--reference-images", type=int, default=48)
     parser.add_argument("--reference-captions", type=int, default=100)
     parser.add_argument("--coco5k", action="store_true", help="5,000 images x 25,000 captions (GPU)")
+    parser.add_argument("--peak-size", type=int, default=2048, help="matmul size for the peak measurement")
     parser.add_argument("--out", default="results/perf")
     args = parser.parse_args(argv)
     cuda = args.device.startswith("cuda")
@@ -81,10 +82,10 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU x{torch.get_num_threads()}"
-    peaks = {p: matmul_peak_gflops(device, PEAK_DTYPES[p]) for p in {"fp32", *args.precisions}}
+    peaks = {p: matmul_peak_gflops(device, PEAK_DTYPES[p], args.peak_size) for p in {"fp32", *args.precisions}}
     rows = [row for module in args.models for row in bench_model(module, args, device, name, peaks)]
     for precision, value in sorted(peaks.items()):
-        rows.append({"device": name, "model": "matmul", "path": "2048^3 peak", "precision": precision,
+        rows.append({"device": name, "model": "matmul", "path": f"{args.peak_size}^3 peak", "precision": precision,
                      "gflops": round(value, 1)})
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = write_rows(rows, f"{args.out}/{device.type}-scoring-{stamp}.csv")
