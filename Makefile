@@ -104,7 +104,7 @@ download-checkpoints: install ## the four DAA checkpoints and the SGRAF (no DAA)
 	$(DOWNLOAD) --group checkpoints
 
 bench-convert: install ## peak memory of the streaming .npy -> HDF5 conversion on a generated 3 GiB file
-	$(PY) -m bench.perf_convert --gib 3 --json $(RESULTS)/perf_convert.json
+	$(PY) -m bench.perf.convert_bench --gib 3 --json $(RESULTS)/perf/cpu-convert.json
 
 # ---- issue 7: the paper's Tables 1 and 3: SGRAF baselines vs +DAA, side by side ----
 # Each run is kept in $(TABLES_DIR)/table<N>/<protocol>-<sgraf|daa>-<model>.{json,csv}: running the
@@ -180,9 +180,10 @@ demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRA
 
 # ---- issue 6: performance (results/perf/*.csv; ratios measured in one process) ----
 bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), metrics, memory
-	$(PY) -m bench.perf.scoring_bench --device cpu --out $(RESULTS)/perf
+	$(PY) -m bench.perf.scoring_bench --device cpu --peak-size 1024 --out $(RESULTS)/perf
 	$(PY) -m bench.perf.metrics_bench --out $(RESULTS)/perf
-	$(PY) -m bench.perf_convert --gib 3 --json $(RESULTS)/perf/cpu-convert.json
+	$(PY) -m bench.perf.semantics_bench --out $(RESULTS)/perf
+	$(PY) -m bench.perf.convert_bench --gib 3 --json $(RESULTS)/perf/cpu-convert.json
 
 bench-gpu: install ## GPU benchmark: COCO-5K-sized scoring of SGR and SAF in fp32/tf32/bf16
 	$(PY) -m bench.perf.scoring_bench --device cuda --coco5k --out $(RESULTS)/perf

@@ -32,22 +32,33 @@ def _normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return x.div_(norm.add_(EPS))
 
 
-def alignment_nodes(sim_enc: SimilarityEncoder, regions, region_glo, words, word_glo) -> torch.Tensor:
-    """Alignment vectors X (m, k, n+1, S) for m images and k captions of n words each."""
+def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """SCAN's text-to-image attention: per word, a softmax-weighted sum of regions, l2-normalised.
+
+    Kept in float32 under bf16 autocast: the per-region norm over words and the x9 softmax
+    amplify rounding, and this part is a small share of the work.
+    """
     m, regions_n, dim = regions.shape
     k, n = words.shape[0], words.shape[1]
     inplace = not torch.is_grad_enabled()
-    # (m, R, k, n) straight out of one matmul: no permuted copies of the big tensors
-    attn = (regions.reshape(m * regions_n, dim) @ words.reshape(k * n, dim).T).view(m, regions_n, k, n)
-    attn = F.leaky_relu(attn, 0.1, inplace=inplace)
-    attn = _normalise(attn, dim=-1)  # over this caption's words only
-    attn = torch.softmax(attn.mul_(SMOOTH) if inplace else attn * SMOOTH, dim=1)  # over regions
-    context = torch.bmm(attn.view(m, regions_n, k * n).transpose(1, 2), regions).view(m, k, n, dim)
-    context = _normalise(context)
-    diff = context.sub_(words).square_() if inplace else (context - words) ** 2
+    with torch.autocast(device_type=regions.device.type, enabled=False):
+        regions, words = regions.float(), words.float()
+        # (m, R, k, n) straight out of one matmul: no permuted copies of the big tensors
+        attn = (regions.reshape(m * regions_n, dim) @ words.reshape(k * n, dim).T).view(m, regions_n, k, n)
+        attn = F.leaky_relu(attn, 0.1, inplace=inplace)
+        attn = _normalise(attn, dim=-1)  # over this caption's words only
+        attn = torch.softmax(attn.mul_(SMOOTH) if inplace else attn * SMOOTH, dim=1)  # over regions
+        context = torch.bmm(attn.view(m, regions_n, k * n).transpose(1, 2), regions).view(m, k, n, dim)
+        return _normalise(context)
+
+
+def alignment_nodes(sim_enc: SimilarityEncoder, regions, region_glo, words, word_glo) -> torch.Tensor:
+    """Alignment vectors X (m, k, n+1, S) for m images and k captions of n words each."""
+    context = _attended_context(regions, words)
+    diff = context.sub_(words).square_() if not torch.is_grad_enabled() else (context - words) ** 2
     local = _normalise(sim_enc.sim_tranloc_w(diff))
     glob = _normalise(sim_enc.sim_tranglo_w((region_glo.unsqueeze(1) - word_glo.unsqueeze(0)) ** 2))
-    return torch.cat([glob.unsqueeze(2), local], dim=2)
+    return torch.cat([glob.unsqueeze(2).to(local.dtype), local], dim=2)
 
 
 class SafBatchStats:

@@ -13,7 +13,7 @@ import torch
 from bench.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
 from bench.encode import encode_captions, encode_images
 from bench.errors import BenchError
-from bench.scoring import score_matrix
+from bench.scoring import score_matrix, warn_slow_bf16
 from bench.splits import Split
 from bench.vocab import Vocabulary
 
@@ -79,6 +79,7 @@ def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, voca
     if not 1 <= len(checkpoint_paths) <= 2:
         raise BenchError("give one --checkpoint, or two (SGR and SAF) for the SGRAF ensemble")
     started = time.perf_counter()
+    warn_slow_bf16(precision, device)
     checkpoints = [read_checkpoint(path) for path in checkpoint_paths]
     timings = {"load_checkpoints": time.perf_counter() - started}
     matrices, vocab_paths = [], []

@@ -7,6 +7,7 @@ images and every process receives the assembled matrix.
 
 import contextlib
 import os
+import sys
 
 import numpy as np
 import torch
@@ -50,6 +51,19 @@ def precision_context(precision: str, device: torch.device):
             yield
     finally:
         torch.set_float32_matmul_precision(previous)
+
+
+def warn_slow_bf16(precision: str, device: torch.device) -> None:
+    """bf16 on a CPU without native bf16 matmuls (AVX512-BF16 / AMX) is far slower than fp32."""
+    if precision != "bf16" or device.type != "cpu":
+        return
+    try:
+        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        return
+    if not native:
+        print("daa-bench: warning: this CPU has no native bf16 matmuls; bf16 will be much slower "
+              "than fp32 here", file=sys.stderr)
 
 
 def free_memory_bytes(device: torch.device) -> int:

@@ -140,7 +140,7 @@ def test_a_full_size_checkpoint_matches_the_packaged_schema(tmp_path):
 
 
 def test_conversion_benchmark_runs_and_reports_peak_memory(tmp_path, capsys):
-    from bench import perf_convert
+    from bench.perf import convert_bench as perf_convert
 
     assert perf_convert.main(["--gib", "0.01", "--workdir", str(tmp_path), "--json", str(tmp_path / "p.json")]) == 0
     figures = json.loads((tmp_path / "p.json").read_text())

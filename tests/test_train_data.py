@@ -7,7 +7,7 @@ import torch
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from bench.distributed import WorldInfo
 from bench.errors import BenchError
-from bench.perf_semantics import generated_corpus, measure_semantics_memory
+from bench.perf.semantics_bench import generated_corpus, measure_semantics_memory
 from bench.semantics import fit_tfidf
 from bench.splits import load_split
 from bench.train_data import CaptionSamples, CollateBatch, TrainingSemantics, training_loader, validation_subset

@@ -3,7 +3,7 @@ pipeline prepared its features, without ever holding the array: COCO train is 33
 
 Rows are read with plain `readinto` into one reusable buffer (a memory map would count every
 page it touched towards the process's resident memory); peak memory stays near one block.
-Measure it: `python -m bench.perf_convert --gib 3`.
+Measure it: `python -m bench.perf.convert_bench --gib 3`.
 """
 
 from pathlib import Path

@@ -11,15 +11,21 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device: torch.device, warmup: bool = True):
-    """(result, seconds) of one call, after one warm-up call when asked."""
+def timed(fn, device: torch.device, warmup: bool = True, repeats: int = 1):
+    """(result, seconds): the fastest of `repeats` calls, after one warm-up call when asked.
+
+    The fastest run is the one least disturbed by other work on a shared machine.
+    """
     if warmup:
         fn()
-    synchronise(device)
-    started = time.perf_counter()
-    result = fn()
-    synchronise(device)
-    return result, time.perf_counter() - started
+    best = float("inf")
+    for _ in range(repeats):
+        synchronise(device)
+        started = time.perf_counter()
+        result = fn()
+        synchronise(device)
+        best = min(best, time.perf_counter() - started)
+    return result, best
 
 
 def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048) -> float:

@@ -4,7 +4,7 @@ The original densified the TF-IDF matrix of COCO train (566,435 captions x ~10k 
 float64: more than 50 GB per process). We keep it sparse and build each batch's 128 x 128
 relevance block from 128 sparse rows; this measures the peak (target: under 500 MB).
 
-    python -c "from bench.perf_semantics import measure_semantics_memory as m; print(m())"
+    python -m bench.perf.semantics_bench          # part of make bench
 """
 
 import time
@@ -50,3 +50,25 @@ def measure_semantics_memory(n_captions: int = COCO_TRAIN_CAPTIONS, batches: int
         "dense_original_gb": n_captions * n_terms * 8 / 2**30,
         "fit_seconds": fitted - started, "seconds_per_batch": (finished - fitted) / max(batches, 1),
     }
+
+
+def main(argv=None) -> int:
+    import argparse
+    import datetime
+
+    from bench.perf.report import print_rows, write_rows
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--captions", type=int, default=COCO_TRAIN_CAPTIONS)
+    parser.add_argument("--out", default="results/perf")
+    args = parser.parse_args(argv)
+    row = {key: round(value, 4) if isinstance(value, float) else value
+           for key, value in measure_semantics_memory(args.captions).items()}
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = write_rows([row], f"{args.out}/cpu-semantics-{stamp}.csv")
+    print_rows([row], f"training semantics memory -> {path}")
+    return 0 if row["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Peak memory of the streaming `{split}_ims.npy` -> `{split}.h5` conversion on a generated file.
 
-    python -m bench.perf_convert --gib 3 [--workdir DIR] [--json results/perf_convert.json]
+    python -m bench.perf.convert_bench --gib 3 [--workdir DIR] [--json results/perf_convert.json]
 
 COCO train's features are 33 GB; the conversion must stay under 1 GB of resident memory
 whatever the file size. The file is generated here block by block (SCAN's shape: rows x 36 x
