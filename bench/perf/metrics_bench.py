@@ -6,14 +6,13 @@ The original spent about 75 s on recalls alone for this size on this kind of CPU
 """
 
 import argparse
-import datetime
 
 import numpy as np
 import torch
 
 from bench.metrics import recall_metrics
 from bench.perf.measure import peak_memory_mb, reset_peak_memory, timed
-from bench.perf.report import print_rows, write_rows
+from bench.perf.report import publish
 from bench.pmrp import protocol_pmrp
 from bench.protocols import PROTOCOLS, evaluate
 from bench.synthetic import CONCEPTS, FILLER
@@ -58,9 +57,7 @@ def main(argv=None) -> int:
         _, seconds = timed(fn, CPU, warmup=False)
         rows.append({"stage": stage, "matrix": f"{n_images} x {5 * n_images}", "seconds": round(seconds, 2),
                      "peak_memory_mb": round(peak_memory_mb(CPU) or 0, 1)})
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = write_rows(rows, f"{args.out}/cpu-metrics-{stamp}.csv")
-    print_rows(rows, f"metrics -> {path}")
+    publish(rows, args.out, "cpu-metrics", "metrics")
     return 0
 
 

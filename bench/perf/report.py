@@ -1,6 +1,7 @@
 """Benchmark rows to CSV (atomically) and to a rich table."""
 
 import csv
+import datetime
 import io
 from pathlib import Path
 
@@ -28,3 +29,11 @@ def print_rows(rows: list[dict], title: str) -> None:
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     Console(width=max(160, Console().width)).print(table)
+
+
+def publish(rows: list[dict], out_dir: str, name: str, title: str) -> Path:
+    """Write `<out_dir>/<name>-<timestamp>.csv` and print the rows under `title`."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = write_rows(rows, f"{out_dir}/{name}-{stamp}.csv")
+    print_rows(rows, f"{title} -> {path}")
+    return path

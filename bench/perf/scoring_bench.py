@@ -10,13 +10,12 @@ Every figure comes from this process: speed-ups are ratios of runs on the same i
 """
 
 import argparse
-import datetime
 import platform
 
 import torch
 
 from bench.perf.measure import matmul_peak_gflops, peak_memory_mb, reset_peak_memory, timed
-from bench.perf.report import print_rows, write_rows
+from bench.perf.report import publish
 from bench.perf.workload import agreement, calibrate_spread, embeddings, flops_per_pair, full_size_model
 from bench.reference import reference_scores
 from bench.scoring import score_matrix
@@ -107,9 +106,7 @@ def main(argv=None) -> int:
     for precision, value in sorted(peaks.items()):
         rows.append({"device": name, "model": "matmul", "path": f"{args.peak_size}^3 peak", "precision": precision,
                      "model_gflops": round(value, 1)})
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = write_rows(rows, f"{args.out}/{device.type}-scoring-{stamp}.csv")
-    print_rows(rows, f"scoring on {name} -> {path}")
+    publish(rows, args.out, f"{device.type}-scoring", f"scoring on {name}")
     return 0
 
 

@@ -54,9 +54,8 @@ def measure_semantics_memory(n_captions: int = COCO_TRAIN_CAPTIONS, batches: int
 
 def main(argv=None) -> int:
     import argparse
-    import datetime
-
-    from bench.perf.report import print_rows, write_rows
+    
+    from bench.perf.report import publish
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--captions", type=int, default=COCO_TRAIN_CAPTIONS)
@@ -64,9 +63,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     row = {key: round(value, 4) if isinstance(value, float) else value
            for key, value in measure_semantics_memory(args.captions).items()}
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = write_rows([row], f"{args.out}/cpu-semantics-{stamp}.csv")
-    print_rows([row], f"training semantics memory -> {path}")
+    publish([row], args.out, "cpu-semantics", "training semantics memory")
     return 0 if row["ok"] else 1
 
 
