@@ -7,11 +7,13 @@ relevance block from 128 sparse rows; this measures the peak (target: under 500 
     python -m bench.perf.semantics_bench          # part of make bench
 """
 
+import argparse
 import time
 import tracemalloc
 
 import numpy as np
 
+from bench.perf.report import publish
 from bench.train_data import TrainingSemantics
 
 COCO_TRAIN_CAPTIONS = 566_435
@@ -53,10 +55,6 @@ def measure_semantics_memory(n_captions: int = COCO_TRAIN_CAPTIONS, batches: int
 
 
 def main(argv=None) -> int:
-    import argparse
-    
-    from bench.perf.report import publish
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--captions", type=int, default=COCO_TRAIN_CAPTIONS)
     parser.add_argument("--out", default="results/perf")
