@@ -95,11 +95,13 @@ class SafBatchStats:
 def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor, caption_idx, saf_stats) -> torch.Tensor:
     """(m, k, n+1, S) nodes -> (m, k) scores through the SGR or SAF head.
 
-    Evaluation folds SGR's query and key Linears into one S x S matrix (GraphReasoning.edge_logits);
+    The last SGR step updates only the global node, the one row read afterwards. Evaluation also
+    folds SGR's query and key Linears into one S x S matrix (GraphReasoning.edge_logits);
     training keeps the two Linears, as the original, so gradients flow the same way.
     """
     if sim_enc.module_name == "SGR":
-        return sim_enc.score_vector(sim_enc.reduce_nodes(nodes, fold_query_key=not torch.is_grad_enabled()))
+        vec = sim_enc.reduce_nodes(nodes, fold_query_key=not torch.is_grad_enabled(), last_first_only=True)
+        return sim_enc.score_vector(vec)
     saf = sim_enc.SAF_module
     logits = saf.attn_sim_w(nodes).squeeze(-1)  # (m, k, n+1)
     if saf_stats is not None:

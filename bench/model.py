@@ -113,20 +113,24 @@ class GraphReasoning(nn.Module):
         self.graph_key_w = nn.Linear(sim_dim, sim_dim)
         self.sim_graph_w = nn.Linear(sim_dim, sim_dim)
 
-    def edge_logits(self, nodes: torch.Tensor, fold_query_key: bool) -> torch.Tensor:
-        """(W_q x_i + b_q) . (W_k x_j + b_k), up to terms constant in j (softmax drops them).
+    def edge_logits(self, nodes: torch.Tensor, queries: torch.Tensor, fold_query_key: bool) -> torch.Tensor:
+        """(W_q q_i + b_q) . (W_k x_j + b_k) for query rows q_i, up to terms constant in j.
 
-        Folded: x_i^T (W_q^T W_k) x_j + (W_k^T b_q) . x_j, one S x S product instead of two;
-        equal in exact arithmetic, different only in float rounding (about 1e-7 here).
+        Folded: q_i^T (W_q^T W_k) x_j + (W_k^T b_q) . x_j (the dropped terms cancel in the
+        softmax over j): one S x S product instead of two, equal up to float rounding.
         """
         if not fold_query_key:
-            return self.graph_query_w(nodes) @ self.graph_key_w(nodes).transpose(-1, -2)
+            return self.graph_query_w(queries) @ self.graph_key_w(nodes).transpose(-1, -2)
         folded = self.graph_query_w.weight.T @ self.graph_key_w.weight
         shift = self.graph_key_w.weight.T @ self.graph_query_w.bias
-        return torch.addmm(shift, nodes.reshape(-1, nodes.shape[-1]), folded).view(nodes.shape) @ nodes.transpose(-1, -2)
+        projected = torch.addmm(shift, queries.reshape(-1, queries.shape[-1]), folded).view(queries.shape)
+        return projected @ nodes.transpose(-1, -2)
 
-    def forward(self, nodes: torch.Tensor, fold_query_key: bool = False) -> torch.Tensor:
-        edges = torch.softmax(self.edge_logits(nodes, fold_query_key), dim=-1)
+    def forward(self, nodes: torch.Tensor, fold_query_key: bool = False, first_only: bool = False) -> torch.Tensor:
+        """Updated nodes; with `first_only`, just the global node's row (..., 1, S): all that the
+        last step's output is read for, at a fraction of the cost."""
+        queries = nodes[..., :1, :] if first_only else nodes
+        edges = torch.softmax(self.edge_logits(nodes, queries, fold_query_key), dim=-1)
         return torch.relu(self.sim_graph_w(edges @ nodes))
 
 
@@ -163,11 +167,16 @@ class SimilarityEncoder(nn.Module):
         else:
             self.SAF_module = AttentionFiltration(sim)
 
-    def reduce_nodes(self, nodes: torch.Tensor, fold_query_key: bool = False) -> torch.Tensor:
-        """Alignment nodes (..., n+1, S) -> one similarity vector (..., S)."""
+    def reduce_nodes(self, nodes: torch.Tensor, fold_query_key: bool = False, last_first_only: bool = False):
+        """Alignment nodes (..., n+1, S) -> one similarity vector (..., S).
+
+        The original updates every node in every SGR step, then reads the global node;
+        `last_first_only` computes only that row in the last step (the same value).
+        """
         if self.module_name == "SGR":
-            for step in self.SGR_module:
-                nodes = step(nodes, fold_query_key)
+            last = len(self.SGR_module) - 1
+            for index, step in enumerate(self.SGR_module):
+                nodes = step(nodes, fold_query_key, first_only=last_first_only and index == last)
             return nodes[..., 0, :]
         return self.SAF_module(nodes)
 
