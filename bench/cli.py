@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as err:
         print(f"daa-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # an unwritable output path, a full disk: the system's own words
+        print(f"daa-bench {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"daa-bench {args.command}: interrupted; no result file was written", file=sys.stderr)
         return 130

@@ -116,3 +116,12 @@ def test_missing_annotations_when_asked(tmp_path, capsys, data_root, make_checkp
     line = _bad_run(tmp_path, capsys, ["--checkpoint", str(make_checkpoint()), "--protocol", "coco-5k",
                                        "--data-root", str(data_root), "--annotations", str(tmp_path / "none")])
     assert "instances_val2014.json" in line
+
+
+def test_unwritable_output_is_one_line_and_leaves_nothing(tmp_path, capsys, data_root, make_checkpoint):
+    (tmp_path / "taken").mkdir()
+    status = main(["eval", "--checkpoint", str(make_checkpoint()), "--protocol", "coco-5k", "--data-root",
+                   str(data_root), "--json", str(tmp_path / "taken"), "--csv", str(tmp_path / "r.csv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "taken" in err[0]
+    assert not (tmp_path / "r.csv").exists() and not list(tmp_path.glob(".*.tmp"))

@@ -106,3 +106,11 @@ def test_two_gloo_processes_give_the_single_process_matrix(tmp_path, data_root, 
     assert double.returncode == 0, double.stderr[-2000:]
     assert np.array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy"))
     assert (tmp_path / "two.json").is_file()
+
+
+def test_bf16_on_a_cpu_without_native_support_warns(monkeypatch, capsys):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    scoring.warn_slow_bf16("bf16", torch.device("cpu"))
+    assert "no native bf16" in capsys.readouterr().err
+    scoring.warn_slow_bf16("fp32", torch.device("cpu"))
+    assert capsys.readouterr().err == ""
