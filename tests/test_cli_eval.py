@@ -125,3 +125,9 @@ def test_unwritable_output_is_one_line_and_leaves_nothing(tmp_path, capsys, data
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "taken" in err[0]
     assert not (tmp_path / "r.csv").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_eccv_needs_coco_5k(tmp_path, capsys, data_root, make_checkpoint):
+    line = _bad_run(tmp_path, capsys, ["--checkpoint", str(make_checkpoint()), "--protocol", "coco-1k",
+                                       "--data-root", str(data_root), "--eccv"])
+    assert "--eccv needs the coco-5k protocol" in line

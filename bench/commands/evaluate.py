@@ -73,10 +73,7 @@ def add_pmrp(evaluation: dict, protocol, sims, split, annotations: Path, require
 def add_eccv(evaluation: dict, protocol, sims, split, caption_ids: Path | None) -> dict:
     """ECCV Caption / CxC figures (coco-5k) joined to the per-direction dicts; returns provenance."""
     from bench.eccv import testall_eccv_metrics
-    from bench.errors import BenchError
 
-    if protocol.name != "coco-5k":
-        raise BenchError(f"--eccv needs the coco-5k protocol (the whole 5K gallery), not {protocol.name}")
     result = testall_eccv_metrics(sims, _coco_image_ids(split), caption_ids_path=caption_ids)
     for direction in ("i2t", "t2i"):
         evaluation["metrics"][direction].update(result[direction])
@@ -103,6 +100,7 @@ def _device_name(device) -> str:
 
 
 def run(args) -> int:
+    from bench.errors import BenchError
     from bench.distributed import cleanup_distributed, init_distributed, is_master, process_device, world_info_from_env
     from bench.evaluation import checkpoint_facts, data_manifest, score_split
     from bench.protocols import evaluate, fold_bounds, get_protocol, saved_matrix
@@ -114,6 +112,8 @@ def run(args) -> int:
 
     started = time.perf_counter()
     protocol = get_protocol(args.protocol)
+    if args.eccv and protocol.name != "coco-5k":
+        raise BenchError(f"--eccv needs the coco-5k protocol (the whole 5K gallery), not {protocol.name}")
     split = load_split(args.data_root, protocol.data_dir, protocol.split)
     world = world_info_from_env()
     device = process_device(world, resolve_device(args.device))
