@@ -12,9 +12,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from bench.model import EPS, SimilarityEncoder, l1norm, l2norm
-
-SMOOTH = 9.0  # SCAN's softmax temperature lambda in the cross attention
+from bench.model import ATTENTION_SMOOTH, EPS, SimilarityEncoder, l2norm
 
 
 def length_groups(cap_lens: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
@@ -26,10 +24,9 @@ def length_groups(cap_lens: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
 
 def _normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """l2norm, in place when no gradient is needed (evaluation): saves a pass over big tensors."""
-    norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True)
     if torch.is_grad_enabled():
-        return x / (norm + EPS)
-    return x.div_(norm.add_(EPS))
+        return l2norm(x, dim)
+    return x.div_(torch.linalg.vector_norm(x, dim=dim, keepdim=True).add_(EPS))
 
 
 def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
@@ -47,7 +44,7 @@ def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tenso
         attn = (regions.reshape(m * regions_n, dim) @ words.reshape(k * n, dim).T).view(m, regions_n, k, n)
         attn = F.leaky_relu(attn, 0.1, inplace=inplace)
         attn = _normalise(attn, dim=-1)  # over this caption's words only
-        attn = torch.softmax(attn.mul_(SMOOTH) if inplace else attn * SMOOTH, dim=1)  # over regions
+        attn = torch.softmax(attn.mul_(ATTENTION_SMOOTH) if inplace else attn * ATTENTION_SMOOTH, dim=1)  # over regions
         context = torch.bmm(attn.view(m, regions_n, k * n).transpose(1, 2), regions).view(m, k, n, dim)
         return _normalise(context)
 
@@ -103,13 +100,8 @@ def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor, caption_idx, s
         vec = sim_enc.reduce_nodes(nodes, fold_query_key=not torch.is_grad_enabled(), last_first_only=True)
         return sim_enc.score_vector(vec)
     saf = sim_enc.SAF_module
-    logits = saf.attn_sim_w(nodes).squeeze(-1)  # (m, k, n+1)
-    if saf_stats is not None:
-        normed = saf_stats.normalise(saf.bn, logits, caption_idx)
-    else:
-        normed = saf.bn(logits.reshape(-1, 1, logits.shape[-1])).reshape(logits.shape)
-    weights = l1norm(torch.sigmoid(normed))
-    return sim_enc.score_vector(l2norm((weights.unsqueeze(-1) * nodes).sum(dim=-2)))
+    normalise = None if saf_stats is None else (lambda logits: saf_stats.normalise(saf.bn, logits, caption_idx))
+    return sim_enc.score_vector(saf(nodes, normalise))
 
 
 def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torch.Tensor,

@@ -13,6 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from bench.config import ModelConfig
 
 EPS = 1e-8
+ATTENTION_SMOOTH = 9.0  # SCAN's softmax temperature lambda in the text-to-image attention
 SA_DROPOUT = 0.4  # SGRAF's fixed dropout in the self-attention blocks and word embedding
 
 
@@ -142,11 +143,15 @@ class AttentionFiltration(nn.Module):
         self.attn_sim_w = nn.Linear(sim_dim, 1)
         self.bn = nn.BatchNorm1d(1)
 
-    def forward(self, nodes: torch.Tensor) -> torch.Tensor:
+    def forward(self, nodes: torch.Tensor, normalise=None) -> torch.Tensor:
+        """Pool nodes (..., n+1, S) -> (..., S). `normalise` replaces the batch norm of the
+        logits (..., n+1): the batched engine's per-caption training statistics use it."""
         logits = self.attn_sim_w(nodes).squeeze(-1)  # (..., n+1)
-        flat = logits.reshape(-1, 1, logits.shape[-1])
-        weights = torch.sigmoid(self.bn(flat)).reshape(logits.shape)
-        weights = l1norm(weights)
+        if normalise is None:
+            normed = self.bn(logits.reshape(-1, 1, logits.shape[-1])).reshape(logits.shape)
+        else:
+            normed = normalise(logits)
+        weights = l1norm(torch.sigmoid(normed))
         return l2norm((weights.unsqueeze(-1) * nodes).sum(dim=-2))
 
 

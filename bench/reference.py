@@ -8,16 +8,14 @@ batching: tests compare the two, and `make bench` measures the engine against it
 import torch
 import torch.nn.functional as F
 
-from bench.model import SimilarityEncoder, l2norm
-
-SMOOTH = 9.0
+from bench.model import ATTENTION_SMOOTH, SimilarityEncoder, l2norm
 
 
 def _context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
     """SCAN text-to-image attention for one caption repeated over m images: (m, n, E)."""
     attn = F.leaky_relu(torch.bmm(regions, words.transpose(1, 2)), 0.1)  # (m, R, n)
     attn = l2norm(attn, dim=2)
-    attn = torch.softmax(attn.transpose(1, 2) * SMOOTH, dim=2)  # (m, n, R)
+    attn = torch.softmax(attn.transpose(1, 2) * ATTENTION_SMOOTH, dim=2)  # (m, n, R)
     return l2norm(torch.bmm(attn, regions))
 
 
