@@ -45,25 +45,15 @@ def _run_id(args, protocol, model_label: str) -> str:
     return f"{protocol.name}-{model_label.lower()}"
 
 
-def _coco_image_ids(split) -> list[int]:
-    from bench.errors import BenchError
-
-    ids_file = split.directory / f"{split.name}_ids.txt"
-    if split.image_ids is None:
-        raise BenchError(f"{ids_file}: the COCO image id of every row is needed for PMRP / ECCV")
-    try:
-        return [int(i) for i in split.image_ids]
-    except ValueError:
-        raise BenchError(f"{ids_file}: ids must be COCO image ids (integers)") from None
-
-
 def add_pmrp(evaluation: dict, protocol, sims, split, annotations: Path, required: bool) -> None:
     """Put PMRP beside the recalls (COCO only) when the instance annotations are there."""
+    from bench.coco_ids import load_image_ids
     from bench.pmrp import INSTANCES_FILE, load_instance_vectors, protocol_pmrp
 
     if protocol.dataset != "coco" or not (required or (annotations / INSTANCES_FILE).is_file()):
         return
-    result = protocol_pmrp(protocol.name, sims, _coco_image_ids(split), load_instance_vectors(annotations))
+    result = protocol_pmrp(protocol.name, sims, load_image_ids(split.directory, split.name).tolist(),
+                           load_instance_vectors(annotations))
     for direction in ("i2t", "t2i"):
         evaluation["metrics"][direction]["pmrp"] = result[direction]
         for fold, fold_result in zip(evaluation.get("folds", []), result.get("folds", [])):
@@ -72,9 +62,11 @@ def add_pmrp(evaluation: dict, protocol, sims, split, annotations: Path, require
 
 def add_eccv(evaluation: dict, protocol, sims, split, caption_ids: Path | None) -> dict:
     """ECCV Caption / CxC figures (coco-5k) joined to the per-direction dicts; returns provenance."""
+    from bench.coco_ids import load_image_ids
     from bench.eccv import testall_eccv_metrics
 
-    result = testall_eccv_metrics(sims, _coco_image_ids(split), caption_ids_path=caption_ids)
+    result = testall_eccv_metrics(sims, load_image_ids(split.directory, split.name).tolist(),
+                                  caption_ids_path=caption_ids)
     for direction in ("i2t", "t2i"):
         evaluation["metrics"][direction].update(result[direction])
     return {"library": result["library"], "recall_agreement": result["recall_agreement"]}
