@@ -30,12 +30,19 @@ def encode_images(model: SimilarityModel, split: Split, device: torch.device, ba
     return torch.cat(chunks)
 
 
+def tokenize_captions(vocab: Vocabulary, captions: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded token ids and lengths; NLTK is the slow part, so callers may reuse the result."""
+    return pad_tokens([vocab.encode(caption) for caption in captions])
+
+
 @torch.no_grad()
 def encode_captions(model: SimilarityModel, vocab: Vocabulary, captions: list[bytes], device: torch.device,
-                    batch: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n_captions, L, E) word embeddings (zeros past each length) and lengths (n_captions,)."""
-    token_lists = [vocab.encode(caption) for caption in captions]
-    tokens, lengths = pad_tokens(token_lists)
+                    batch: int = 128, tokenized: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """(n_captions, L, E) word embeddings (zeros past each length) and lengths (n_captions,).
+
+    `tokenized` (from tokenize_captions) skips tokenising again, e.g. for SGRAF's second model.
+    """
+    tokens, lengths = tokenized if tokenized is not None else tokenize_captions(vocab, captions)
     chunks = []
     with progress_bar("encoding captions", len(captions)) as advance:
         for start in range(0, len(captions), batch):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from bench.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
-from bench.encode import encode_captions, encode_images
+from bench.encode import encode_captions, encode_images, tokenize_captions
 from bench.errors import BenchError
 from bench.scoring import score_matrix, warn_slow_bf16
 from bench.splits import Split
@@ -50,15 +50,13 @@ def check_features_fit(checkpoint: Checkpoint, split: Split) -> None:
 
 def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, device: torch.device,
                      precision: str, timings: dict[str, float], blocks: Blocks = None,
-                     image_shard: int | None = None) -> np.ndarray:
+                     image_shard: int | None = None, tokenized=None) -> np.ndarray:
     """The full matrix, or only the given (image, caption) blocks stacked (COCO 1K's diagonal)."""
-    check_features_fit(checkpoint, split)
-    vocab.check_matches(checkpoint.config.vocab_size, str(checkpoint.path))
     model = build_model(checkpoint).to(device)
     tag = checkpoint.config.module_name
     started = time.perf_counter()
     img_emb = encode_images(model, split, device)
-    cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device)
+    cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device, tokenized=tokenized)
     encoded = time.perf_counter()
     cap_lens = cap_lens.to(device)
     if blocks is None:
@@ -82,12 +80,17 @@ def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, voca
     warn_slow_bf16(precision, device)
     checkpoints = [read_checkpoint(path) for path in checkpoint_paths]
     timings = {"load_checkpoints": time.perf_counter() - started}
-    matrices, vocab_paths = [], []
+    matrices, vocab_paths, tokenized = [], [], {}
     for checkpoint in checkpoints:
         path = Path(vocab_path) if vocab_path else default_vocab_path(data_root, checkpoint)
         vocab_paths.append(str(path))
-        matrices.append(score_checkpoint(checkpoint, split, Vocabulary.load(path), device, precision, timings, blocks,
-                                         image_shard))
+        vocab = Vocabulary.load(path)
+        check_features_fit(checkpoint, split)
+        vocab.check_matches(checkpoint.config.vocab_size, str(checkpoint.path))
+        if str(path) not in tokenized:  # SGR and SAF share one vocabulary: tokenise once
+            tokenized[str(path)] = tokenize_captions(vocab, split.captions)
+        matrices.append(score_checkpoint(checkpoint, split, vocab, device, precision, timings, blocks,
+                                         image_shard, tokenized[str(path)]))
     sims = matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2
     return ScoredSplit(sims.astype(np.float32), checkpoints, timings, vocab_paths)
 
