@@ -90,11 +90,12 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
 
 
-def _score_rows(sim_enc, img_emb, img_glo, cap_emb, cap_lens, rows: slice, shard: int, chunk: int, advance):
-    """Scores of the images in `rows`, shard by shard; on out-of-memory, halve the shard and retry."""
-    blocks, start = [], rows.start
-    while start < rows.stop:
-        stop = min(start + shard, rows.stop)
+def _score_rows(sim_enc, img_emb, cap_emb, cap_lens, shard: int, chunk: int, advance):
+    """Scores of these images, shard by shard; on out-of-memory, halve the shard and retry."""
+    img_glo = sim_enc.v_global_w(img_emb)
+    blocks, start = [], 0
+    while start < img_emb.shape[0]:
+        stop = min(start + shard, img_emb.shape[0])
         try:
             block = pair_scores(sim_enc, img_emb[start:stop], cap_emb, cap_lens,
                                 img_glo=img_glo[start:stop], caption_chunk=chunk)
@@ -130,6 +131,5 @@ def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.T
     bounds = np.linspace(0, n_shards, world.world_size + 1).astype(int) * shard
     mine = slice(min(int(bounds[world.rank]), n_images), min(int(bounds[world.rank + 1]), n_images))
     with precision_context(precision, device), progress_bar("scoring", mine.stop - mine.start) as advance:
-        img_glo = sim_enc.v_global_w(img_emb)
-        rows = _score_rows(sim_enc, img_emb, img_glo, cap_emb, cap_lens, mine, shard, chunk, advance)
+        rows = _score_rows(sim_enc, img_emb[mine], cap_emb, cap_lens, shard, chunk, advance)
     return np.concatenate(all_gather_objects(rows)) if world.distributed else rows
