@@ -19,15 +19,17 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bench import synthetic
-from bench.evaluation import checkpoint_facts, data_manifest, score_split
-from bench.protocols import evaluate, get_protocol
-from bench.provenance import base_provenance
-from bench.results import figure_rows, write_results
-from bench.scoring import resolve_device
-from bench.splits import load_split
-from bench.train import TrainSettings, run_training
-from bench.vocab import tokenizer_path
+from bench.data import synthetic
+
+from bench.model import random_weights
+from bench.eval.score_split import checkpoint_facts, data_manifest, score_split
+from bench.eval.protocols import evaluate, get_protocol
+from bench.results.provenance import base_provenance
+from bench.results.rows import figure_rows, write_results
+from bench.eval.scoring import resolve_device
+from bench.data.splits import load_split
+from bench.train.loop import TrainSettings, run_training
+from bench.data.vocab import tokenizer_path
 
 DATA_NAME = "f30k_precomp"  # the demo poses as Flickr30K so that the f30k-1k protocol scores it
 PROTOCOL = "f30k-1k"
@@ -66,7 +68,7 @@ def write_demo_data(root: Path, plan: DemoPlan) -> None:
 def train_demo_model(module_name: str, data_root: Path, models_root: Path, plan: DemoPlan) -> Path:
     out_dir = models_root / module_name.lower()
     shutil.rmtree(out_dir, ignore_errors=True)  # the demo's own previous run
-    dims = synthetic.small_config(module_name, DATA_NAME, 1)
+    dims = random_weights.small_config(module_name, DATA_NAME, 1)
     settings = TrainSettings(data_name=DATA_NAME, module_name=module_name, out_dir=out_dir, data_root=data_root,
                              num_epochs=plan.num_epochs, embed_size=dims.embed_size, word_dim=dims.word_dim,
                              sim_dim=dims.sim_dim, **DEMO_TRAINING)
@@ -99,7 +101,7 @@ def evaluate_demo(label: str, checkpoints: list[Path], data_root: Path, results:
     payload = {"protocol": PROTOCOL, **evaluation, "provenance": base_provenance() | {
         "device": "cpu", "precision": "fp32", "checkpoints": checkpoint_facts(scored.checkpoints),
         "data": data_manifest(split), "tokenizer": tokenizer_path(), "seconds": scored.stage_seconds,
-        "note": "generated data (bench.synthetic); no published reference"}}
+        "note": "generated data (bench.data.synthetic); no published reference"}}
     rows = _demo_rows(run_id, label, checkpoints, evaluation)
     write_results(rows, results / f"{run_id}.csv", results / f"{run_id}.json", payload)
     return evaluation["metrics"]

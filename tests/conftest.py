@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import synthetic
+from bench.data import synthetic
+
+from bench.model import random_weights
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
 
@@ -42,8 +44,8 @@ def make_checkpoint(tmp_path):
 
     def make(module_name="SGR", data_name="coco_precomp", vocab=len(synthetic.vocabulary_words()),
              seed=0, ddp_prefix=True, **dims):
-        config = synthetic.small_config(module_name, data_name, vocab, **dims)
+        config = random_weights.small_config(module_name, data_name, vocab, **dims)
         path = tmp_path / f"{data_name}_{module_name}_{seed}.pth.tar"
-        return synthetic.write_checkpoint(path, config, seed=seed, ddp_prefix=ddp_prefix)
+        return random_weights.write_checkpoint(path, config, seed=seed, ddp_prefix=ddp_prefix)
 
     return make

@@ -9,11 +9,11 @@ from importlib import resources
 import pytest
 import torch
 
-from bench.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
-from bench.config import ModelConfig
-from bench.errors import BenchError
-from bench.model import SimilarityModel
-from bench.synthetic import random_model, small_config
+from bench.model.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
+from bench.model.config import ModelConfig
+from bench.common.errors import BenchError
+from bench.model.network import SimilarityModel
+from bench.model.random_weights import random_model, small_config
 
 
 def test_golden_checkpoint_loads_with_module_prefix(golden_dir):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 
 GOLDEN_ORDER = ("r1", "r5", "r10", "medr", "meanr", "asp")
 

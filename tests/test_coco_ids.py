@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from bench.coco_ids import (build_id_map, image_ids_from_rows, load_caption_ids, load_caption_owners,
+from bench.data.coco_ids import (build_id_map, image_ids_from_rows, load_caption_ids, load_caption_owners,
                             load_image_ids)
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 
 def test_golden_mapping_is_valid(golden_dir):

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from bench import cli
+from bench.cli import main as cli
 from bench.demo import DemoPlan, chance_rsum, run_demo
 
 TINY = DemoPlan(train_images=30, dev_images=5, test_images=10, regions=4, num_epochs=2)

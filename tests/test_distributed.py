@@ -9,11 +9,14 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from bench import distributed, synthetic
+from bench.common import distributed
+
+
+from bench.model import random_weights
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
-from bench.model import SimilarityModel, init_weights
-from bench.train import BatchScorer, TrainSettings, backward_batch
-from bench.train_data import Batch
+from bench.model.network import SimilarityModel, init_weights
+from bench.train.loop import BatchScorer, TrainSettings, backward_batch
+from bench.train.batches import Batch
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 12
@@ -26,7 +29,7 @@ def _free_port() -> int:
 
 
 def _config(module_name: str):
-    return synthetic.small_config(module_name, DATA_NAME, 60, num_regions=4, embed_size=16, sim_dim=8)
+    return random_weights.small_config(module_name, DATA_NAME, 60, num_regions=4, embed_size=16, sim_dim=8)
 
 
 def _model(module_name: str, state: dict) -> SimilarityModel:

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from bench.download import registry
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{25,50}$")
 

@@ -8,12 +8,14 @@ import h5py
 import numpy as np
 import pytest
 
-from bench import synthetic
-from bench.checkpoint import read_checkpoint
+from bench.data import synthetic
+
+from bench.model import random_weights
+from bench.model.checkpoint import read_checkpoint
 from bench.download import verify
 from bench.download.convert import npy_to_hdf5
 from bench.download.manifest import Manifest
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 
 def schema_of(path) -> dict:
@@ -130,10 +132,10 @@ def test_torch_zip_member_detection():
 
 
 def test_a_full_size_checkpoint_matches_the_packaged_schema(tmp_path):
-    """A model built by bench.model at the published sizes (COCO vocabulary, 2048-d, E=1024, S=256) passes."""
-    config = synthetic.small_config("SGR", "coco_precomp", 11353, img_dim=2048, word_dim=300, embed_size=1024,
+    """A model built by bench.model.network at the published sizes (COCO vocabulary, 2048-d, E=1024, S=256) passes."""
+    config = random_weights.small_config("SGR", "coco_precomp", 11353, img_dim=2048, word_dim=300, embed_size=1024,
                                     sim_dim=256)
-    path = synthetic.write_checkpoint(tmp_path / "full.pth.tar", config)
+    path = random_weights.write_checkpoint(tmp_path / "full.pth.tar", config)
     verify.check_checkpoint(path, "coco_precomp", "SGR")
     verify.check_zip(path)
     assert verify.sniff(path) == "torch"

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from bench import eccv
-from bench.coco_ids import build_id_map
-from bench.errors import BenchError
+from bench.eval import eccv
+from bench.data.coco_ids import build_id_map
+from bench.common.errors import BenchError
 
 pytest.importorskip("eccv_caption")
 

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from bench.checkpoint import load_model
-from bench.encode import encode_captions, encode_images
-from bench.engine import pair_scores
-from bench.reference import caption_scores, reference_scores
-from bench.scoring import score_matrix
-from bench.splits import load_split
-from bench.synthetic import random_model, small_config
-from bench.vocab import Vocabulary
+from bench.model.checkpoint import load_model
+from bench.model.encode import encode_captions, encode_images
+from bench.model.engine import pair_scores
+from bench.model.reference_loop import caption_scores, reference_scores
+from bench.eval.scoring import score_matrix
+from bench.data.splits import load_split
+from bench.model.random_weights import random_model, small_config
+from bench.data.vocab import Vocabulary
 
 GOLDEN_CASES = [("coco", "testall", "sgr"), ("coco", "testall", "saf"), ("f30k", "test", "sgr"), ("f30k", "test", "saf")]
 

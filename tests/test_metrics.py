@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from bench import metrics
-from bench.errors import BenchError
-from bench.metrics import i2t_ranks, rank_summary, recall_metrics, t2i_ranks
+from bench.eval import metrics
+from bench.common.errors import BenchError
+from bench.eval.metrics import i2t_ranks, rank_summary, recall_metrics, t2i_ranks
 
 
 def sorted_ranks(sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from bench.errors import BenchError
-from bench.pmrp import load_instance_vectors, pmrp, protocol_pmrp
+from bench.common.errors import BenchError
+from bench.eval.pmrp import load_instance_vectors, pmrp, protocol_pmrp
 
 
 def multi_hot(*categories):

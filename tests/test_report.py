@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.errors import BenchError
-from bench.report import write_summary
-from bench.results import figure_rows, write_results
+from bench.cli.main import main
+from bench.common.errors import BenchError
+from bench.results.summary import write_summary
+from bench.results.rows import figure_rows, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,9 @@ import json
 import pytest
 from rich.console import Console
 
-from bench.cli import main
-from bench.paper_figures import Reference, find_reference, status
-from bench.results import FIELDS, figure_rows, print_table, write_results
+from bench.cli.main import main
+from bench.results.paper_figures import Reference, find_reference, status
+from bench.results.rows import FIELDS, figure_rows, print_table, write_results
 
 
 def metrics(r1=78.0, asp=68.5, **extra) -> dict:
@@ -116,7 +116,7 @@ def test_eval_writes_csv_and_json(data_root, make_checkpoint, tmp_path):
 def test_base_provenance_names_code_versions_and_tie_rule():
     import numpy
 
-    from bench.provenance import base_provenance
+    from bench.results.provenance import base_provenance
 
     provenance = base_provenance()
     assert provenance["versions"]["numpy"] == numpy.__version__

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench import scoring
-from bench.errors import BenchError
-from bench.reference import reference_scores
-from bench.scoring import bytes_per_image, plan_image_shard, score_matrix
-from bench.synthetic import random_model, small_config
+from bench.eval import scoring
+from bench.common.errors import BenchError
+from bench.model.reference_loop import reference_scores
+from bench.eval.scoring import bytes_per_image, plan_image_shard, score_matrix
+from bench.model.random_weights import random_model, small_config
 
 
 @pytest.fixture(scope="module")

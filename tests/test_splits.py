@@ -4,9 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
-from bench.errors import BenchError
-from bench.splits import load_split
-from bench.synthetic import write_split
+from bench.common.errors import BenchError
+from bench.data.splits import load_split
+from bench.data.synthetic import write_split
 
 
 def test_per_caption_layout_gives_one_row_per_image(tmp_path):

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from bench import tables
-from bench.cli import main
-from bench.errors import BenchError
-from bench.plots import plot_run
-from bench.results import csv_text, figure_rows
+from bench.results import tables
+from bench.cli.main import main
+from bench.common.errors import BenchError
+from bench.results.plots import plot_run
+from bench.results.rows import csv_text, figure_rows
 
 MODULES = {"SGR": ["SGR"], "SAF": ["SAF"], "SGRAF": ["SGR", "SAF"]}
 
@@ -144,12 +144,13 @@ def test_plot_errors(run_csv, tmp_path, monkeypatch):
 
 def test_table_from_real_eval_runs(data_root, golden_dir, tmp_path):
     """eval --json of a baseline and a DAA checkpoint (generated, released names) -> Table 1."""
-    from bench import synthetic
+    from bench.data import synthetic
+    from bench.model import random_weights
 
-    config = synthetic.small_config("SGR", "coco_precomp", len(synthetic.vocabulary_words()))
+    config = random_weights.small_config("SGR", "coco_precomp", len(synthetic.vocabulary_words()))
     runs = tmp_path / "runs"
     for seed, family in enumerate(("sgraf", "daa")):
-        checkpoint = synthetic.write_checkpoint(tmp_path / f"{family}_coco_sgr.pth.tar", config, seed=seed,
+        checkpoint = random_weights.write_checkpoint(tmp_path / f"{family}_coco_sgr.pth.tar", config, seed=seed,
                                                 daa_weight=None if family == "sgraf" else 10)
         assert main(["eval", "--checkpoint", str(checkpoint), "--protocol", "coco-5k",
                      "--data-root", str(data_root), "--annotations", str(golden_dir / "coco_annotations"),

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import cli
-from bench.checkpoint import load_model
-from bench.commands.train import settings_from_args
+from bench.cli import main as cli
+from bench.model.checkpoint import load_model
+from bench.cli.train import settings_from_args
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
-from bench.errors import BenchError
-from bench.splits import load_split
-from bench.train import BatchScorer, TrainSettings, backward_batch, learning_rate_at, new_model, run_training
-from bench.train_data import TrainingSemantics, training_loader
-from bench.distributed import WorldInfo
-from bench.vocab import Vocabulary
+from bench.common.errors import BenchError
+from bench.data.splits import load_split
+from bench.train.loop import BatchScorer, TrainSettings, backward_batch, learning_rate_at, new_model, run_training
+from bench.train.batches import TrainingSemantics, training_loader
+from bench.common.distributed import WorldInfo
+from bench.data.vocab import Vocabulary
 
 TINY = DemoPlan(train_images=24, dev_images=6, test_images=10, regions=4)
 REPO = Path(__file__).resolve().parents[1]

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
-from bench.distributed import WorldInfo
-from bench.errors import BenchError
+from bench.common.distributed import WorldInfo
+from bench.common.errors import BenchError
 from bench.perf.semantics_bench import generated_corpus, measure_semantics_memory
-from bench.semantics import fit_tfidf
-from bench.splits import load_split
-from bench.train_data import CaptionSamples, CollateBatch, TrainingSemantics, training_loader, validation_subset
-from bench.vocab import Vocabulary
+from bench.data.semantics import fit_tfidf
+from bench.data.splits import load_split
+from bench.train.batches import CaptionSamples, CollateBatch, TrainingSemantics, training_loader, validation_subset
+from bench.data.vocab import Vocabulary
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from bench import vocab as vocab_module
-from bench.errors import BenchError
-from bench.vocab import Vocabulary, lower_ascii, tokenize
+from bench.data import vocab as vocab_module
+from bench.common.errors import BenchError
+from bench.data.vocab import Vocabulary, lower_ascii, tokenize
 
 
 def test_lower_cases_ascii_bytes_only():

@@ -1,5 +1,5 @@
 """Fetch, verify and prepare SCAN features, vocabularies, annotations and released checkpoints.
 
 `registry` lists every item; `fetch` downloads, `verify` checks, `prepare` extracts and
-places; `pipeline` runs one item end to end; `bench/commands/download.py` is the CLI.
+places; `pipeline` runs one item end to end; `bench/cli/download.py` is the CLI.
 """

@@ -6,9 +6,9 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from bench.atomic import atomic_path
+from bench.common.atomic import atomic_path
 from bench.download.progress import byte_progress
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 COPY_BLOCK = 8 << 20
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bench.atomic import atomic_path
+from bench.common.atomic import atomic_path
 from bench.download.progress import byte_progress
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 BLOCK_BYTES = 64 << 20  # rows read per step; the only large allocation
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import gdown
 import requests
 
-from bench.checkpoint import sha256_of
+from bench.model.checkpoint import sha256_of
 from bench.download.progress import byte_progress, console
 from bench.download.registry import Item, Source
 from bench.download.verify import sniff
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 DISK_MARGIN = 256 << 20
 

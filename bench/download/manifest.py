@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.atomic import write_json
-from bench.checkpoint import sha256_of
-from bench.errors import BenchError
+from bench.common.atomic import write_json
+from bench.model.checkpoint import sha256_of
+from bench.common.errors import BenchError
 
 MANIFEST_NAME = "download-manifest.json"
 

@@ -9,14 +9,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.checkpoint import sha256_of
+from bench.model.checkpoint import sha256_of
 from bench.download import verify
 from bench.download.convert import npy_to_hdf5
 from bench.download.fetch import FetchOptions, fetch, partial_files, sources_for
 from bench.download.manifest import Manifest, file_lock
 from bench.download.prepare import check_outputs, extract_members, place_checkpoints
 from bench.download.registry import Item, split_of
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 
 @dataclass

@@ -9,13 +9,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.checkpoint import read_checkpoint, sha256_of
+from bench.model.checkpoint import read_checkpoint, sha256_of
 from bench.download import verify
 from bench.download.archive import Archive, copy_file
 from bench.download.fetch import check_disk_space
 from bench.download.manifest import Manifest, remove_quietly
 from bench.download.registry import Item, split_of
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
 

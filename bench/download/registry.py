@@ -8,7 +8,7 @@ what entries of one kind share, so each entry lists only what differs.
 
 from dataclasses import dataclass, replace
 
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 GROUPS = ("coco", "f30k", "checkpoints")
 ROOTS = ("data", "models", "nltk")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.checkpoint import read_checkpoint, strip_prefix
+from bench.model.checkpoint import read_checkpoint, strip_prefix
 from bench.download.convert import read_npy_header
 from bench.download.progress import byte_progress
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 PICKLE_PROTOCOL_2 = b"\x80\x02"

@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bench.atomic import write_json
+from bench.common.atomic import write_json
 
 ROW_SHAPE = (36, 2048)
 ROW_BYTES = ROW_SHAPE[0] * ROW_SHAPE[1] * 4

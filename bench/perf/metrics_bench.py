@@ -10,12 +10,12 @@ import argparse
 import numpy as np
 import torch
 
-from bench.metrics import recall_metrics
+from bench.eval.metrics import recall_metrics
 from bench.perf.measure import peak_memory_mb, reset_peak_memory, timed
 from bench.perf.report import publish
-from bench.pmrp import protocol_pmrp
-from bench.protocols import PROTOCOLS, evaluate
-from bench.synthetic import CONCEPTS, FILLER
+from bench.eval.pmrp import protocol_pmrp
+from bench.eval.protocols import PROTOCOLS, evaluate
+from bench.data.synthetic import CONCEPTS, FILLER
 
 CPU = torch.device("cpu")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.atomic import write_text
+from bench.common.atomic import write_text
 
 
 def write_rows(rows: list[dict], path: str) -> Path:

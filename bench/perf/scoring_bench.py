@@ -17,8 +17,8 @@ import torch
 from bench.perf.measure import matmul_peak_gflops, peak_memory_mb, reset_peak_memory, timed
 from bench.perf.report import publish
 from bench.perf.workload import agreement, calibrate_spread, embeddings, flops_per_pair, full_size_model
-from bench.reference import reference_scores
-from bench.scoring import score_matrix
+from bench.model.reference_loop import reference_scores
+from bench.eval.scoring import score_matrix
 
 PEAK_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}
 

@@ -8,10 +8,10 @@ their own image's regions plus noise, so ground-truth pairs tend to score highes
 import numpy as np
 import torch
 
-from bench.config import ModelConfig
-from bench.engine import alignment_nodes
-from bench.model import SimilarityModel
-from bench.synthetic import random_model
+from bench.model.config import ModelConfig
+from bench.model.engine import alignment_nodes
+from bench.model.network import SimilarityModel
+from bench.model.random_weights import random_model
 
 COCO_DIMS = dict(img_dim=2048, word_dim=300, embed_size=1024, sim_dim=256, num_layers=1, bi_gru=True,
                  no_imgnorm=False, no_txtnorm=False, sgr_step=3, num_regions=36)

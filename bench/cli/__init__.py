@@ -1,0 +1,1 @@
+"""`python -m bench <command>`: argument parsing over the library, one module per command."""

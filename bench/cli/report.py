@@ -1,0 +1,38 @@
+"""`python -m bench report [--results DIR]`: merge every run into summary.csv and summary.md."""
+
+from pathlib import Path
+
+from bench.common.errors import BenchError
+from bench.results.summary import write_summary
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="gather results/<run>.json into results/summary.csv and results/summary.md")
+    parser.add_argument("--results", type=Path, default=Path("results"),
+                        help="folder holding the runs' JSON (and CSV) files (default: results)")
+    parser.set_defaults(func=run)
+
+
+def draw_charts(results: Path) -> str:
+    """A bar chart beside every run CSV (matplotlib optional: say so and go on without)."""
+    from bench.results.plots import plot_run
+
+    drawn = 0
+    for csv_path in sorted(results.rglob("*.csv")):
+        if csv_path.stem == "summary" or not csv_path.with_suffix(".json").is_file():
+            continue
+        try:
+            plot_run(csv_path)
+        except BenchError as err:
+            return f"charts skipped: {err}"
+        drawn += 1
+    return f"{drawn} chart(s) drawn"
+
+
+def run(args) -> int:
+    charts = draw_charts(args.results) if args.results.is_dir() else ""
+    csv_path, md_path, n_runs = write_summary(args.results)
+    print(charts)
+    print(f"summarised {n_runs} run(s): {csv_path}, {md_path}")
+    return 0

@@ -1,0 +1,53 @@
+"""`python -m bench table` (the paper's DAA-vs-baseline tables) and `python -m bench plot`.
+
+    python -m bench table --table 1 --results results/tables/table1 --markdown results/table1.md
+    python -m bench plot results/daa_coco_sgr_coco-5k.csv
+"""
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.results import tables
+from bench.common.atomic import write_text
+from bench.results.plots import plot_run
+
+
+def register(subparsers) -> None:
+    table = subparsers.add_parser("table", help="the paper's Table 1 / 3: baseline vs +DAA, ours vs paper",
+                                  description=__doc__.splitlines()[0])
+    table.add_argument("--table", type=int, required=True, choices=sorted(tables.TABLES))
+    table.add_argument("--results", type=Path, default=Path("results"),
+                       help="folder of eval --json runs (baseline and DAA checkpoints)")
+    table.add_argument("--markdown", type=Path, help="also write the table as Markdown")
+    table.set_defaults(func=run_table)
+    plot = subparsers.add_parser("plot", help="bar chart of one run's figures beside the paper's")
+    plot.add_argument("csv", type=Path, help="a results CSV written by eval --csv")
+    plot.add_argument("--out", type=Path, help="PNG to write (default: beside the CSV)")
+    plot.set_defaults(func=run_plot)
+
+
+def _print(grid: tables.Grid, console: Console) -> None:
+    table = Table(title=grid.title, caption="\n".join(grid.notes))
+    for name in grid.header:
+        table.add_column(name, justify="left" if name in ("model", "checkpoints") else "right")
+    for index, row in enumerate(grid.rows):
+        table.add_row(*row, end_section=index % 3 == 2)
+    console.print(table)
+
+
+def run_table(args) -> int:
+    grids = tables.build(args.table, tables.load_runs(args.results))
+    if args.markdown:
+        write_text(args.markdown, tables.to_markdown(grids))
+    console = Console()
+    for grid in grids:
+        _print(grid, console)
+    return 0
+
+
+def run_plot(args) -> int:
+    path = plot_run(args.csv, args.out)
+    print(f"wrote {path} (Markdown: ![{path.stem}]({path.name}))")
+    return 0

@@ -1,0 +1,1 @@
+"""Infrastructure every stage shares: errors, atomic writes, progress, torch.distributed helpers."""

@@ -1,0 +1,107 @@
+"""Multi-process training through torch.distributed; the only module that imports it.
+
+`torchrun --nproc_per_node N -m bench train ...` sets RANK / WORLD_SIZE / LOCAL_RANK; the
+same command without torchrun runs as one process with no process group at all.
+NCCL on GPUs, gloo on CPU (so the multi-process path runs on a laptop and in the tests).
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class WorldInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def world_info_from_env() -> WorldInfo:
+    """Rank, local rank and world size as torchrun exports them; one process otherwise."""
+    env = os.environ
+    return WorldInfo(int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), int(env.get("WORLD_SIZE", 1)))
+
+
+def is_master(world: WorldInfo) -> bool:
+    return world.rank == 0
+
+
+def process_device(world: WorldInfo, requested: torch.device) -> torch.device:
+    """Under torchrun each process takes the GPU of its local rank."""
+    if requested.type == "cuda" and world.distributed:
+        return torch.device("cuda", world.local_rank)
+    return requested
+
+
+def init_distributed(world: WorldInfo, device: torch.device) -> None:
+    """Join the process group (NCCL for CUDA, gloo otherwise); nothing for one process."""
+    if not world.distributed or dist.is_initialized():
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                            rank=world.rank, world_size=world.world_size)
+
+
+def cleanup_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_model(module: torch.nn.Module, world: WorldInfo, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel with synchronised batch norms; the module itself for one process.
+
+    PyTorch's SyncBatchNorm only runs on GPUs: on CPU (gloo) each process normalises with its
+    own batch statistics, a named deviation that only affects multi-process CPU runs. SAF's
+    one-channel node batch norm is normalised per caption by bench.model.engine within each process
+    (the original's per-caption calls were synchronised across processes: a named deviation).
+    """
+    if not world.distributed:
+        return module
+    if device.type == "cuda":
+        module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        return DistributedDataParallel(module, device_ids=[device.index])
+    return DistributedDataParallel(module)
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def all_gather_objects(obj) -> list:
+    """Every process's `obj`, in rank order (a one-element list for one process)."""
+    if not dist.is_initialized():
+        return [obj]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def broadcast_object(obj):
+    """The master's `obj` on every process."""
+    if not dist.is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def active_world() -> WorldInfo:
+    """The initialised process group's rank and size; one process when there is none."""
+    if not dist.is_initialized():
+        return WorldInfo()
+    env = world_info_from_env()
+    return WorldInfo(dist.get_rank(), env.local_rank, dist.get_world_size())

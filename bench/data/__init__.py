@@ -1,0 +1,1 @@
+"""Inputs: SCAN splits, vocabularies, COCO ids, caption semantics (TF-IDF), generated data."""

@@ -1,0 +1,76 @@
+"""SCAN vocabularies and the caption -> token ids step, as the original data loader did it."""
+
+import functools
+import json
+from pathlib import Path
+
+import nltk
+
+from bench.common.errors import BenchError
+
+SPECIAL_TOKENS = {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3}
+
+
+@functools.lru_cache(maxsize=1)
+def tokenizer_path() -> str:
+    """'punkt_tab' when NLTK's sentence model is installed, else 'preserve_line'.
+
+    The two agree on one-sentence captions (almost all of COCO and Flickr30K); results
+    record which one ran.
+    """
+    try:
+        nltk.data.find("tokenizers/punkt_tab/english/")
+        return "punkt_tab"
+    except LookupError:
+        return "preserve_line"
+
+
+def lower_ascii(caption: bytes | str) -> str:
+    """Lower-case the UTF-8 bytes (ASCII letters only, like the original), then decode."""
+    raw = caption.encode("utf-8") if isinstance(caption, str) else caption
+    return raw.lower().decode("utf-8")
+
+
+def tokenize(caption: bytes | str) -> list[str]:
+    text = lower_ascii(caption)
+    return nltk.tokenize.word_tokenize(text, preserve_line=tokenizer_path() == "preserve_line")
+
+
+class Vocabulary:
+    """word2idx of a SCAN `*_vocab.json`; unknown words map to `<unk>`."""
+
+    def __init__(self, word2idx: dict[str, int], path: Path | None = None):
+        self.word2idx = word2idx
+        self.path = path
+        self.unk = word2idx["<unk>"]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocabulary":
+        path = Path(path)
+        if not path.is_file():
+            raise BenchError(f"{path}: vocabulary file not found (expected SCAN's *_precomp_vocab.json)")
+        try:
+            word2idx = json.loads(path.read_text(encoding="utf-8"))["word2idx"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+            raise BenchError(f"{path}: not a SCAN vocabulary (a JSON object with 'word2idx')") from None
+        for token, index in SPECIAL_TOKENS.items():
+            if word2idx.get(token) != index:
+                raise BenchError(f"{path}: special token {token} must have id {index}")
+        if sorted(word2idx.values()) != list(range(len(word2idx))):
+            raise BenchError(f"{path}: word ids must be 0..{len(word2idx) - 1} without gaps")
+        return cls(word2idx, path)
+
+    def __len__(self) -> int:
+        return len(self.word2idx)
+
+    def encode(self, caption: bytes | str) -> list[int]:
+        """[<start>] + ids of the tokens + [<end>]."""
+        ids = [self.word2idx.get(token, self.unk) for token in tokenize(caption)]
+        return [SPECIAL_TOKENS["<start>"], *ids, SPECIAL_TOKENS["<end>"]]
+
+    def check_matches(self, vocab_size: int, checkpoint: str) -> None:
+        if len(self) != vocab_size:
+            raise BenchError(
+                f"{self.path}: vocabulary has {len(self)} words but {checkpoint} embeds {vocab_size}; "
+                "use the vocabulary the checkpoint was trained with (--vocab)"
+            )

@@ -1,0 +1,1 @@
+"""Scoring a split, protocols (folds), and metrics: recalls, ASP, PMRP, ECCV Caption."""

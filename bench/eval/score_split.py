@@ -1,0 +1,113 @@
+"""From checkpoints and a split to a score matrix, with the facts provenance needs.
+
+Two checkpoints make the SGRAF ensemble: the element-wise mean of their matrices.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.model.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
+from bench.model.encode import encode_captions, encode_images, tokenize_captions
+from bench.common.errors import BenchError
+from bench.eval.scoring import score_matrix, warn_slow_bf16
+from bench.data.splits import Split
+from bench.data.vocab import Vocabulary
+
+Blocks = list[tuple[slice, slice]] | None
+
+
+@dataclass
+class ScoredSplit:
+    sims: np.ndarray
+    checkpoints: list[Checkpoint]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    vocab_paths: list[str] = field(default_factory=list)
+
+    @property
+    def model_label(self) -> str:
+        names = sorted({c.config.module_name for c in self.checkpoints})
+        return "SGRAF" if names == ["SAF", "SGR"] else "+".join(c.config.module_name for c in self.checkpoints)
+
+
+def default_vocab_path(data_root: Path, checkpoint: Checkpoint) -> Path:
+    return Path(data_root) / "vocab" / f"{checkpoint.config.data_name}_vocab.json"
+
+
+def check_features_fit(checkpoint: Checkpoint, split: Split) -> None:
+    """The checkpoint's image dimension and region count must match the feature file."""
+    _, regions, dim = split.features.shape
+    config = checkpoint.config
+    if dim != config.img_dim or regions != config.num_regions:
+        raise BenchError(
+            f"{split.feature_path}: features are {regions} regions x {dim}, but {checkpoint.path} "
+            f"expects {config.num_regions} x {config.img_dim}"
+        )
+
+
+def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, device: torch.device,
+                     precision: str, timings: dict[str, float], blocks: Blocks = None,
+                     image_shard: int | None = None, tokenized=None) -> np.ndarray:
+    """The full matrix, or only the given (image, caption) blocks stacked (COCO 1K's diagonal)."""
+    model = build_model(checkpoint).to(device)
+    tag = checkpoint.config.module_name
+    started = time.perf_counter()
+    img_emb = encode_images(model, split, device)
+    cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device, tokenized=tokenized)
+    encoded = time.perf_counter()
+    cap_lens = cap_lens.to(device)
+    if blocks is None:
+        sims = score_matrix(model, img_emb, cap_emb, cap_lens, precision=precision, image_shard=image_shard)
+    else:
+        sims = np.stack([score_matrix(model, img_emb[rows], cap_emb[cols], cap_lens[cols], precision=precision,
+                                      image_shard=image_shard)
+                         for rows, cols in blocks])
+    timings[f"encode_{tag}"] = encoded - started
+    timings[f"score_{tag}"] = time.perf_counter() - encoded
+    return sims
+
+
+def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, vocab_path: str | None,
+                device: torch.device, precision: str, blocks: Blocks = None,
+                image_shard: int | None = None) -> ScoredSplit:
+    """Score every checkpoint on the split and average the matrices (SGRAF when two)."""
+    if not 1 <= len(checkpoint_paths) <= 2:
+        raise BenchError("give one --checkpoint, or two (SGR and SAF) for the SGRAF ensemble")
+    started = time.perf_counter()
+    warn_slow_bf16(precision, device)
+    checkpoints = [read_checkpoint(path) for path in checkpoint_paths]
+    timings = {"load_checkpoints": time.perf_counter() - started}
+    matrices, vocab_paths, tokenized = [], [], {}
+    for checkpoint in checkpoints:
+        path = Path(vocab_path) if vocab_path else default_vocab_path(data_root, checkpoint)
+        vocab_paths.append(str(path))
+        vocab = Vocabulary.load(path)
+        check_features_fit(checkpoint, split)
+        vocab.check_matches(checkpoint.config.vocab_size, str(checkpoint.path))
+        if str(path) not in tokenized:  # SGR and SAF share one vocabulary: tokenise once
+            tokenized[str(path)] = tokenize_captions(vocab, split.captions)
+        matrices.append(score_checkpoint(checkpoint, split, vocab, device, precision, timings, blocks,
+                                         image_shard, tokenized[str(path)]))
+    sims = matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2
+    return ScoredSplit(sims.astype(np.float32), checkpoints, timings, vocab_paths)
+
+
+def checkpoint_facts(checkpoints: list[Checkpoint]) -> list[dict]:
+    return [{"path": str(c.path), "sha256": sha256_of(c.path), "module_name": c.config.module_name,
+             "data_name": c.config.data_name, "epoch": c.epoch, "best_rsum": c.best_rsum} for c in checkpoints]
+
+
+def data_manifest(split: Split) -> dict:
+    files = [split.feature_path, split.directory / f"{split.name}_caps.txt", split.directory / f"{split.name}_ids.txt"]
+    return {
+        "split": split.name,
+        "directory": str(split.directory),
+        "features_shape": list(split.features.shape),
+        "rows_per_image": split.rows_per_image,
+        "n_images": split.n_images,
+        "n_captions": split.n_captions,
+        "files": {f.name: f.stat().st_size for f in files if f.is_file()},
+    }

@@ -1,0 +1,135 @@
+"""Whole score matrices: image shards x length-grouped caption chunks, on any device.
+
+Shards follow the device's free memory, and an out-of-memory error halves the shard and
+retries instead of failing. Under torchrun, each process scores a contiguous slice of the
+images and every process receives the assembled matrix.
+"""
+
+import contextlib
+import os
+import sys
+
+import numpy as np
+import torch
+
+from bench.common.distributed import active_world, all_gather_objects
+from bench.model.engine import pair_scores
+from bench.common.errors import BenchError
+from bench.model.network import SimilarityModel
+from bench.common.progress import progress_bar
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+CPU_IMAGE_SHARD = 128  # on CPU, small shards keep the big intermediates in cache (performance.md)
+CPU_CAPTION_CHUNK = 8
+GPU_CAPTION_CHUNK = 32
+MEMORY_SHARE = 0.5  # of free memory one shard's intermediates may take
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
+
+
+@contextlib.contextmanager
+def precision_context(precision: str, device: torch.device):
+    """fp32: exact IEEE matmuls; tf32: TF32 tensor cores on CUDA; bf16: autocast to bfloat16."""
+    if precision not in PRECISIONS:
+        raise BenchError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    try:
+        if precision == "bf16":
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def warn_slow_bf16(precision: str, device: torch.device) -> None:
+    """bf16 on a CPU without native bf16 matmuls (AVX512-BF16 / AMX) is far slower than fp32."""
+    if precision != "bf16" or device.type != "cpu":
+        return
+    try:
+        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        return
+    if not native:
+        print("daa-bench: warning: this CPU has no native bf16 matmuls; bf16 will be much slower "
+              "than fp32 here", file=sys.stderr)
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def bytes_per_image(regions: int, embed: int, sim: int, max_words: int, caption_chunk: int) -> int:
+    """float32 intermediates of one image against one caption chunk (attention, context, nodes)."""
+    return 4 * caption_chunk * max_words * (2 * regions + 3 * embed + 6 * sim)
+
+
+def plan_image_shard(device: torch.device, n_images: int, per_image: int) -> int:
+    """Images per shard: what half the free memory holds; on CPU also capped for cache reuse."""
+    fits = max(1, int(free_memory_bytes(device) * MEMORY_SHARE) // max(per_image, 1))
+    cap = CPU_IMAGE_SHARD if device.type == "cpu" else n_images
+    return max(1, min(fits, cap, n_images))
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+
+def _score_rows(sim_enc, img_emb, cap_emb, cap_lens, shard: int, chunk: int, advance):
+    """Scores of these images, shard by shard; on out-of-memory, halve the shard and retry."""
+    img_glo = sim_enc.v_global_w(img_emb)
+    blocks, start = [], 0
+    while start < img_emb.shape[0]:
+        stop = min(start + shard, img_emb.shape[0])
+        try:
+            block = pair_scores(sim_enc, img_emb[start:stop], cap_emb, cap_lens,
+                                img_glo=img_glo[start:stop], caption_chunk=chunk)
+        except (torch.OutOfMemoryError, RuntimeError) as error:
+            if not is_out_of_memory(error) or shard == 1:
+                raise
+            shard = max(1, shard // 2)
+            if img_emb.device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        blocks.append(block.float().cpu().numpy())
+        advance(stop - start)
+        start = stop
+    return np.concatenate(blocks) if blocks else np.empty((0, cap_emb.shape[0]), dtype=np.float32)
+
+
+@torch.no_grad()
+def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.Tensor, cap_lens: torch.Tensor,
+                 *, precision: str = "fp32", image_shard: int | None = None,
+                 caption_chunk: int | None = None) -> np.ndarray:
+    """float32 (n_images, n_captions) similarity matrix; shards planned from free memory."""
+    sim_enc, device = model.sim_enc, img_emb.device
+    n_images = img_emb.shape[0]
+    config = model.config
+    chunk = caption_chunk or (CPU_CAPTION_CHUNK if device.type == "cpu" else GPU_CAPTION_CHUNK)
+    per_image = bytes_per_image(config.num_regions, config.embed_size, config.sim_dim, int(cap_lens.max()), chunk)
+    if image_shard is not None and image_shard < 1:
+        raise BenchError(f"--image-shard {image_shard}: must be at least 1")
+    shard = image_shard or plan_image_shard(device, n_images, per_image)
+    world = active_world()
+    # whole shards per process, so every image is scored in the same shard as in one process
+    n_shards = -(-n_images // shard)
+    bounds = np.linspace(0, n_shards, world.world_size + 1).astype(int) * shard
+    mine = slice(min(int(bounds[world.rank]), n_images), min(int(bounds[world.rank + 1]), n_images))
+    with precision_context(precision, device), progress_bar("scoring", mine.stop - mine.start) as advance:
+        rows = _score_rows(sim_enc, img_emb[mine], cap_emb, cap_lens, shard, chunk, advance)
+    return np.concatenate(all_gather_objects(rows)) if world.distributed else rows

@@ -1,0 +1,1 @@
+"""Checkpoint -> SGR/SAF network -> encoders -> batched similarity engine (plus the per-caption reference)."""

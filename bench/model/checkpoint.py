@@ -1,0 +1,148 @@
+"""Read and write checkpoints in the published DAA / SGRAF layout (`model.md`).
+
+A checkpoint is `torch.save({"epoch", "model": [img_sd, txt_sd, sim_sd], "best_rsum", "opt",
+"Eiters"})`. DAA's keys carry DistributedDataParallel's `module.` prefix, SGRAF's do not.
+Loading never runs pickled code: `weights_only=True` with only `argparse.Namespace` allowed.
+"""
+
+import argparse
+import hashlib
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.common.atomic import atomic_path
+from bench.model.config import ModelConfig
+from bench.common.errors import BenchError
+from bench.model.network import SimilarityModel
+
+PART_NAMES = ("image encoder", "text encoder", "similarity encoder")
+DDP_PREFIX = "module."
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: ModelConfig
+    opt: argparse.Namespace
+    state_dicts: list[dict]
+    epoch: int
+    best_rsum: float
+    extra: dict
+
+
+def _refusal_reason(message: str) -> str | None:
+    """The pickled global a weights-only load refused, if that is why it failed."""
+    match = re.search(r"(?:unsupported )?GLOBAL ([\w.]+)", message, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+def _safe_torch_load(path: Path) -> dict:
+    """torch.load with weights_only and Namespace allow-listed; refuse anything else."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        forbidden = _refusal_reason(str(err))
+        if forbidden:
+            raise BenchError(
+                f"{path}: refused to load: its pickle asks for {forbidden}, and only tensors and "
+                "argparse.Namespace are allowed (a published checkpoint needs nothing else)"
+            ) from None
+        raise BenchError(f"{path}: not a readable torch checkpoint (corrupt, truncated or not a checkpoint)") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise BenchError(f"{path}: not a readable torch checkpoint ({str(err).splitlines()[0][:200]})") from None
+
+
+def strip_prefix(state_dict: dict) -> dict:
+    """Remove DDP's `module.` prefix when every key has it (DAA); SGRAF's keys have none."""
+    if state_dict and all(key.startswith(DDP_PREFIX) for key in state_dict):
+        return {key[len(DDP_PREFIX):]: value for key, value in state_dict.items()}
+    return dict(state_dict)
+
+
+def _num_regions(sim_state: dict, path: Path) -> int:
+    key = "v_global_w.embedding_local.1.weight"
+    if key not in sim_state:
+        raise BenchError(f"{path}: similarity encoder has no '{key}' (not an SGR/SAF checkpoint?)")
+    return int(sim_state[key].shape[0])
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and validate the container; the weights are checked when built into a model."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"{path}: checkpoint file not found")
+    raw = _safe_torch_load(path)
+    if not isinstance(raw, dict) or "model" not in raw or "opt" not in raw:
+        raise BenchError(f"{path}: not a DAA/SGRAF checkpoint (expected a dict with 'model' and 'opt')")
+    opt = raw["opt"]
+    if not isinstance(opt, argparse.Namespace):
+        raise BenchError(f"{path}: 'opt' is {type(opt).__name__}, expected argparse.Namespace")
+    parts = raw["model"]
+    if not isinstance(parts, (list, tuple)) or len(parts) != 3 or not all(isinstance(p, dict) for p in parts):
+        raise BenchError(f"{path}: 'model' must be a list of three state dicts ({', '.join(PART_NAMES)})")
+    state_dicts = [strip_prefix(part) for part in parts]
+    config = ModelConfig.from_opt(opt, num_regions=_num_regions(state_dicts[2], path), source=str(path))
+    known = {"model", "opt", "epoch", "best_rsum", "Eiters"}
+    return Checkpoint(
+        path=path, config=config, opt=opt, state_dicts=state_dicts,
+        epoch=int(raw.get("epoch", 0)), best_rsum=float(raw.get("best_rsum", 0.0)),
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def _load_part(module: torch.nn.Module, state: dict, name: str, path: Path) -> None:
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        detail = []
+        if missing:
+            detail.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        if unexpected:
+            detail.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
+        raise BenchError(f"{path}: {name} keys do not match the model ({'; '.join(detail)})")
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise BenchError(
+                f"{path}: {name} '{key}' has shape {tuple(state[key].shape)}, "
+                f"the opt implies {tuple(tensor.shape)}"
+            )
+    module.load_state_dict(state)
+
+
+def build_model(checkpoint: Checkpoint) -> SimilarityModel:
+    """A SimilarityModel in eval mode holding the checkpoint's weights."""
+    model = SimilarityModel(checkpoint.config)
+    for module, state, name in zip(model.parts(), checkpoint.state_dicts, PART_NAMES):
+        _load_part(module, state, name, checkpoint.path)
+    return model.eval()
+
+
+def load_model(path: str | Path) -> tuple[SimilarityModel, Checkpoint]:
+    checkpoint = read_checkpoint(path)
+    return build_model(checkpoint), checkpoint
+
+
+def save_checkpoint(path: str | Path, model: SimilarityModel, opt: argparse.Namespace, *,
+                    epoch: int = 0, best_rsum: float = 0.0, eiters: int = 0,
+                    ddp_prefix: bool = True, extra: dict | None = None) -> None:
+    """Write the published layout atomically (DAA's `module.` prefix by default)."""
+    prefix = DDP_PREFIX if ddp_prefix else ""
+    parts = [{prefix + k: v.detach().cpu() for k, v in part.state_dict().items()} for part in model.parts()]
+    payload = {"epoch": epoch, "model": parts, "best_rsum": best_rsum, "opt": opt, "Eiters": eiters}
+    payload.update(extra or {})
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

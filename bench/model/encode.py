@@ -1,0 +1,52 @@
+"""Encode a split's images and captions into the embeddings the similarity engine scores."""
+
+import torch
+
+from bench.model.network import SimilarityModel
+from bench.common.progress import progress_bar
+from bench.data.splits import Split
+from bench.data.vocab import Vocabulary
+
+
+def pad_tokens(token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (B, L) int64 ids with <pad>=0, and the true lengths (B,)."""
+    lengths = torch.tensor([len(t) for t in token_lists], dtype=torch.int64)
+    tokens = torch.zeros(len(token_lists), int(lengths.max()), dtype=torch.int64)
+    for row, ids in enumerate(token_lists):
+        tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.int64)
+    return tokens, lengths
+
+
+@torch.no_grad()
+def encode_images(model: SimilarityModel, split: Split, device: torch.device, batch: int = 128) -> torch.Tensor:
+    """(n_images, R, E) region embeddings, read from the memory map one batch at a time."""
+    chunks = []
+    with progress_bar("encoding images", split.n_images) as advance:
+        for start in range(0, split.n_images, batch):
+            stop = min(start + batch, split.n_images)
+            regions = torch.from_numpy(split.image_rows(start, stop)).to(device)
+            chunks.append(model.img_enc(regions))
+            advance(stop - start)
+    return torch.cat(chunks)
+
+
+def tokenize_captions(vocab: Vocabulary, captions: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded token ids and lengths; NLTK is the slow part, so callers may reuse the result."""
+    return pad_tokens([vocab.encode(caption) for caption in captions])
+
+
+@torch.no_grad()
+def encode_captions(model: SimilarityModel, vocab: Vocabulary, captions: list[bytes], device: torch.device,
+                    batch: int = 128, tokenized: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """(n_captions, L, E) word embeddings (zeros past each length) and lengths (n_captions,).
+
+    `tokenized` (from tokenize_captions) skips tokenising again, e.g. for SGRAF's second model.
+    """
+    tokens, lengths = tokenized if tokenized is not None else tokenize_captions(vocab, captions)
+    chunks = []
+    with progress_bar("encoding captions", len(captions)) as advance:
+        for start in range(0, len(captions), batch):
+            part = slice(start, start + batch)
+            chunks.append(model.txt_enc(tokens[part].to(device), lengths[part]))
+            advance(chunks[-1].shape[0])
+    return torch.cat(chunks), lengths

@@ -1,0 +1,215 @@
+"""The SGR / SAF model family of SGRAF (AAAI 2021) as the released DAA checkpoints store it.
+
+Parameter names mirror the published state dicts exactly (`fc`, `cap_rnn`, `v_global_w`,
+`SGR_module.0.graph_query_w`, ...), so `load_state_dict` needs no renaming. The parts that
+are per image or per caption live here; the per-pair scoring lives in `bench.model.engine`
+(batched) and `bench.model.reference_loop` (the original's per-caption loop).
+"""
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from bench.model.config import ModelConfig
+
+EPS = 1e-8
+ATTENTION_SMOOTH = 9.0  # SCAN's softmax temperature lambda in the text-to-image attention
+SA_DROPOUT = 0.4  # SGRAF's fixed dropout in the self-attention blocks and word embedding
+
+
+def l2norm(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """x / (||x|| + 1e-8): the eps is added to the norm, as in SCAN and SGRAF."""
+    return x / (torch.linalg.vector_norm(x, dim=dim, keepdim=True) + EPS)
+
+
+def l1norm(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    return x / (x.abs().sum(dim=dim, keepdim=True) + EPS)
+
+
+class ImageEncoder(nn.Module):
+    """Region features (B, R, D_img) -> l2-normalised region embeddings (B, R, E)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.img_dim, config.embed_size)
+        self.normalise = not config.no_imgnorm
+
+    def forward(self, regions: torch.Tensor) -> torch.Tensor:
+        emb = self.fc(regions)
+        return l2norm(emb) if self.normalise else emb
+
+
+class TextEncoder(nn.Module):
+    """Token ids (B, L) with true lengths -> word embeddings (B, L, E), bi-GRU halves averaged."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.embed = nn.Embedding(config.vocab_size, config.word_dim)
+        self.dropout = nn.Dropout(SA_DROPOUT)
+        self.cap_rnn = nn.GRU(
+            config.word_dim, config.embed_size, config.num_layers,
+            batch_first=True, bidirectional=config.bi_gru,
+        )
+        self.embed_size = config.embed_size
+        self.bidirectional = config.bi_gru
+        self.normalise = not config.no_txtnorm
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        words = self.dropout(self.embed(tokens))
+        packed = pack_padded_sequence(words, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.cap_rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
+        if self.bidirectional:
+            out = (out[..., : self.embed_size] + out[..., self.embed_size :]) / 2
+        return l2norm(out) if self.normalise else out
+
+
+def _weighted_global(local_emb, global_emb, common, inputs, dim_items):
+    """Softmax-weighted sum of `inputs` over items, weights from local x global features."""
+    weights = common(local_emb * global_emb.unsqueeze(dim_items)).squeeze(-1)
+    weights = torch.softmax(weights, dim=-1)
+    return l2norm((weights.unsqueeze(-1) * inputs).sum(dim=dim_items))
+
+
+class VisualSA(nn.Module):
+    """Global image vector: region self-attention; BatchNorm1d(R) treats regions as channels."""
+
+    def __init__(self, embed_size: int, num_regions: int):
+        super().__init__()
+        self.embedding_local = nn.Sequential(
+            nn.Linear(embed_size, embed_size), nn.BatchNorm1d(num_regions), nn.Tanh(), nn.Dropout(SA_DROPOUT)
+        )
+        self.embedding_global = nn.Sequential(
+            nn.Linear(embed_size, embed_size), nn.BatchNorm1d(embed_size), nn.Tanh(), nn.Dropout(SA_DROPOUT)
+        )
+        self.embedding_common = nn.Sequential(nn.Linear(embed_size, 1))
+
+    def forward(self, regions: torch.Tensor) -> torch.Tensor:
+        local = self.embedding_local(regions)
+        glob = self.embedding_global(regions.mean(dim=1))
+        return _weighted_global(local, glob, self.embedding_common, regions, dim_items=1)
+
+
+class TextSA(nn.Module):
+    """Global caption vector over words; callers pass captions of one length (no padding)."""
+
+    def __init__(self, embed_size: int):
+        super().__init__()
+        self.embedding_local = nn.Sequential(nn.Linear(embed_size, embed_size), nn.Tanh(), nn.Dropout(SA_DROPOUT))
+        self.embedding_global = nn.Sequential(nn.Linear(embed_size, embed_size), nn.Tanh(), nn.Dropout(SA_DROPOUT))
+        self.embedding_common = nn.Sequential(nn.Linear(embed_size, 1))
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        local = self.embedding_local(words)
+        glob = self.embedding_global(words.mean(dim=-2))
+        return _weighted_global(local, glob, self.embedding_common, words, dim_items=-2)
+
+
+class GraphReasoning(nn.Module):
+    """One SGR step over alignment nodes X (..., n+1, S)."""
+
+    def __init__(self, sim_dim: int):
+        super().__init__()
+        self.graph_query_w = nn.Linear(sim_dim, sim_dim)
+        self.graph_key_w = nn.Linear(sim_dim, sim_dim)
+        self.sim_graph_w = nn.Linear(sim_dim, sim_dim)
+
+    def edge_logits(self, nodes: torch.Tensor, queries: torch.Tensor, fold_query_key: bool) -> torch.Tensor:
+        """(W_q q_i + b_q) . (W_k x_j + b_k) for query rows q_i, up to terms constant in j.
+
+        Folded: q_i^T (W_q^T W_k) x_j + (W_k^T b_q) . x_j (the dropped terms cancel in the
+        softmax over j): one S x S product instead of two, equal up to float rounding.
+        """
+        if not fold_query_key:
+            return self.graph_query_w(queries) @ self.graph_key_w(nodes).transpose(-1, -2)
+        folded = self.graph_query_w.weight.T @ self.graph_key_w.weight
+        shift = self.graph_key_w.weight.T @ self.graph_query_w.bias
+        projected = torch.addmm(shift, queries.reshape(-1, queries.shape[-1]), folded).view(queries.shape)
+        return projected @ nodes.transpose(-1, -2)
+
+    def forward(self, nodes: torch.Tensor, fold_query_key: bool = False, first_only: bool = False) -> torch.Tensor:
+        """Updated nodes; with `first_only`, just the global node's row (..., 1, S): all that the
+        last step's output is read for, at a fraction of the cost."""
+        queries = nodes[..., :1, :] if first_only else nodes
+        edges = torch.softmax(self.edge_logits(nodes, queries, fold_query_key), dim=-1)
+        return torch.relu(self.sim_graph_w(edges @ nodes))
+
+
+class AttentionFiltration(nn.Module):
+    """SAF: sigmoid(BN(Linear(X))) weights, l1-normalised, pool the nodes."""
+
+    def __init__(self, sim_dim: int):
+        super().__init__()
+        self.attn_sim_w = nn.Linear(sim_dim, 1)
+        self.bn = nn.BatchNorm1d(1)
+
+    def forward(self, nodes: torch.Tensor, normalise=None) -> torch.Tensor:
+        """Pool nodes (..., n+1, S) -> (..., S). `normalise` replaces the batch norm of the
+        logits (..., n+1): the batched engine's per-caption training statistics use it."""
+        logits = self.attn_sim_w(nodes).squeeze(-1)  # (..., n+1)
+        if normalise is None:
+            normed = self.bn(logits.reshape(-1, 1, logits.shape[-1])).reshape(logits.shape)
+        else:
+            normed = normalise(logits)
+        weights = l1norm(torch.sigmoid(normed))
+        return l2norm((weights.unsqueeze(-1) * nodes).sum(dim=-2))
+
+
+class SimilarityEncoder(nn.Module):
+    """Holds every weight of the per-pair similarity; the scoring itself is in bench.model.engine."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        embed, sim = config.embed_size, config.sim_dim
+        self.module_name = config.module_name
+        self.v_global_w = VisualSA(embed, config.num_regions)
+        self.t_global_w = TextSA(embed)
+        self.sim_tranloc_w = nn.Linear(embed, sim)
+        self.sim_tranglo_w = nn.Linear(embed, sim)
+        self.sim_eval_w = nn.Linear(sim, 1)
+        if config.module_name == "SGR":
+            self.SGR_module = nn.ModuleList(GraphReasoning(sim) for _ in range(config.sgr_step))
+        else:
+            self.SAF_module = AttentionFiltration(sim)
+
+    def reduce_nodes(self, nodes: torch.Tensor, fold_query_key: bool = False, last_first_only: bool = False):
+        """Alignment nodes (..., n+1, S) -> one similarity vector (..., S).
+
+        The original updates every node in every SGR step, then reads the global node;
+        `last_first_only` computes only that row in the last step (the same value).
+        """
+        if self.module_name == "SGR":
+            last = len(self.SGR_module) - 1
+            for index, step in enumerate(self.SGR_module):
+                nodes = step(nodes, fold_query_key, first_only=last_first_only and index == last)
+            return nodes[..., 0, :]
+        return self.SAF_module(nodes)
+
+    def score_vector(self, vec: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.sim_eval_w(vec)).squeeze(-1)
+
+
+class SimilarityModel(nn.Module):
+    """Image encoder, text encoder and similarity encoder, in the checkpoint's order."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.img_enc = ImageEncoder(config)
+        self.txt_enc = TextEncoder(config)
+        self.sim_enc = SimilarityEncoder(config)
+
+    def parts(self) -> tuple[nn.Module, nn.Module, nn.Module]:
+        return self.img_enc, self.txt_enc, self.sim_enc
+
+
+def init_weights(model: SimilarityModel) -> None:
+    """SGRAF's initialisation: Xavier-uniform Linears with zero bias, U(-0.1, 0.1) words, BN 1/0."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm1d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    nn.init.uniform_(model.txt_enc.embed.weight, -0.1, 0.1)

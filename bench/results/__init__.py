@@ -1,0 +1,1 @@
+"""Figures beside the paper's: result rows, CSV/JSON, provenance, summary, tables, plots."""

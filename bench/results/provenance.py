@@ -1,0 +1,57 @@
+"""Where a number came from: code version, library versions, machine and time.
+
+The eval command adds what only it knows (device, precision, checkpoint sha256, data
+manifest, tokenizer path, seconds per stage, pairs per second) to `base_provenance()`.
+"""
+
+import datetime
+import platform
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import bench
+from bench.eval.metrics import TIE_RULE
+
+PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "nltk")
+
+
+def git_state() -> dict:
+    """Commit of the source tree and whether it has uncommitted changes (None outside git)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
+                                  text=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": None if changes is None else bool(changes)}
+
+
+def package_versions() -> dict:
+    """Installed versions, read from package metadata (no heavy imports)."""
+    versions = {"python": platform.python_version(), "daa-bench": bench.__version__}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def base_provenance() -> dict:
+    """The run-independent part of a result's provenance."""
+    return {
+        **git_state(),
+        "versions": package_versions(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "command": sys.orig_argv,  # the interpreter command line, e.g. python -m bench eval ...
+        "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "tie_rule": TIE_RULE,
+    }

@@ -1,0 +1,109 @@
+"""Gather every run under results/ into results/summary.csv and a Markdown table beside the paper.
+
+Each run is a `<run>.json` written by `eval --json` (with its figures); a `<run>.csv` beside it
+is read instead when present, so a hand-corrected CSV is summarised as the user sees it.
+"""
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.common.atomic import write_text
+from bench.common.errors import BenchError
+from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
+from bench.results.rows import FIELDS, csv_text
+
+SUMMARY_STEM = "summary"
+MARKDOWN_METRICS = ("r1", "r5", "r10", "asp", "pmrp")  # the paper's columns; medr/meanr stay in CSV
+LABELS = {"r1": "R@1", "r5": "R@5", "r10": "R@10", "asp": "ASP", "pmrp": "PMRP", "rsum": "rsum"}
+
+
+def _run_rows(json_path: Path) -> list[dict] | None:
+    """The figures of one run, or None when the JSON is not a run result."""
+    try:
+        document = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BenchError(f"cannot read run result {json_path}: {err}") from err
+    if not isinstance(document, dict) or "protocol" not in document:
+        return None
+    csv_path = json_path.with_suffix(".csv")
+    if csv_path.exists():
+        with csv_path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and set(FIELDS) - set(rows[0]):
+            raise BenchError(f"{csv_path} lacks columns {sorted(set(FIELDS) - set(rows[0]))}")
+        return rows
+    return document.get("figures", [])
+
+
+def gather(results_dir: Path) -> list[dict]:
+    """All figure rows of all runs under `results_dir` (subfolders too, e.g. tables/), by path."""
+    if not results_dir.is_dir():
+        raise BenchError(f"results folder {results_dir} does not exist; run an evaluation first "
+                         f"(make reproduce-all, or python -m bench eval ... --json FILE)")
+    rows = []
+    for path in sorted(results_dir.rglob("*.json")):
+        rows += _run_rows(path) or []
+    if not rows:
+        raise BenchError(f"no run results (<run>.json with figures) in {results_dir}")
+    return rows
+
+
+def _cell(row: dict) -> str:
+    """`ours (paper)`, bold with a cross when off the paper beyond tolerance."""
+    text = f"{float(row['value']):.2f}"
+    if row["reference"] not in ("", None):
+        text += f" ({float(row['reference']):.1f})"
+    return f"**{text}** ✗" if row["status"] == "off" else text
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    """One line per run with its headline figures; columns only for metrics some run has."""
+    headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
+    present = {(row["direction"], row["metric"]) for row in headline}
+    columns = [(d, m) for d in ("i2t", "t2i") for m in MARKDOWN_METRICS if (d, m) in present]
+    columns += [("both", "rsum")] if ("both", "rsum") in present else []
+    runs: dict[str, dict] = {}
+    for row in headline:
+        runs.setdefault(row["run_id"], {"row": row})[(row["direction"], row["metric"])] = row
+    header = ["run", "model", "protocol", "checkpoint"]
+    header += [f"{d} {LABELS[m]}" if d != "both" else LABELS[m] for d, m in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run_id, figures in runs.items():
+        first = figures["row"]
+        cells = [run_id, first["model"], first["protocol"], first["checkpoint"]]
+        cells += [_cell(figures[c]) if c in figures else "" for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def chart_links(results_dir: Path) -> str:
+    """Markdown links to the runs' bar charts (`<run>.png`, drawn by `report` or `plot`)."""
+    charts = sorted(results_dir.rglob("*.png"))
+    if not charts:
+        return ""
+    links = [f"- [{png.stem}]({png.relative_to(results_dir).as_posix()})" for png in charts]
+    return "\n## Charts: ours vs published\n\n" + "\n".join(links) + "\n"
+
+
+def summary_markdown(rows: Sequence[dict], charts: str = "") -> str:
+    counts = {s: sum(row["status"] == s for row in rows) for s in ("ok", "off", "no-reference")}
+    return (
+        "# daa-bench results\n\n"
+        "Each cell: ours (paper). **Bold ✗** = off by more than the tolerance (recalls 0.1, "
+        "ASP 0.5, PMRP 0.2, rsum 0.6). Headline figures only (COCO 1K: mean of the five folds); "
+        f"per-fold rows, medr and meanr are in summary.csv.\n\n"
+        f"{counts['ok']} figures ok, {counts['off']} off, {counts['no-reference']} without a "
+        "published reference.\n\n" + markdown_table(rows) + charts
+    )
+
+
+def write_summary(results_dir: Path) -> tuple[Path, Path, int]:
+    """Write summary.csv and summary.md; return their paths and the number of runs."""
+    rows = gather(results_dir)
+    csv_path = results_dir / f"{SUMMARY_STEM}.csv"
+    md_path = results_dir / f"{SUMMARY_STEM}.md"
+    write_text(csv_path, csv_text(rows))
+    write_text(md_path, summary_markdown(rows, chart_links(results_dir)))
+    return csv_path, md_path, len({row["run_id"] for row in rows})

@@ -1,0 +1,177 @@
+"""The paper's DAA-versus-baseline tables (Table 1: COCO, Table 3: Flickr30K) from our runs.
+
+For each model, the SGRAF baseline and the +DAA checkpoints side by side, each figure as
+`ours (paper)`, then the improvement DAA brings: ours beside the paper's. The paper's claim
+is that DAA lifts the semantic metrics (ASP, PMRP) while keeping R@1; this table shows
+whether the released checkpoints bear it out on your machine.
+
+    python -m bench table --table 1 --results results/tables/table1
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common.errors import BenchError
+from bench.results.paper_figures import _published
+
+MODELS = ("SGR", "SAF", "SGRAF")
+DIRECTIONS = ("i2t", "t2i")
+LABELS = {"r1": "R@1", "asp": "ASP", "pmrp": "PMRP"}
+MISSING = "–"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One of the paper's tables: its published source and its columns."""
+
+    title: str
+    source: str  # `source` in paper-figures.csv
+    protocols: tuple[str, ...]
+    metrics: tuple[str, ...]
+
+    def columns(self) -> list[tuple[str, str]]:
+        return [(d, m) for d in DIRECTIONS for m in self.metrics]
+
+
+TABLES = {
+    1: TableSpec("Table 1 (COCO): SGRAF baseline vs +DAA", "paper-table1",
+                 ("coco-1k", "coco-5k"), ("pmrp", "r1", "asp")),
+    3: TableSpec("Table 3 (Flickr30K 1K): SGRAF baseline vs +DAA", "paper-table3",
+                 ("f30k-1k",), ("r1", "asp")),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One evaluation result (an `eval --json` file), reduced to what a table needs."""
+
+    path: Path
+    protocol: str
+    model: str
+    daa: bool
+    metrics: dict
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One protocol's part of a table, ready to print or write."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str]
+
+
+def _model_label(checkpoints: list[dict]) -> str:
+    names = sorted(c["module_name"] for c in checkpoints)
+    return "SGRAF" if names == ["SAF", "SGR"] else "+".join(names)
+
+
+def _is_daa(provenance: dict, path: Path) -> bool:
+    """provenance["daa"] when the run recorded it; else the released files' names say it
+    (daa_*.pth.tar are DAA, sgraf_*.pth.tar the SGRAF baselines)."""
+    if "daa" in provenance:
+        return bool(provenance["daa"])
+    names = {Path(c["path"]).name.split("_")[0] for c in provenance["checkpoints"]}
+    if names in ({"daa"}, {"sgraf"}):
+        return names == {"daa"}
+    raise BenchError(f"{path}: cannot tell whether it evaluated DAA or baseline checkpoints "
+                     f"(no provenance.daa, checkpoint names {sorted(names)}); re-run eval")
+
+
+def read_run(path: Path) -> Run | None:
+    """The run in one results JSON; None for other JSON files (e.g. the summary)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BenchError(f"cannot read run result {path}: {err}") from err
+    if not isinstance(document, dict) or not {"protocol", "metrics"} <= set(document):
+        return None
+    try:
+        provenance = document["provenance"]
+        return Run(path, document["protocol"], _model_label(provenance["checkpoints"]),
+                   _is_daa(provenance, path), document["metrics"])
+    except (KeyError, TypeError) as err:
+        raise BenchError(f"{path}: run result lacks provenance.checkpoints ({err})") from err
+
+
+def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
+    """(protocol, model, daa) -> run; when several runs match, the newest file wins."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise BenchError(f"results folder {results_dir} does not exist; run "
+                         f"`make reproduce-table1` (or eval --json into it) first")
+    runs: dict[tuple[str, str, bool], Run] = {}
+    for path in sorted(results_dir.glob("*.json"), key=lambda p: p.stat().st_mtime):
+        run = read_run(path)
+        if run is not None:
+            runs[(run.protocol, run.model, run.daa)] = run
+    return runs
+
+
+def _ours(run: Run | None, direction: str, metric: str) -> float | None:
+    if run is None:
+        return None
+    value = run.metrics.get(direction, {}).get(metric)
+    return None if value is None else float(value)
+
+
+def _paper(spec: TableSpec, protocol: str, column: tuple[str, str], model: str, daa: bool) -> float | None:
+    return _published(spec.source, (protocol, model, daa, *column), "")
+
+
+def _pair(ours: float | None, paper: float | None, sign: str = "") -> str:
+    text = MISSING if ours is None else format(ours, f"{sign}.2f")
+    return text if paper is None else f"{text} ({paper:{sign}.1f})"
+
+
+def _difference(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else after - before
+
+
+def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str) -> list[list[str]]:
+    """Baseline, +DAA and the DAA gain (ours (paper)) of one model."""
+    cells = {False: [], True: [], "gain": []}
+    for column in spec.columns():
+        ours = {daa: _ours(runs.get((protocol, model, daa)), *column) for daa in (False, True)}
+        paper = {daa: _paper(spec, protocol, column, model, daa) for daa in (False, True)}
+        for daa in (False, True):
+            cells[daa].append(_pair(ours[daa], paper[daa]))
+        cells["gain"].append(_pair(_difference(ours[True], ours[False]),
+                                   _difference(paper[True], paper[False]), sign="+"))
+    return [[model, "baseline", *cells[False]], [model, "+DAA", *cells[True]],
+            [model, "DAA gain", *cells["gain"]]]
+
+
+def _protocol_grid(spec: TableSpec, protocol: str, runs: dict) -> Grid:
+    wanted = [(protocol, m, daa) for m in MODELS for daa in (False, True)]
+    header = ["model", "checkpoints"] + [f"{d} {LABELS[m]}" for d, m in spec.columns()]
+    rows = [row for model in MODELS for row in _model_rows(spec, protocol, runs, model)]
+    notes = [f"cells: ours ({spec.source}); DAA gain: +DAA minus baseline, ours (paper's)",
+             "runs: " + (", ".join(runs[key].path.name for key in wanted if key in runs) or "none")]
+    missing = [f"{m} {'+DAA' if daa else 'baseline'}" for _, m, daa in wanted if (protocol, m, daa) not in runs]
+    if missing:
+        notes.append("missing: " + ", ".join(missing))
+    return Grid(f"{spec.title}, {protocol}", header, rows, notes)
+
+
+def build(table: int, runs: dict) -> list[Grid]:
+    """One grid per protocol of the table (the paper's column groups)."""
+    if table not in TABLES:
+        raise BenchError(f"no table {table}; choose one of {', '.join(map(str, TABLES))}")
+    spec = TABLES[table]
+    if not any(key[0] in spec.protocols for key in runs):
+        raise BenchError(f"no run for {spec.title} in the results folder: it needs eval results "
+                         f"of the {', '.join(spec.protocols)} protocol(s)")
+    return [_protocol_grid(spec, protocol, runs) for protocol in spec.protocols]
+
+
+def to_markdown(grids: list[Grid]) -> str:
+    lines = []
+    for grid in grids:
+        lines += [f"## {grid.title}", "", "| " + " | ".join(grid.header) + " |",
+                  "|" + "---|" * len(grid.header)]
+        lines += ["| " + " | ".join(row) + " |" for row in grid.rows]
+        lines += [""] + [f"- {note}" for note in grid.notes] + [""]
+    return "\n".join(lines)

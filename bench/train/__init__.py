@@ -1,0 +1,1 @@
+"""Training with the DAA loss: batches, losses, loop, checkpoint state."""
