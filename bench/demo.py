@@ -28,7 +28,7 @@ from bench.results.provenance import base_provenance
 from bench.results.rows import figure_rows, write_results
 from bench.eval.scoring import resolve_device
 from bench.data.splits import load_split
-from bench.train.loop import TrainSettings, run_training
+from bench.training.loop import TrainSettings, run_training
 from bench.data.vocab import tokenizer_path
 
 DATA_NAME = "f30k_precomp"  # the demo poses as Flickr30K so that the f30k-1k protocol scores it

@@ -15,8 +15,8 @@ from bench.common import distributed
 from bench.model import random_weights
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from bench.model.network import SimilarityModel, init_weights
-from bench.train.loop import BatchScorer, TrainSettings, backward_batch
-from bench.train.batches import Batch
+from bench.training.loop import BatchScorer, TrainSettings, backward_batch
+from bench.training.batches import Batch
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 12

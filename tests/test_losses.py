@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bench.train.losses import contrastive_loss, daa_loss, soft_ranks, training_objective
+from bench.training.losses import contrastive_loss, daa_loss, soft_ranks, training_objective
 
 # Ranks worked out by hand in the comments below (differences >= 0.1, so the soft step is 0 or 1).
 S3 = torch.tensor([[0.9, 0.2, 0.5],

@@ -15,8 +15,8 @@ from bench.cli.train import settings_from_args
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from bench.common.errors import BenchError
 from bench.data.splits import load_split
-from bench.train.loop import BatchScorer, TrainSettings, backward_batch, learning_rate_at, new_model, run_training
-from bench.train.batches import TrainingSemantics, training_loader
+from bench.training.loop import BatchScorer, TrainSettings, backward_batch, learning_rate_at, new_model, run_training
+from bench.training.batches import TrainingSemantics, training_loader
 from bench.common.distributed import WorldInfo
 from bench.data.vocab import Vocabulary
 

@@ -10,7 +10,7 @@ from bench.common.errors import BenchError
 from bench.perf.semantics_bench import generated_corpus, measure_semantics_memory
 from bench.data.semantics import fit_tfidf
 from bench.data.splits import load_split
-from bench.train.batches import CaptionSamples, CollateBatch, TrainingSemantics, training_loader, validation_subset
+from bench.training.batches import CaptionSamples, CollateBatch, TrainingSemantics, training_loader, validation_subset
 from bench.data.vocab import Vocabulary
 
 

@@ -8,9 +8,9 @@ Unset settings take the paper's values for the dataset and module (the table bel
 
 from pathlib import Path
 
-from bench.train.losses import DAA_FORMS
+from bench.training.losses import DAA_FORMS
 from bench.eval.scoring import PRECISIONS
-from bench.train.loop import TrainSettings, run_training
+from bench.training.loop import TrainSettings, run_training
 
 # (epochs, learning rate before the x world-size scaling, lr_update, daa_weight), training.md
 PAPER_SETTINGS = {

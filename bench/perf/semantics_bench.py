@@ -14,7 +14,7 @@ import tracemalloc
 import numpy as np
 
 from bench.perf.report import publish
-from bench.train.batches import TrainingSemantics
+from bench.training.batches import TrainingSemantics
 
 COCO_TRAIN_CAPTIONS = 566_435
 LIMIT_BYTES = 500 * 2**20

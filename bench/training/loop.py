@@ -22,14 +22,14 @@ from bench.model.config import ModelConfig
 from bench.model.encode import encode_captions, encode_images
 from bench.model.engine import pair_scores
 from bench.eval.score_split import check_features_fit
-from bench.train.losses import training_objective
+from bench.training.losses import training_objective
 from bench.eval.metrics import recall_metrics
 from bench.model.network import SimilarityModel, init_weights
 from bench.common.progress import progress_bar
 from bench.eval.scoring import precision_context, resolve_device, score_matrix
 from bench.data.splits import load_split
-from bench.train.batches import Batch, TrainingSemantics, training_loader, validation_subset
-from bench.train.state import BEST_NAME, EpochRecord, TrainLog, capture_rng, check_resumable, find_resume_checkpoint, \
+from bench.training.batches import Batch, TrainingSemantics, training_loader, validation_subset
+from bench.training.state import BEST_NAME, EpochRecord, TrainLog, capture_rng, check_resumable, find_resume_checkpoint, \
     restore_rng, save_epoch
 from bench.data.vocab import Vocabulary
 

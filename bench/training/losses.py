@@ -3,7 +3,7 @@
 `scores[i, j]` scores the image of batch sample i against the caption of sample j, so the
 matching pairs lie on the diagonal; `sems[i, j]` is their TF-IDF relevance (training.md).
 
-    python -c "import torch; from bench.train.losses import daa_loss; \
+    python -c "import torch; from bench.training.losses import daa_loss; \
 s = torch.rand(8, 8); print(daa_loss(s, torch.rand(8, 8)))"
 """
 
