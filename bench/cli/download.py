@@ -15,7 +15,7 @@ from rich.table import Table
 from bench.download import registry
 from bench.download.fetch import FetchOptions
 from bench.download.pipeline import Context, ensure, status
-from bench.download.progress import console
+from bench.common.progress import console
 from bench.common.errors import BenchError
 
 

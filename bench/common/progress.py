@@ -1,24 +1,142 @@
-"""Rich progress bars for long work; silent when stderr is not a terminal or BENCH_QUIET is set."""
+"""Progress of long steps (download, extract, convert, encode, score, train), in every setting.
+
+On a terminal: rich bars. Otherwise (CI, nohup, `make | tee`): one plain line about every
+30 s with done/total, rate and ETA, so a log shows that a 24-minute run is alive. The
+interval is `$BENCH_PROGRESS_INTERVAL` seconds (tests set it low); `$BENCH_QUIET` silences
+both forms. Two entry points with stable signatures: `progress_bar` counts items,
+`byte_progress` counts bytes (and may learn its total late, as a download does).
+"""
 
 import contextlib
 import os
 import sys
+import time
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
+
+INTERVAL_ENV = "BENCH_PROGRESS_INTERVAL"
+DEFAULT_INTERVAL = 30.0
+
+console = Console(stderr=True, soft_wrap=True)
 
 
-def _enabled() -> bool:
-    return sys.stderr.isatty() and not os.environ.get("BENCH_QUIET")
+def quiet() -> bool:
+    return bool(os.environ.get("BENCH_QUIET"))
+
+
+def interval() -> float:
+    try:
+        return max(0.0, float(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL)))
+    except ValueError:
+        return DEFAULT_INTERVAL
+
+
+def note(line: str) -> None:
+    """One informative line on stderr (expected times, what a step is about to do)."""
+    if not quiet():
+        print(line, file=sys.stderr, flush=True)
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return ""
+
+
+def human_duration(seconds: float) -> str:
+    """12 s, 4 min 05 s, 6.5 h."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{seconds / 3600:.1f} h"
+
+
+class PlainProgress:
+    """Lines like `scoring: 640/1,000 images (64%), 21.3 images/s, ETA 17 s`, at most one per interval."""
+
+    def __init__(self, description: str, total: int | None, unit: str, completed: int = 0):
+        self.description, self.total, self.unit = description, total, unit
+        self.start_done, self.done = completed, completed
+        self.started = self.last = time.monotonic()
+        self.every = interval()
+        self.printed = False
+
+    def _amount(self, value: float) -> str:
+        return human_bytes(value) if self.unit == "bytes" else f"{value:,.0f}"
+
+    def _rate(self, per_second: float) -> str:
+        return f"{human_bytes(per_second)}/s" if self.unit == "bytes" else f"{per_second:,.1f} {self.unit}/s"
+
+    def update(self, done: int, total: int | None = None) -> None:
+        self.done, self.total = done, total or self.total
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self._print(now)
+
+    def _print(self, now: float) -> None:
+        elapsed = max(now - self.started, 1e-9)
+        rate = (self.done - self.start_done) / elapsed
+        line = f"{self.description}: {self._amount(self.done)}"
+        if self.total:
+            line += f"/{self._amount(self.total)}{'' if self.unit == 'bytes' else ' ' + self.unit}"
+            line += f" ({100 * self.done / self.total:.0f}%)"
+        line += f", {self._rate(rate)}"
+        if self.total and rate > 0:
+            line += f", ETA {human_duration(max(self.total - self.done, 0) / rate)}"
+        note(line)
+        self.printed = True
+
+    def close(self) -> None:
+        """A closing line only for steps long enough to have reported along the way."""
+        if self.printed:
+            note(f"{self.description}: done, {self._amount(self.done)}"
+                 f"{'' if self.unit == 'bytes' else ' ' + self.unit} in {human_duration(time.monotonic() - self.started)}")
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int):
-    """Yield `advance(n)`; draws a bar on a terminal, does nothing otherwise."""
-    if not _enabled():
-        yield lambda n=1: None
+def _tracked(description: str, total: int | None, unit: str, completed: int = 0):
+    """Yield `set(done, total=None)` drawing a bar, printing plain lines, or doing nothing."""
+    if quiet():
+        yield lambda done, new_total=None: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+    if not console.is_terminal:
+        plain = PlainProgress(description, total, unit, completed)
+        yield plain.update
+        plain.close()
+        return
+    if unit == "bytes":
+        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   TimeRemainingColumn())
+    else:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=unit != "bytes") as bars:
+        task = bars.add_task(description, total=total, completed=completed)
+        yield lambda done, new_total=None: bars.update(task, completed=done,
+                                                       **({"total": new_total} if new_total else {}))
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int, unit: str = "items"):
+    """Yield `advance(n=1)` for work counted in items (images, captions, steps)."""
+    with _tracked(description, total, unit) as update:
+        count = [0]
+
+        def advance(n: int = 1) -> None:
+            count[0] += n
+            update(count[0])
+
+        yield advance
+
+
+@contextlib.contextmanager
+def byte_progress(description: str, total: int | None, completed: int = 0):
+    """Yield `update(done, new_total=None)` for work counted in bytes (downloads, extraction)."""
+    with _tracked(description, total, "bytes", completed) as update:
+        yield update

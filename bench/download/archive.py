@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 from bench.common.atomic import atomic_path
-from bench.download.progress import byte_progress
+from bench.common.progress import byte_progress
 from bench.common.errors import BenchError
 
 COPY_BLOCK = 8 << 20

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from bench.common.atomic import atomic_path
-from bench.download.progress import byte_progress
+from bench.common.progress import byte_progress
 from bench.common.errors import BenchError
 
 BLOCK_BYTES = 64 << 20  # rows read per step; the only large allocation

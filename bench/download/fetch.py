@@ -17,7 +17,7 @@ import gdown
 import requests
 
 from bench.model.checkpoint import sha256_of
-from bench.download.progress import byte_progress, console
+from bench.common.progress import byte_progress, console
 from bench.download.registry import Item, Source
 from bench.download.verify import sniff
 from bench.common.errors import BenchError

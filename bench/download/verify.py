@@ -15,7 +15,7 @@ import numpy as np
 
 from bench.model.checkpoint import read_checkpoint, strip_prefix
 from bench.download.convert import read_npy_header
-from bench.download.progress import byte_progress
+from bench.common.progress import byte_progress
 from bench.common.errors import BenchError
 
 HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<?xml")

@@ -13,7 +13,7 @@ import torch
 from bench.model.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
 from bench.model.encode import encode_captions, encode_images, tokenize_captions
 from bench.common.errors import BenchError
-from bench.eval.scoring import score_matrix, warn_slow_bf16
+from bench.eval.scoring import announce_expected_time, score_matrix, warn_slow_bf16
 from bench.data.splits import Split
 from bench.data.vocab import Vocabulary
 
@@ -59,6 +59,9 @@ def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, de
     cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device, tokenized=tokenized)
     encoded = time.perf_counter()
     cap_lens = cap_lens.to(device)
+    pairs = img_emb.shape[0] * cap_emb.shape[0] if blocks is None else sum(
+        (r.stop - r.start) * (c.stop - c.start) for r, c in blocks)
+    announce_expected_time(model, img_emb, cap_emb, cap_lens, pairs, f"scoring {tag} on {split.name}", precision)
     if blocks is None:
         sims = score_matrix(model, img_emb, cap_emb, cap_lens, precision=precision, image_shard=image_shard)
     else:

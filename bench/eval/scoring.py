@@ -8,6 +8,7 @@ images and every process receives the assembled matrix.
 import contextlib
 import os
 import sys
+import time
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from bench.common.distributed import active_world, all_gather_objects
 from bench.model.engine import pair_scores
 from bench.common.errors import BenchError
 from bench.model.network import SimilarityModel
-from bench.common.progress import progress_bar
+from bench.common.progress import human_duration, note, progress_bar
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 CPU_IMAGE_SHARD = 128  # on CPU, small shards keep the big intermediates in cache (performance.md)
@@ -130,6 +131,39 @@ def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.T
     n_shards = -(-n_images // shard)
     bounds = np.linspace(0, n_shards, world.world_size + 1).astype(int) * shard
     mine = slice(min(int(bounds[world.rank]), n_images), min(int(bounds[world.rank + 1]), n_images))
-    with precision_context(precision, device), progress_bar("scoring", mine.stop - mine.start) as advance:
+    with precision_context(precision, device), progress_bar("scoring", mine.stop - mine.start, unit="images") as advance:
         rows = _score_rows(sim_enc, img_emb[mine], cap_emb, cap_lens, shard, chunk, advance)
     return np.concatenate(all_gather_objects(rows)) if world.distributed else rows
+
+
+PROBE_IMAGES = 8
+PROBE_CAPTIONS = 256
+PROBE_FACTOR = 100  # smaller work is over before an estimate would help
+
+
+def announce_expected_time(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.Tensor,
+                           cap_lens: torch.Tensor, pairs: int, what: str, precision: str = "fp32",
+                           min_seconds: float = 10.0) -> float:
+    """Print `<what>: 125M pairs, about 6.5 h on this CPU`, from a probe of a few hundred pairs.
+
+    The probe scores a handful of images against captions spread over the split (so that their
+    lengths are typical); small shards run a little slower than real ones, so the figure errs long.
+    Work not much larger than the probe, or expected to take under `min_seconds`, is not announced.
+    """
+    images = img_emb[:PROBE_IMAGES]
+    columns = torch.linspace(0, cap_emb.shape[0] - 1, min(PROBE_CAPTIONS, cap_emb.shape[0])).long()
+    if active_world().rank != 0 or pairs < PROBE_FACTOR * images.shape[0] * len(columns):
+        return 0.0
+    started = time.perf_counter()
+    with torch.no_grad(), precision_context(precision, img_emb.device):
+        glo = model.sim_enc.v_global_w(images)
+        pair_scores(model.sim_enc, images, cap_emb[columns.to(cap_emb.device)], cap_lens[columns.to(cap_lens.device)],
+                    img_glo=glo, caption_chunk=CPU_CAPTION_CHUNK)
+        if img_emb.device.type == "cuda":
+            torch.cuda.synchronize(img_emb.device)
+    seconds = pairs * (time.perf_counter() - started) / (images.shape[0] * len(columns))
+    where = "this CPU" if img_emb.device.type == "cpu" else f"this GPU ({torch.cuda.get_device_name(img_emb.device)})"
+    hint = "; a GPU takes minutes" if img_emb.device.type == "cpu" and seconds > 600 else ""
+    if seconds >= min_seconds:
+        note(f"{what}: {pairs / 1e6:,.1f}M pairs, about {human_duration(seconds)} on {where}{hint}")
+    return seconds

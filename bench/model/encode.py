@@ -21,7 +21,7 @@ def pad_tokens(token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor
 def encode_images(model: SimilarityModel, split: Split, device: torch.device, batch: int = 128) -> torch.Tensor:
     """(n_images, R, E) region embeddings, read from the memory map one batch at a time."""
     chunks = []
-    with progress_bar("encoding images", split.n_images) as advance:
+    with progress_bar("encoding images", split.n_images, unit="images") as advance:
         for start in range(0, split.n_images, batch):
             stop = min(start + batch, split.n_images)
             regions = torch.from_numpy(split.image_rows(start, stop)).to(device)
@@ -44,7 +44,7 @@ def encode_captions(model: SimilarityModel, vocab: Vocabulary, captions: list[by
     """
     tokens, lengths = tokenized if tokenized is not None else tokenize_captions(vocab, captions)
     chunks = []
-    with progress_bar("encoding captions", len(captions)) as advance:
+    with progress_bar("encoding captions", len(captions), unit="captions") as advance:
         for start in range(0, len(captions), batch):
             part = slice(start, start + batch)
             chunks.append(model.txt_enc(tokens[part].to(device), lengths[part]))

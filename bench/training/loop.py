@@ -101,7 +101,7 @@ def train_epoch(scorer, optimizer, loader, settings: TrainSettings, device, log:
     scorer.train()
     totals: dict[str, float] = {}
     batches = 0
-    with progress_bar(f"epoch {epoch}", len(loader)) as advance:
+    with progress_bar(f"epoch {epoch}", len(loader), unit="steps") as advance:
         for batch in loader:
             optimizer.zero_grad(set_to_none=True)
             terms = backward_batch(scorer, batch.to(device), settings, device)
