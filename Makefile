@@ -179,9 +179,10 @@ demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRA
 .PHONY: train-coco-sgr train-coco-saf train-f30k-sgr train-f30k-saf
 
 # ---- issue 6: performance (results/perf/*.csv; ratios measured in one process) ----
-bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), metrics, memory
+bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), metrics, bootstrap, memory
 	$(PY) -m bench.perf.scoring_bench --device cpu --peak-size 1024 --out $(RESULTS)/perf
 	$(PY) -m bench.perf.metrics_bench --out $(RESULTS)/perf
+	$(PY) -m bench.perf.bootstrap_bench --out $(RESULTS)/perf
 	$(PY) -m bench.perf.semantics_bench --out $(RESULTS)/perf
 	$(PY) -m bench.perf.convert_bench --gib 3 --json $(RESULTS)/perf/cpu-convert.json
 

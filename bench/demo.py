@@ -25,6 +25,7 @@ from bench.model import random_weights
 from bench.eval.score_split import checkpoint_facts, data_manifest, score_split
 from bench.eval.protocols import evaluate, get_protocol
 from bench.results.provenance import base_provenance
+from bench.results.uncertainty import query_outputs
 from bench.results.rows import figure_rows, write_results
 from bench.eval.scoring import resolve_device
 from bench.data.splits import load_split
@@ -83,9 +84,10 @@ def chance_rsum(n_images: int) -> float:
     return 100 * (sum(i2t) + sum(t2i))
 
 
-def _demo_rows(run_id: str, label: str, checkpoints: list[Path], evaluation: dict) -> list[dict]:
+def _demo_rows(run_id: str, label: str, checkpoints: list[Path], evaluation: dict, intervals: dict) -> list[dict]:
     """The eval command's rows; generated data has no published figure to compare with."""
-    rows = figure_rows(run_id, PROTOCOL, label, "+".join(p.parent.name for p in checkpoints), True, evaluation)
+    rows = figure_rows(run_id, PROTOCOL, label, "+".join(p.parent.name for p in checkpoints), True, evaluation,
+                       intervals)
     for row in rows:
         row.update(reference=None, reference_source="", delta=None, tolerance=None, status="no-reference")
     return rows
@@ -98,12 +100,14 @@ def evaluate_demo(label: str, checkpoints: list[Path], data_root: Path, results:
     scored = score_split([str(p) for p in checkpoints], split, data_root, None, device, "fp32")
     evaluation = evaluate(get_protocol(PROTOCOL), scored.sims, split.texts)
     run_id = f"demo-{label.lower()}"
-    payload = {"protocol": PROTOCOL, **evaluation, "provenance": base_provenance() | {
+    per_query = query_outputs(evaluation.pop("queries"), PROTOCOL, split.texts, results / f"{run_id}.json")
+    payload = {"protocol": PROTOCOL, **evaluation, **per_query.payload, "provenance": base_provenance() | {
         "device": "cpu", "precision": "fp32", "checkpoints": checkpoint_facts(scored.checkpoints),
         "data": data_manifest(split), "tokenizer": tokenizer_path(), "seconds": scored.stage_seconds,
         "note": "generated data (bench.data.synthetic); no published reference"}}
-    rows = _demo_rows(run_id, label, checkpoints, evaluation)
-    write_results(rows, results / f"{run_id}.csv", results / f"{run_id}.json", payload)
+    rows = _demo_rows(run_id, label, checkpoints, evaluation, per_query.intervals)
+    write_results(rows, results / f"{run_id}.csv", results / f"{run_id}.json", payload,
+                  [(per_query.path, per_query.data)])
     return evaluation["metrics"]
 
 

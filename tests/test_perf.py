@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 
-from bench.perf import metrics_bench, scoring_bench
+from bench.perf import bootstrap_bench, metrics_bench, scoring_bench
 from bench.perf.workload import agreement, flops_per_pair
 
 
@@ -27,6 +27,13 @@ def test_metrics_bench_covers_every_stage(tmp_path):
     assert metrics_bench.main(["--images", "20", "--out", str(tmp_path)]) == 0
     stages = [r["stage"] for r in _rows(tmp_path, "cpu-metrics-*.csv")]
     assert len(stages) == 4 and any("PMRP" in s for s in stages)
+
+
+def test_bootstrap_bench_times_every_figure(tmp_path):
+    assert bootstrap_bench.main(["--images", "20", "--resamples", "50", "--out", str(tmp_path)]) == 0
+    (written,) = tmp_path.glob("cpu-bootstrap-*.csv")
+    header, row = written.read_text().splitlines()
+    assert header.startswith("stage,queries,resamples,figures,seconds") and ",50,15," in row
 
 
 def test_flop_count_matches_performance_notes():

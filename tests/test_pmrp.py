@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.common.errors import BenchError
-from bench.eval.pmrp import load_instance_vectors, pmrp, protocol_pmrp
+from bench.eval.pmrp import pmrp_figure, load_instance_vectors, pmrp, protocol_pmrp
 
 
 def multi_hot(*categories):
@@ -111,7 +111,21 @@ def test_stacked_fold_blocks_equal_full_matrix(golden_dir, golden_expected):
     vectors = load_instance_vectors(golden_dir / "coco_annotations")
     sims = golden_sims(golden_expected, "sgr")
     stacked = np.stack([sims[6 * k:6 * k + 6, 30 * k:30 * k + 30] for k in range(5)])
-    assert protocol_pmrp("coco-1k", stacked, ids, vectors) == protocol_pmrp("coco-1k", sims, ids, vectors)
+    from_blocks, from_full = protocol_pmrp("coco-1k", stacked, ids, vectors), protocol_pmrp("coco-1k", sims, ids, vectors)
+    for direction in ("i2t", "t2i"):
+        np.testing.assert_array_equal(from_blocks["per_query"].pop(direction), from_full["per_query"].pop(direction))
+    assert from_blocks == from_full
+
+
+def test_per_query_r_precisions_give_the_figure_and_mark_unannotated_queries(golden_dir, golden_expected):
+    ids = [int(i) for i in (golden_dir / "coco_precomp" / "testall_ids.txt").read_text().split()[::5]]
+    vectors = load_instance_vectors(golden_dir / "coco_annotations")
+    result = protocol_pmrp("coco-5k", golden_sims(golden_expected, "sgr"), ids, vectors)
+    i2t = result["per_query"]["i2t"]
+    assert i2t.shape == (len(ids), 3) and result["per_query"]["t2i"].shape == (5 * len(ids), 3)
+    unannotated = np.array([i not in vectors for i in ids])
+    assert np.isnan(i2t[unannotated]).all() and not np.isnan(i2t[~unannotated]).all()
+    assert pmrp_figure(i2t) == pytest.approx(result["i2t"])
 
 
 def test_missing_annotations_name_the_file(tmp_path):

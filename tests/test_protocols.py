@@ -112,7 +112,12 @@ def test_stacked_fold_blocks_give_the_same_result():
     texts, sims = captions(10), np.random.default_rng(4).random((10, 50)).astype(np.float32)
     stacked = saved_matrix(COCO_1K, sims)
     assert stacked.shape == (5, 2, 10) and stacked.dtype == np.float32
-    assert evaluate(COCO_1K, stacked, texts) == evaluate(COCO_1K, sims, texts)
+    from_blocks, from_full = evaluate(COCO_1K, stacked, texts), evaluate(COCO_1K, sims, texts)
+    queries_blocks, queries_full = from_blocks.pop("queries"), from_full.pop("queries")
+    for direction in ("i2t", "t2i"):
+        for field, values in queries_full[direction].items():
+            np.testing.assert_array_equal(queries_blocks[direction][field], values)
+    assert from_blocks == from_full
     assert saved_matrix(COCO_5K, sims).shape == (10, 50)
 
 

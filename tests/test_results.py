@@ -67,6 +67,19 @@ def test_rows_cover_headline_folds_and_extra_metrics():
     assert by_key["mean", "both", "rsum"]["dataset"] == "coco"
 
 
+def test_rows_carry_the_interval_and_whether_the_paper_lies_inside_it():
+    intervals = {"mean": {("i2t", "r1"): (77.0, 79.0), ("t2i", "r1"): (78.5, 79.5)}}
+    rows = figure_rows("run", "coco-1k", "SGR", "ckpt", True, {"metrics": metrics()}, intervals)
+    by_key = {(r["direction"], r["metric"]): r for r in rows}
+    assert (by_key["i2t", "r1"]["ci_low"], by_key["i2t", "r1"]["ci_high"]) == (77.0, 79.0)
+    assert by_key["i2t", "r1"]["within_ci"] is True  # paper 78.0
+    assert by_key["t2i", "r1"]["within_ci"] is False
+    assert by_key["i2t", "r5"]["ci_low"] is None and by_key["i2t", "r5"]["within_ci"] is None
+    console = Console(record=True, width=150)
+    print_table(rows, console)
+    assert "78.00 ±1.00" in console.export_text()
+
+
 def test_write_results_writes_both_files(tmp_path):
     rows = figure_rows("run", "f30k-1k", "SAF", "ck", True, {"metrics": metrics()})
     payload = {"protocol": "f30k-1k", "metrics": metrics(), "provenance": {"tie_rule": "index"}}

@@ -48,12 +48,14 @@ def _run_id(args, protocol, model_label: str) -> str:
 def add_pmrp(evaluation: dict, protocol, sims, split, annotations: Path, required: bool) -> None:
     """Put PMRP beside the recalls (COCO only) when the instance annotations are there."""
     from bench.data.coco_ids import load_image_ids
+    from bench.eval.per_query import add_pmrp as add_pmrp_queries
     from bench.eval.pmrp import INSTANCES_FILE, load_instance_vectors, protocol_pmrp
 
     if protocol.dataset != "coco" or not (required or (annotations / INSTANCES_FILE).is_file()):
         return
     result = protocol_pmrp(protocol.name, sims, load_image_ids(split.directory, split.name).tolist(),
                            load_instance_vectors(annotations))
+    add_pmrp_queries(evaluation["queries"], result["per_query"])
     for direction in ("i2t", "t2i"):
         evaluation["metrics"][direction]["pmrp"] = result[direction]
         for fold, fold_result in zip(evaluation.get("folds", []), result.get("folds", [])):
@@ -96,7 +98,10 @@ def run(args) -> int:
     from bench.common.distributed import cleanup_distributed, init_distributed, is_master, process_device, world_info_from_env
     from bench.eval.score_split import checkpoint_facts, data_manifest, score_split
     from bench.eval.protocols import evaluate, fold_bounds, get_protocol, saved_matrix
+    from bench.data.coco_ids import load_image_ids
+    from bench.eval.per_query import add_coco_ids
     from bench.results.provenance import base_provenance
+    from bench.results.uncertainty import query_outputs
     from bench.results.rows import figure_rows, print_table, write_results
     from bench.eval.scoring import resolve_device
     from bench.data.splits import load_split
@@ -123,6 +128,10 @@ def run(args) -> int:
     add_pmrp(evaluation, protocol, scored.sims, split, args.annotations or args.data_root / "coco_annotations",
              required=args.annotations is not None)
     eccv = add_eccv(evaluation, protocol, scored.sims, split, args.caption_ids) if args.eccv else None
+    queries = evaluation.pop("queries")
+    if protocol.dataset == "coco" and (split.directory / f"{split.name}_ids.txt").is_file():
+        add_coco_ids(queries, load_image_ids(split.directory, split.name))
+    per_query = query_outputs(queries, protocol.name, split.texts, args.json or args.csv)
     timings = dict(scored.stage_seconds, metrics=time.perf_counter() - metrics_started)
     scoring_seconds = sum(v for k, v in timings.items() if k.startswith("score_"))
     pairs = int(scored.sims.size) * len(scored.checkpoints)
@@ -135,11 +144,12 @@ def run(args) -> int:
         "seconds": timings | {"total": time.perf_counter() - started},
         "pairs_scored": pairs, "pairs_per_second": pairs / scoring_seconds if scoring_seconds else None,
     }
-    payload = {"protocol": protocol.name, **evaluation, "provenance": provenance}
+    payload = {"protocol": protocol.name, **evaluation, **per_query.payload, "provenance": provenance}
     label = "+".join(c.path.name for c in scored.checkpoints)
-    rows = figure_rows(_run_id(args, protocol, scored.model_label), protocol, scored.model_label, label, daa, evaluation)
+    rows = figure_rows(_run_id(args, protocol, scored.model_label), protocol, scored.model_label, label, daa, evaluation,
+                       per_query.intervals)
     if args.save_sims:
         _save_sims(args.save_sims, saved_matrix(protocol, scored.sims))
-    write_results(rows, args.csv, args.json, payload)
+    write_results(rows, args.csv, args.json, payload, [(per_query.path, per_query.data)] if per_query.path else [])
     print_table(rows)
     return 0

@@ -22,7 +22,7 @@ MAX_WORKERS = 8
 _LOW_BITS = np.uint32(0x7FFFFFFF)
 
 
-def _descending_keys(block: np.ndarray) -> np.ndarray:
+def descending_keys(block: np.ndarray) -> np.ndarray:
     """uint32 keys whose ascending unsigned order is the descending float32 order of `block`.
 
     Non-negative floats get their 31 low bits flipped (larger value, smaller key, all below
@@ -48,7 +48,7 @@ def descending_ranks(block: np.ndarray) -> np.ndarray:
     block = np.asarray(block)
     n_rows, n_items = block.shape
     if block.dtype.itemsize <= 4:
-        keys = _descending_keys(block).astype(np.uint64)
+        keys = descending_keys(block).astype(np.uint64)
         keys <<= np.uint64(32)
         keys |= np.arange(n_items, dtype=np.uint64)
         keys.sort(axis=1)
@@ -71,8 +71,8 @@ def _block_source(relevance, shape: tuple[int, int]) -> Callable[[slice], np.nda
     return lambda rows: relevance[rows]
 
 
-def _block_asp_sum(scores: np.ndarray, relevance_rows, rows: slice) -> float:
-    """Sum over the rows of `rows` of ASP_q (fractions)."""
+def _block_asp(scores: np.ndarray, relevance_rows, rows: slice) -> np.ndarray:
+    """ASP_q (fractions) of each row of `rows`."""
     semantic = np.asarray(relevance_rows(rows))
     expected = (rows.stop - rows.start, scores.shape[1])
     if semantic.shape != expected:
@@ -81,14 +81,15 @@ def _block_asp_sum(scores: np.ndarray, relevance_rows, rows: slice) -> float:
     by_score, by_meaning = descending_ranks(scores[rows]), descending_ranks(semantic)
     ratio = np.minimum(by_score, by_meaning)
     ratio /= np.maximum(by_score, by_meaning)
-    return float(ratio.mean(axis=1, dtype=np.float64).sum())
+    return ratio.mean(axis=1, dtype=np.float64)
 
 
-def asp(scores: np.ndarray, relevance, block_rows: int | None = None,
-        workers: int | None = None) -> float:
-    """ASP in percent of `scores` (queries x gallery) against `relevance` (same layout).
+def asp_per_query(scores: np.ndarray, relevance, block_rows: int | None = None,
+                  workers: int | None = None) -> np.ndarray:
+    """ASP_q (fractions, float64) of every query row of `scores` against `relevance`.
 
-    Blocks of rows run on a few threads: numpy's sort and scipy's products release the GIL.
+    These are what the bootstrap resamples. Blocks of rows run on a few threads: numpy's
+    sort and scipy's products release the GIL.
     """
     scores = np.asarray(scores)
     if scores.ndim != 2 or 0 in scores.shape:
@@ -99,5 +100,15 @@ def asp(scores: np.ndarray, relevance, block_rows: int | None = None,
     blocks = [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
     workers = min(workers or os.cpu_count() or 1, MAX_WORKERS, len(blocks))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        sums = pool.map(lambda rows: _block_asp_sum(scores, relevance_rows, rows), blocks)
-        return 100.0 * sum(sums) / n_rows
+        return np.concatenate(list(pool.map(lambda rows: _block_asp(scores, relevance_rows, rows), blocks)))
+
+
+def asp(scores: np.ndarray, relevance, block_rows: int | None = None,
+        workers: int | None = None) -> float:
+    """ASP in percent of `scores` (queries x gallery) against `relevance` (same layout)."""
+    return asp_figure(asp_per_query(scores, relevance, block_rows, workers))
+
+
+def asp_figure(per_query: np.ndarray) -> float:
+    """ASP in percent from the per-query values."""
+    return float(100.0 * np.mean(per_query))

@@ -68,16 +68,15 @@ def _top_r_hits(block: np.ndarray, ascending: np.ndarray, relevant: np.ndarray,
     return np.count_nonzero(plausible & taken, axis=1)
 
 
-def _rprecision_sums(query_block, n_queries: int, query_owner: np.ndarray,
-                     gallery_owner: np.ndarray, distance: np.ndarray,
-                     thresholds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per threshold: the sum of R-precisions over queries with R > 0, and how many there were.
+def _rprecisions(query_block, n_queries: int, query_owner: np.ndarray, gallery_owner: np.ndarray,
+                 distance: np.ndarray, thresholds: Sequence[int]) -> np.ndarray:
+    """(n_queries, thresholds) R-precision of each query; NaN where no item is plausible (R = 0).
 
     `query_block(start, stop)` gives those queries' scores over the whole gallery; `*_owner`
     give each query's / gallery item's image (an index into `distance`). Sorting only the
     values (not an argsort) is what makes this fast: the cutoff is all a threshold needs.
     """
-    totals, counts = np.zeros(len(thresholds)), np.zeros(len(thresholds), dtype=np.int64)
+    precisions = np.full((n_queries, len(thresholds)), np.nan)
     block_rows = max(1, SORT_BUDGET // len(gallery_owner))
     for start in range(0, n_queries, block_rows):
         block = np.ascontiguousarray(query_block(start, start + block_rows))
@@ -88,21 +87,25 @@ def _rprecision_sums(query_block, n_queries: int, query_owner: np.ndarray,
             relevant = np.count_nonzero(plausible, axis=1)
             answered = relevant > 0
             hits = _top_r_hits(block, ascending, np.maximum(relevant, 1), plausible)
-            totals[t] += np.sum(hits[answered] / relevant[answered])
-            counts[t] += np.count_nonzero(answered)
-    return totals, counts
+            rows = np.arange(start, start + block.shape[0])[answered]
+            precisions[rows, t] = hits[answered] / relevant[answered]
+    return precisions
 
 
-def _mean_over_thresholds(totals: np.ndarray, counts: np.ndarray) -> float:
-    return float(100.0 * np.mean(totals / np.maximum(counts, 1)))
+def pmrp_figure(per_query: np.ndarray) -> float:
+    """PMRP in percent from (queries, thresholds) R-precisions: NaN (R = 0, or no annotations) left out."""
+    answered = ~np.isnan(per_query)
+    totals = np.where(answered, per_query, 0.0).sum(axis=0)
+    return float(100.0 * np.mean(totals / np.maximum(answered.sum(axis=0), 1)))
 
 
-def pmrp(sims: np.ndarray, image_ids: Sequence[int], vectors: Mapping[int, np.ndarray],
-         thresholds: Sequence[int] = THRESHOLDS) -> dict:
-    """{"i2t", "t2i"} PMRP in percent of one (n_images, 5 n_images) matrix.
+def pmrp_per_query(sims: np.ndarray, image_ids: Sequence[int], vectors: Mapping[int, np.ndarray],
+                   thresholds: Sequence[int] = THRESHOLDS) -> dict:
+    """{"i2t": (n_images, T), "t2i": (n_captions, T)} R-precisions of one (n_images, 5 n_images) matrix.
 
     `image_ids[i]` is the COCO id of image row i. Images without instance annotations leave
-    the evaluation entirely: they are neither queries nor gallery items (as the original did).
+    the evaluation entirely: they are neither queries (their rows are NaN) nor gallery items
+    (as the original did).
     """
     sims = np.asarray(sims)
     image_ids = [int(i) for i in image_ids]
@@ -128,15 +131,27 @@ def pmrp(sims: np.ndarray, image_ids: Sequence[int], vectors: Mapping[int, np.nd
     def caption_queries(start, stop):
         return sims[np.ix_(image_rows, caption_columns[start:stop])].T
 
-    i2t = _rprecision_sums(image_queries, len(images), images, captions_owner, distance, thresholds)
-    t2i = _rprecision_sums(caption_queries, len(captions_owner), captions_owner, images,
-                           distance, thresholds)
-    return {"i2t": _mean_over_thresholds(*i2t), "t2i": _mean_over_thresholds(*t2i)}
+    per_query = {d: np.full((n, len(thresholds)), np.nan) for d, n in (("i2t", sims.shape[0]),
+                                                                       ("t2i", sims.shape[1]))}
+    per_query["i2t"][image_rows] = _rprecisions(image_queries, len(images), images, captions_owner,
+                                                distance, thresholds)
+    per_query["t2i"][caption_columns] = _rprecisions(caption_queries, len(captions_owner),
+                                                     captions_owner, images, distance, thresholds)
+    return per_query
+
+
+def pmrp(sims: np.ndarray, image_ids: Sequence[int], vectors: Mapping[int, np.ndarray],
+         thresholds: Sequence[int] = THRESHOLDS) -> dict:
+    """{"i2t", "t2i"} PMRP in percent of one (n_images, 5 n_images) matrix."""
+    per_query = pmrp_per_query(sims, image_ids, vectors, thresholds)
+    return {d: pmrp_figure(values) for d, values in per_query.items()}
 
 
 def protocol_pmrp(protocol_name: str, sims: np.ndarray, image_ids: Sequence[int],
                   vectors: Mapping[int, np.ndarray]) -> dict:
     """PMRP under a COCO protocol; coco-1k ranks within each fold and averages the folds.
+
+    "per_query" holds every query's R-precisions in split order (folds one after another).
 
     `sims` is the full matrix or, for coco-1k, the stacked fold blocks (--save-sims layout).
     """
@@ -145,8 +160,11 @@ def protocol_pmrp(protocol_name: str, sims: np.ndarray, image_ids: Sequence[int]
         raise BenchError(f"PMRP needs COCO instance annotations; protocol {protocol_name} is not COCO")
     blocks = fold_blocks(protocol, sims)
     bounds = fold_bounds(protocol, len(image_ids))
-    folds = [pmrp(block, list(image_ids)[rows], vectors) for block, (rows, _) in zip(blocks, bounds)]
+    per_fold = [pmrp_per_query(block, list(image_ids)[rows], vectors)
+                for block, (rows, _) in zip(blocks, bounds)]
+    folds = [{d: pmrp_figure(values) for d, values in fold.items()} for fold in per_fold]
     result = {d: float(np.mean([fold[d] for fold in folds])) for d in ("i2t", "t2i")}
     if protocol.folds > 1:
         result["folds"] = folds
+    result["per_query"] = {d: np.concatenate([fold[d] for fold in per_fold]) for d in ("i2t", "t2i")}
     return result

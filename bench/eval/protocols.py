@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from bench.eval.asp import asp
+from bench.eval.asp import asp_figure, asp_per_query
 from bench.common.errors import BenchError
 from bench.eval.metrics import i2t_ranks, rank_summary, rsum, t2i_ranks
 from bench.data.semantics import CAPTIONS_PER_IMAGE, split_relevance
+from bench.eval.per_query import fold_queries, join_folds
 
 DIRECTIONS = ("i2t", "t2i")
 
@@ -89,13 +90,18 @@ def relevance_rows(queries: sparse.csr_matrix, gallery: sparse.csr_matrix):
     return rows_block
 
 
-def _fold_metrics(scores: np.ndarray, profiles: sparse.csr_matrix, tfidf: sparse.csr_matrix) -> dict:
-    """Recalls, ranks and ASP of one block; `profiles` and `tfidf` are its images' and captions'."""
-    metrics = {"i2t": rank_summary(i2t_ranks(scores)), "t2i": rank_summary(t2i_ranks(scores))}
-    metrics["i2t"]["asp"] = asp(scores, relevance_rows(profiles, tfidf))
-    metrics["t2i"]["asp"] = asp(scores.T, relevance_rows(tfidf, profiles))
+def _fold_metrics(scores: np.ndarray, profiles: sparse.csr_matrix, tfidf: sparse.csr_matrix,
+                  fold: int) -> tuple[dict, dict]:
+    """Recalls, ranks and ASP of one block, and its per-query values (bench.eval.per_query).
+
+    `profiles` and `tfidf` are the block's images' and captions'.
+    """
+    ranks = {"i2t": i2t_ranks(scores), "t2i": t2i_ranks(scores)}
+    asps = {"i2t": asp_per_query(scores, relevance_rows(profiles, tfidf)),
+            "t2i": asp_per_query(scores.T, relevance_rows(tfidf, profiles))}
+    metrics = {d: rank_summary(ranks[d]) | {"asp": asp_figure(asps[d])} for d in DIRECTIONS}
     metrics["rsum"] = rsum(metrics)
-    return metrics
+    return metrics, fold_queries(scores, ranks["i2t"], ranks["t2i"], asps["i2t"], asps["t2i"], fold)
 
 
 def mean_metrics(folds: Sequence[dict]) -> dict:
@@ -107,7 +113,8 @@ def mean_metrics(folds: Sequence[dict]) -> dict:
 
 
 def evaluate(protocol: Protocol, sims: np.ndarray, texts: Sequence[str]) -> dict:
-    """{"metrics": {"i2t", "t2i", "rsum"}} plus per-fold "folds" when the protocol has folds."""
+    """{"metrics": {"i2t", "t2i", "rsum"}, "queries": per-query arrays} plus per-fold "folds"
+    when the protocol has folds. "queries" holds numpy arrays: keep it out of JSON."""
     blocks = fold_blocks(protocol, sims)
     n_images = sum(block.shape[0] for block in blocks)
     if len(texts) != n_images * CAPTIONS_PER_IMAGE:
@@ -121,8 +128,9 @@ def evaluate(protocol: Protocol, sims: np.ndarray, texts: Sequence[str]) -> dict
         profiles, tfidf = split_relevance(texts)
     except ValueError as err:  # scikit-learn: no word of two or more characters anywhere
         raise BenchError(f"{protocol.name}: cannot fit TF-IDF on the captions ({err})") from None
-    folds = [_fold_metrics(block, profiles[images], tfidf[captions])
-             for block, (images, captions) in zip(blocks, fold_bounds(protocol, n_images))]
+    scored = [_fold_metrics(block, profiles[images], tfidf[captions], fold) for fold, (block, (images, captions))
+              in enumerate(zip(blocks, fold_bounds(protocol, n_images)))]
+    folds, queries = [metrics for metrics, _ in scored], join_folds([q for _, q in scored])
     if protocol.folds == 1:
-        return {"metrics": folds[0]}
-    return {"metrics": mean_metrics(folds), "folds": folds}
+        return {"metrics": folds[0], "queries": queries}
+    return {"metrics": mean_metrics(folds), "folds": folds, "queries": queries}

@@ -3,6 +3,7 @@
 Two checkpoints make the SGRAF ensemble: the element-wise mean of their matrices.
 """
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,5 +113,6 @@ def data_manifest(split: Split) -> dict:
         "rows_per_image": split.rows_per_image,
         "n_images": split.n_images,
         "n_captions": split.n_captions,
+        "captions_sha256": hashlib.sha256("\n".join(split.texts).encode("utf-8")).hexdigest(),
         "files": {f.name: f.stat().st_size for f in files if f.is_file()},
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
-from bench.results.rows import FIELDS
+from bench.results.rows import complete_rows
 
 NOT_PERCENT = ("medr", "meanr", "rsum")
 
@@ -26,9 +26,7 @@ def read_figures(csv_path) -> list[dict]:
             rows = list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise BenchError(f"cannot read results CSV {path}: {err}") from err
-    if not rows or set(FIELDS) - set(rows[0]):
-        raise BenchError(f"{path} is not a results CSV (columns {', '.join(FIELDS)})")
-    return rows
+    return complete_rows(rows, path)
 
 
 def headline_bars(rows: list[dict]) -> list[tuple[str, float, float | None]]:

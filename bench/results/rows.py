@@ -17,11 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common.atomic import atomic_path
+from bench.common.errors import BenchError
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, find_reference, status
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
 
 FIELDS = ("run_id", "dataset", "protocol", "model", "checkpoint", "fold", "direction", "metric",
-          "value", "reference", "reference_source", "delta", "tolerance", "status")
+          "value", "ci_low", "ci_high", "reference", "reference_source", "delta", "tolerance", "status",
+          "within_ci")
+INTERVAL_FIELDS = ("ci_low", "ci_high", "within_ci")  # absent from results written before intervals
 STATUS_STYLE = {"ok": "green", "off": "bold red", "no-reference": "dim"}
 
 
@@ -33,9 +36,20 @@ def _figures_of(metrics: dict) -> list[tuple[str, str, float]]:
     return figures
 
 
+def within_interval(reference, low, high) -> bool | None:
+    """Does the published value lie inside our bootstrap interval (None when either is missing)?"""
+    if reference is None or low is None or high is None:
+        return None
+    return bool(low <= reference <= high)
+
+
 def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpoint_label: str,
-                daa: bool, evaluation: dict) -> list[dict]:
-    """Every figure of an evaluation (headline, then per fold) with its reference and status."""
+                daa: bool, evaluation: dict, intervals: dict | None = None) -> list[dict]:
+    """Every figure of an evaluation (headline, then per fold) with its reference and status.
+
+    `intervals` ({group: {(direction, metric): (low, high)}}, bench.eval.bootstrap) adds each
+    figure's bootstrap interval and whether the published value lies inside it.
+    """
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     headline = "mean" if protocol.folds > 1 else "all"
     groups = [(headline, evaluation["metrics"])]
@@ -45,15 +59,20 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
         for direction, metric, value in _figures_of(metrics):
             value = float(value)
             ref = find_reference(protocol.name, model_label, daa, direction, metric, fold)
+            low, high = (intervals or {}).get(fold, {}).get((direction, metric), (None, None))
             rows.append({
                 "run_id": run_id, "dataset": protocol.dataset, "protocol": protocol.name,
                 "model": model_label, "checkpoint": checkpoint_label, "fold": fold,
                 "direction": direction, "metric": metric, "value": round(value, 4),
-                "reference": ref and ref.value, "reference_source": ref.source if ref else "",
+                "ci_low": _rounded(low), "ci_high": _rounded(high), "reference": ref and ref.value, "reference_source": ref.source if ref else "",
                 "delta": ref and round(value - ref.value, 4), "tolerance": ref and ref.tolerance,
-                "status": status(value, ref),
+                "status": status(value, ref), "within_ci": within_interval(ref and ref.value, low, high),
             })
     return rows
+
+
+def _rounded(value):
+    return None if value is None else round(float(value), 4)
 
 
 def _builtin(obj):
@@ -67,29 +86,54 @@ def _builtin(obj):
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+def complete_rows(rows: list[dict], source) -> list[dict]:
+    """CSV rows checked for the results columns; files older than the intervals get them empty."""
+    missing = set(FIELDS) - set(INTERVAL_FIELDS) - set(rows[0]) if rows else set(FIELDS)
+    if missing:
+        raise BenchError(f"{source} is not a results CSV: it lacks columns {', '.join(sorted(missing))}")
+    return [{name: "" for name in INTERVAL_FIELDS} | row for row in rows]
+
+
 def csv_text(rows: Sequence[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: "" if row[k] is None else row[k] for k in FIELDS} for row in rows)
+    writer.writerows({k: "" if row.get(k) is None else row[k] for k in FIELDS} for row in rows)
     return buffer.getvalue()
 
 
-def write_results(rows: Sequence[dict], csv_path, json_path, payload: dict) -> None:
-    """Write the CSV and the JSON (payload + "figures") together: both appear, or neither does."""
-    outputs = []
+def write_results(rows: Sequence[dict], csv_path, json_path, payload: dict,
+                  extra: Sequence[tuple[Path, bytes]] = ()) -> None:
+    """Write the CSV, the JSON (payload + "figures") and `extra` files together: all appear, or none."""
+    outputs: list = list(extra)
     if csv_path is not None:
         outputs.append((csv_path, csv_text(rows)))
     if json_path is not None:
         document = {**payload, "figures": list(rows)}
         outputs.append((json_path, json.dumps(document, indent=2, default=_builtin) + "\n"))
     with contextlib.ExitStack() as stack:
-        for path, text in outputs:
-            stack.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
+        for path, content in outputs:
+            tmp = stack.enter_context(atomic_path(path))
+            if isinstance(content, bytes):
+                tmp.write_bytes(content)
+            else:
+                tmp.write_text(content, encoding="utf-8")
 
 
 def _number(value, fmt: str) -> str:
     return "" if value is None else format(value, fmt)
+
+
+def with_interval(row: dict) -> str:
+    """`value ±half-width` of the bootstrap interval (the exact bounds are in the CSV)."""
+    text = format(float(row["value"]), ".2f")
+    if row.get("ci_low") not in ("", None) and row.get("ci_high") not in ("", None):
+        text += f" ±{(float(row['ci_high']) - float(row['ci_low'])) / 2:.2f}"
+    return text
+
+
+def _yes_no(flag) -> str:
+    return {True: "yes", False: "no", "True": "yes", "False": "no"}.get(flag, "")
 
 
 def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
@@ -101,14 +145,14 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
     first = headline[0]
     table = Table(title=f"{first['model']} on {first['protocol']} ({first['checkpoint']})",
                   box=box.SIMPLE_HEAD)
-    for name in ("dir", "metric", "ours", "paper", "delta", "tol", "source", "status"):
-        table.add_column(name, justify="right" if name in ("ours", "paper", "delta", "tol") else "left")
+    for name in ("dir", "metric", "ours ±95%", "paper", "delta", "tol", "source", "status", "in CI"):
+        table.add_column(name, justify="left" if name in ("dir", "metric", "source", "status") else "right")
     for row in headline:
         style = STATUS_STYLE[row["status"]]
-        table.add_row(row["direction"], row["metric"], _number(row["value"], ".2f"),
+        table.add_row(row["direction"], row["metric"], with_interval(row),
                       _number(row["reference"], ".1f"), _number(row["delta"], "+.2f"),
                       _number(row["tolerance"], ".1f"), row["reference_source"],
-                      f"[{style}]{row['status']}[/{style}]")
+                      f"[{style}]{row['status']}[/{style}]", _yes_no(row.get("within_ci")))
     counts = {s: sum(row["status"] == s for row in rows) for s in STATUS_STYLE}
     table.caption = (f"{counts['ok']} ok, {counts['off']} off, {counts['no-reference']} without "
                      f"reference (all folds); per-fold rows are in the CSV")

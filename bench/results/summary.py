@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.common.atomic import write_text
 from bench.common.errors import BenchError
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
-from bench.results.rows import FIELDS, csv_text
+from bench.results.rows import complete_rows, csv_text, with_interval
 
 SUMMARY_STEM = "summary"
 MARKDOWN_METRICS = ("r1", "r5", "r10", "asp", "pmrp")  # the paper's columns; medr/meanr stay in CSV
@@ -31,9 +31,7 @@ def _run_rows(json_path: Path) -> list[dict] | None:
     if csv_path.exists():
         with csv_path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
-        if rows and set(FIELDS) - set(rows[0]):
-            raise BenchError(f"{csv_path} lacks columns {sorted(set(FIELDS) - set(rows[0]))}")
-        return rows
+        return complete_rows(rows, csv_path) if rows else rows
     return document.get("figures", [])
 
 
@@ -51,8 +49,8 @@ def gather(results_dir: Path) -> list[dict]:
 
 
 def _cell(row: dict) -> str:
-    """`ours (paper)`, bold with a cross when off the paper beyond tolerance."""
-    text = f"{float(row['value']):.2f}"
+    """`ours ±half-interval (paper)`, bold with a cross when off the paper beyond tolerance."""
+    text = with_interval(row)
     if row["reference"] not in ("", None):
         text += f" ({float(row['reference']):.1f})"
     return f"**{text}** ✗" if row["status"] == "off" else text
@@ -91,8 +89,10 @@ def summary_markdown(rows: Sequence[dict], charts: str = "") -> str:
     counts = {s: sum(row["status"] == s for row in rows) for s in ("ok", "off", "no-reference")}
     return (
         "# daa-bench results\n\n"
-        "Each cell: ours (paper). **Bold ✗** = off by more than the tolerance (recalls 0.1, "
-        "ASP 0.5, PMRP 0.2, rsum 0.6). Headline figures only (COCO 1K: mean of the five folds); "
+        "Each cell: ours ±half the 95% bootstrap interval over queries (paper). **Bold ✗** = off "
+        "by more than the tolerance (recalls 0.1, ASP 0.5, PMRP 0.2, rsum 0.6). The tolerance "
+        "asks whether we reproduce the published number; the interval says how much the figure "
+        "would move on another sample of queries (summary.csv: ci_low, ci_high, within_ci). Headline figures only (COCO 1K: mean of the five folds); "
         f"per-fold rows, medr and meanr are in summary.csv.\n\n"
         f"{counts['ok']} figures ok, {counts['off']} off, {counts['no-reference']} without a "
         "published reference.\n\n" + markdown_table(rows) + charts
