@@ -138,14 +138,20 @@ reproduce-table3: install download-f30k download-checkpoints ## paper Table 3: S
 	$(PY) -m bench table --table 3 --results $(TABLES_DIR)/table3 --markdown $(TABLES_DIR)/table3.md
 
 # ---- issue 5: retrain SGR / SAF with the DAA loss (paper settings, training.md); the demo ----
-# Checkpoints, log.csv (and TensorBoard scalars when installed) land in $(MODELS_ROOT)/trained/<data>_<model>/.
-# TRAIN_FLAGS passes options through, e.g. TRAIN_FLAGS="--resume" after an interruption.
+# Checkpoints, log.csv, steps.csv (and TensorBoard scalars when installed) land in
+# $(call trained_dir,DATA,MODEL) = $(MODELS_ROOT)/trained/<data>_precomp_<model in lower case>/, the CLI's
+# default folder (bench.training.settings.default_out_dir; a test checks that they agree).
+# TRAIN_FLAGS passes options through, e.g. TRAIN_FLAGS="--resume" after an interruption, or
+# TRAIN_FLAGS="--max-steps 3 --train-captions 500" for a smoke run. The paper's settings (epochs, lr,
+# lr_update, daa_weight) come from bench.training.settings.PAPER_RUNS; COCO's 4 processes below are checked
+# against it.
 TRAIN_FLAGS ?=
+trained_dir = $(MODELS_ROOT)/trained/$(1)_precomp_$(subst SGR,sgr,$(subst SAF,saf,$(2)))
 train_files = $(DATA_ROOT)/$(1)_precomp/train_caps.txt $(DATA_ROOT)/$(1)_precomp/dev_caps.txt \
 	$(DATA_ROOT)/$(1)_precomp/train_ims.npy|$(DATA_ROOT)/$(1)_precomp/train.h5 \
 	$(DATA_ROOT)/$(1)_precomp/dev_ims.npy|$(DATA_ROOT)/$(1)_precomp/dev.h5 $(DATA_ROOT)/vocab/$(1)_precomp_vocab.json
 train_args = -m bench train --data-name $(1)_precomp --module-name $(2) --data-root $(DATA_ROOT) \
-	--out-dir $(MODELS_ROOT)/trained/$(1)_precomp_$(2) --device $(DEVICE) --precision $(PRECISION) $(TRAIN_FLAGS)
+	--out-dir $(call trained_dir,$(1),$(2)) --device $(DEVICE) --precision $(PRECISION) $(TRAIN_FLAGS)
 
 # $(call train_coco,MODEL): the paper used 4 processes (lr 0.00015 x 4); with N < 4 GPUs it runs N
 # processes (lr 0.00015 x N, 128 x N captions per step), without a GPU one CPU process (very slow).

@@ -29,7 +29,8 @@ from bench.results.uncertainty import query_outputs
 from bench.results.rows import figure_rows, write_results
 from bench.eval.scoring import resolve_device
 from bench.data.splits import load_split
-from bench.training.loop import TrainSettings, run_training
+from bench.training.loop import train
+from bench.training.settings import TrainSettings
 from bench.data.vocab import tokenizer_path
 
 DATA_NAME = "f30k_precomp"  # the demo poses as Flickr30K so that the f30k-1k protocol scores it
@@ -73,7 +74,7 @@ def train_demo_model(module_name: str, data_root: Path, models_root: Path, plan:
     settings = TrainSettings(data_name=DATA_NAME, module_name=module_name, out_dir=out_dir, data_root=data_root,
                              num_epochs=plan.num_epochs, embed_size=dims.embed_size, word_dim=dims.word_dim,
                              sim_dim=dims.sim_dim, **DEMO_TRAINING)
-    return run_training(settings)
+    return train(settings)
 
 
 def chance_rsum(n_images: int) -> float:

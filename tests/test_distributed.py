@@ -15,7 +15,8 @@ from bench.common import distributed
 from bench.model import random_weights
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from bench.model.network import SimilarityModel, init_weights
-from bench.training.loop import BatchScorer, TrainSettings, backward_batch
+from bench.training.loop import BatchScorer, backward_batch
+from bench.training.settings import TrainSettings
 from bench.training.batches import Batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +51,8 @@ def _batches() -> list[Batch]:
 
 
 def _settings(module_name: str) -> TrainSettings:
-    return TrainSettings(data_name=DATA_NAME, module_name=module_name, out_dir=Path("unused"), daa_weight=5.0)
+    return TrainSettings(data_name=DATA_NAME, module_name=module_name, num_epochs=1, learning_rate=0.0002,
+                         lr_update=1, daa_weight=5.0)
 
 
 def _gradients(scorer) -> dict:

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cli import main as cli
 from bench.model.checkpoint import load_model
-from bench.cli.train import settings_from_args
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from bench.common.errors import BenchError
 from bench.data.splits import load_split
-from bench.training.loop import BatchScorer, TrainSettings, backward_batch, learning_rate_at, new_model, run_training
-from bench.training.batches import TrainingSemantics, training_loader
+from bench.training.loop import BatchScorer, backward_batch, learning_rate_at, train
+from bench.training.batches import TrainingData, TrainingSemantics
+from bench.training.settings import TrainSettings, model_dims
+from bench.training.start import fresh_model
 from bench.common.distributed import WorldInfo
 from bench.data.vocab import Vocabulary
 
@@ -51,9 +51,9 @@ def scorer_and_batch(root: Path, settings: TrainSettings):
     """A freshly initialised model and the first training batch of the tiny data."""
     vocab = Vocabulary.load(root / "vocab" / f"{DATA_NAME}_vocab.json")
     split = load_split(root, DATA_NAME, "train")
-    loader = training_loader(split, vocab, TrainingSemantics(split.texts), WorldInfo(), batch_size=16,
-                             workers=0, seed=0)
-    return BatchScorer(new_model(settings, vocab, split.features.shape)).train(), next(iter(loader))
+    data = TrainingData(split, vocab, TrainingSemantics(split.texts), WorldInfo(), batch_size=16, workers=0, seed=0)
+    model = fresh_model(settings, model_dims(settings), vocab, split.features.shape)
+    return BatchScorer(model).train(), next(iter(data.loader(0)))
 
 
 @pytest.mark.parametrize("module_name", ["SGR", "SAF"])
@@ -70,8 +70,8 @@ def test_a_few_steps_decrease_the_loss(tiny_root, module_name):
 
 
 def test_learning_rate_scales_with_processes_and_decays():
-    settings = TrainSettings(data_name=DATA_NAME, module_name="SGR", out_dir=Path("x"), learning_rate=0.0002,
-                             lr_update=15)
+    settings = TrainSettings(data_name=DATA_NAME, module_name="SGR", num_epochs=30, learning_rate=0.0002,
+                             lr_update=15, daa_weight=10)
     assert learning_rate_at(settings, 4, 0) == pytest.approx(0.0008)
     assert learning_rate_at(settings, 1, 14) == pytest.approx(0.0002)
     assert learning_rate_at(settings, 1, 15) == pytest.approx(0.00002)
@@ -85,12 +85,12 @@ def _weights(path: Path) -> dict:
 
 def test_resume_repeats_the_uninterrupted_run(tiny_root, tmp_path):
     straight = tiny_settings(tiny_root, tmp_path / "straight")
-    run_training(straight)
+    train(straight)
     interrupted = tiny_settings(tiny_root, tmp_path / "resumed", num_epochs=1)
-    run_training(interrupted)
+    train(interrupted)
     with pytest.raises(BenchError, match="--resume"):
-        run_training(replace(interrupted, num_epochs=2))
-    run_training(replace(interrupted, num_epochs=2, resume=True))
+        train(replace(interrupted, num_epochs=2))
+    train(replace(interrupted, num_epochs=2, resume=True))
     expected, got = _weights(straight.out_dir / "checkpoint_1.pth.tar"), _weights(interrupted.out_dir / "checkpoint_1.pth.tar")
     assert expected.keys() == got.keys()
     for key in expected:
@@ -103,9 +103,10 @@ def test_resume_repeats_the_uninterrupted_run(tiny_root, tmp_path):
 
 def test_checkpoint_has_published_layout_and_resume_state(tiny_root, tmp_path):
     settings = tiny_settings(tiny_root, tmp_path / "run", num_epochs=1, module_name="SGR")
-    best = run_training(settings)
+    best = train(settings)
     raw = torch.load(settings.out_dir / "checkpoint_0.pth.tar", weights_only=False)
-    assert {"epoch", "model", "best_rsum", "opt", "Eiters", "optimizer", "step", "rng_states"} <= raw.keys()
+    assert {"epoch", "model", "best_rsum", "opt", "Eiters", "optimizer", "step", "rng_states", "position",
+            "train_settings"} <= raw.keys()
     assert all(key.startswith("module.") for part in raw["model"] for key in part)
     assert raw["opt"].daa_weight == 2.0 and raw["opt"].daa_form == "released" and raw["opt"].module_name == "SGR"
     assert raw["Eiters"] == raw["step"] == 8  # 120 captions / 16 per batch
@@ -114,7 +115,7 @@ def test_checkpoint_has_published_layout_and_resume_state(tiny_root, tmp_path):
 
 def test_trained_checkpoint_round_trips_through_eval(tiny_root, tmp_path):
     settings = tiny_settings(tiny_root, tmp_path / "run", num_epochs=1)
-    best = run_training(settings)
+    best = train(settings)
     out = tmp_path / "eval.json"
     result = subprocess.run([sys.executable, "-m", "bench", "eval", "--checkpoint", str(best), "--protocol",
                              "f30k-1k", "--data-root", str(tiny_root), "--device", "cpu", "--json", str(out)],
@@ -122,18 +123,6 @@ def test_trained_checkpoint_round_trips_through_eval(tiny_root, tmp_path):
     assert result.returncode == 0, result.stderr
     metrics = json.loads(out.read_text())["metrics"]
     assert 0 <= metrics["rsum"] <= 600 and metrics["i2t"]["r10"] > 0
-
-
-def test_cli_fills_in_the_paper_settings():
-    args = cli.build_parser().parse_args(["train", "--data-name", "coco_precomp", "--module-name", "SAF"])
-    settings = settings_from_args(args)
-    assert (settings.num_epochs, settings.learning_rate, settings.lr_update, settings.daa_weight) == (30, 0.00015, 20, 25)
-    args = cli.build_parser().parse_args(["train", "--data-name", "f30k_precomp", "--module-name", "SGR",
-                                          "--daa-weight", "0", "--daa-form", "row", "--no-max-violation"])
-    settings = settings_from_args(args)
-    assert (settings.num_epochs, settings.lr_update, settings.daa_weight) == (40, 30, 0)
-    assert settings.daa_form == "row" and not settings.max_violation
-    assert settings.out_dir == Path("models/trained/f30k_precomp_sgr")
 
 
 def test_missing_training_data_is_one_clear_line(tmp_path):

@@ -10,7 +10,7 @@ from bench.common.errors import BenchError
 from bench.perf.semantics_bench import generated_corpus, measure_semantics_memory
 from bench.data.semantics import fit_tfidf
 from bench.data.splits import load_split
-from bench.training.batches import CaptionSamples, CollateBatch, TrainingSemantics, training_loader, validation_subset
+from bench.training.batches import CaptionSamples, CollateBatch, TrainingData, TrainingSemantics, caption_subset
 from bench.data.vocab import Vocabulary
 
 
@@ -59,20 +59,19 @@ def test_processes_see_disjoint_shares(root, vocab):
     semantics = TrainingSemantics(split.texts)
     seen = []
     for rank in range(2):
-        loader = training_loader(split, vocab, semantics, WorldInfo(rank, rank, 2), batch_size=8, workers=0, seed=1)
-        loader.sampler.set_epoch(0)
-        seen.append(np.concatenate([batch.indices.numpy() for batch in loader]))
+        data = TrainingData(split, vocab, semantics, WorldInfo(rank, rank, 2), batch_size=8, workers=0, seed=1)
+        seen.append(np.concatenate([batch.indices.numpy() for batch in data.loader(0)]))
     assert len(seen[0]) == len(seen[1]) == 30
     assert sorted(np.concatenate(seen).tolist()) == list(range(60))
 
 
 def test_validation_subset_takes_the_first_captions(root):
     dev = load_split(root, DATA_NAME, "dev")  # one row per caption
-    subset = validation_subset(dev, 10)
+    subset = caption_subset(dev, 10, "--val-captions")
     assert subset.n_images == 2 and subset.captions == dev.captions[:10] and subset.features.shape[0] == 10
-    assert validation_subset(dev, None) is dev
-    with pytest.raises(BenchError, match="multiple of 5"):
-        validation_subset(dev, 7)
+    assert caption_subset(dev, None, "--val-captions") is dev
+    with pytest.raises(BenchError, match="--val-captions 7: must be a positive multiple of 5"):
+        caption_subset(dev, 7, "--val-captions")
 
 
 def test_semantics_memory_benchmark_small():

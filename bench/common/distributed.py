@@ -85,6 +85,15 @@ def all_gather_objects(obj) -> list:
     return gathered
 
 
+def gather_objects(obj) -> list | None:
+    """Every process's `obj` in rank order on rank 0; None on the other ranks (nothing is sent to them)."""
+    if not dist.is_initialized():
+        return [obj]
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
 def broadcast_object(obj):
     """The master's `obj` on every process."""
     if not dist.is_initialized():

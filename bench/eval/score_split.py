@@ -23,7 +23,7 @@ Blocks = list[tuple[slice, slice]] | None
 
 @dataclass
 class ScoredSplit:
-    sims: np.ndarray
+    sims: np.ndarray | None  # None on torchrun ranks other than 0
     checkpoints: list[Checkpoint]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     vocab_paths: list[str] = field(default_factory=list)
@@ -66,9 +66,9 @@ def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, de
     if blocks is None:
         sims = score_matrix(model, img_emb, cap_emb, cap_lens, precision=precision, image_shard=image_shard)
     else:
-        sims = np.stack([score_matrix(model, img_emb[rows], cap_emb[cols], cap_lens[cols], precision=precision,
-                                      image_shard=image_shard)
-                         for rows, cols in blocks])
+        folds = [score_matrix(model, img_emb[rows], cap_emb[cols], cap_lens[cols], precision=precision,
+                              image_shard=image_shard) for rows, cols in blocks]
+        sims = None if folds[0] is None else np.stack(folds)
     timings[f"encode_{tag}"] = encoded - started
     timings[f"score_{tag}"] = time.perf_counter() - encoded
     return sims
@@ -95,6 +95,8 @@ def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, voca
             tokenized[str(path)] = tokenize_captions(vocab, split.captions)
         matrices.append(score_checkpoint(checkpoint, split, vocab, device, precision, timings, blocks,
                                          image_shard, tokenized[str(path)]))
+    if matrices[0] is None:  # a torchrun rank other than 0: rank 0 alone holds the matrix
+        return ScoredSplit(None, checkpoints, timings, vocab_paths)
     sims = matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2
     return ScoredSplit(sims.astype(np.float32), checkpoints, timings, vocab_paths)
 

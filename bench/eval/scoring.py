@@ -2,7 +2,7 @@
 
 Shards follow the device's free memory, and an out-of-memory error halves the shard and
 retries instead of failing. Under torchrun, each process scores a contiguous slice of the
-images and every process receives the assembled matrix.
+images and rank 0 alone receives the assembled matrix (the others get None).
 """
 
 import contextlib
@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from bench.common.distributed import active_world, all_gather_objects
+from bench.common.distributed import active_world, gather_objects
 from bench.model.engine import pair_scores
 from bench.common.errors import BenchError
 from bench.model.network import SimilarityModel
@@ -116,8 +116,11 @@ def _score_rows(sim_enc, img_emb, cap_emb, cap_lens, shard: int, chunk: int, adv
 @torch.no_grad()
 def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.Tensor, cap_lens: torch.Tensor,
                  *, precision: str = "fp32", image_shard: int | None = None,
-                 caption_chunk: int | None = None) -> np.ndarray:
-    """float32 (n_images, n_captions) similarity matrix; shards planned from free memory."""
+                 caption_chunk: int | None = None) -> np.ndarray | None:
+    """float32 (n_images, n_captions) similarity matrix; shards planned from free memory.
+
+    Under torchrun each process scores its share of the images and only rank 0 gets the matrix;
+    the other ranks get None."""
     sim_enc, device = model.sim_enc, img_emb.device
     n_images = img_emb.shape[0]
     config = model.config
@@ -133,7 +136,10 @@ def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.T
     mine = slice(min(int(bounds[world.rank]), n_images), min(int(bounds[world.rank + 1]), n_images))
     with precision_context(precision, device), progress_bar("scoring", mine.stop - mine.start, unit="images") as advance:
         rows = _score_rows(sim_enc, img_emb[mine], cap_emb, cap_lens, shard, chunk, advance)
-    return np.concatenate(all_gather_objects(rows)) if world.distributed else rows
+    if not world.distributed:
+        return rows
+    blocks = gather_objects(rows)
+    return None if blocks is None else np.concatenate(blocks)
 
 
 PROBE_IMAGES = 8

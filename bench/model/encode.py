@@ -19,12 +19,13 @@ def pad_tokens(token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor
 
 @torch.no_grad()
 def encode_images(model: SimilarityModel, split: Split, device: torch.device, batch: int = 128) -> torch.Tensor:
-    """(n_images, R, E) region embeddings, read from the memory map one batch at a time."""
+    """(n_images, R, E) region embeddings, read from the memory map one batch at a time (in the model's
+    dtype: float64 for training's fp64 verification runs)."""
     chunks = []
     with progress_bar("encoding images", split.n_images, unit="images") as advance:
         for start in range(0, split.n_images, batch):
             stop = min(start + batch, split.n_images)
-            regions = torch.from_numpy(split.image_rows(start, stop)).to(device)
+            regions = torch.from_numpy(split.image_rows(start, stop)).to(device, model.img_enc.fc.weight.dtype)
             chunks.append(model.img_enc(regions))
             advance(stop - start)
     return torch.cat(chunks)

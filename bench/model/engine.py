@@ -32,14 +32,15 @@ def _normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
     """SCAN's text-to-image attention: per word, a softmax-weighted sum of regions, l2-normalised.
 
-    Kept in float32 under bf16 autocast: the per-region norm over words and the x9 softmax
+    Kept in float32 (or float64) under bf16 autocast: the per-region norm over words and the x9 softmax
     amplify rounding, and this part is a small share of the work.
     """
     m, regions_n, dim = regions.shape
     k, n = words.shape[0], words.shape[1]
     inplace = not torch.is_grad_enabled()
     with torch.autocast(device_type=regions.device.type, enabled=False):
-        regions, words = regions.float(), words.float()
+        dtype = torch.promote_types(regions.dtype, torch.float32)  # float64 stays float64 (training's fp64)
+        regions, words = regions.to(dtype), words.to(dtype)
         # (m, R, k, n) straight out of one matmul: no permuted copies of the big tensors
         attn = (regions.reshape(m * regions_n, dim) @ words.reshape(k * n, dim).T).view(m, regions_n, k, n)
         attn = F.leaky_relu(attn, 0.1, inplace=inplace)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from bench.common.distributed import WorldInfo
 from bench.model.encode import pad_tokens
@@ -67,36 +67,87 @@ class Batch:
 
 
 class CollateBatch:
-    """Sort a batch by caption length (packed GRU input) and attach its semantic matrix."""
+    """Sort a batch by caption length, longest first, ties in sampler order (the original's collate and
+    what packed GRU input needs), and attach its relevance matrix from the provider."""
 
-    def __init__(self, semantics: TrainingSemantics):
-        self.semantics = semantics
+    def __init__(self, relevance):
+        self.relevance = relevance
 
     def __call__(self, samples) -> Batch:
-        samples = sorted(samples, key=lambda sample: len(sample[1]), reverse=True)
+        samples = sorted(samples, key=lambda sample: len(sample[1]), reverse=True)  # stable
         regions = torch.from_numpy(np.stack([s[0] for s in samples]))
         tokens, lengths = pad_tokens([s[1] for s in samples])
         indices = np.array([s[2] for s in samples], dtype=np.int64)
-        sems = torch.from_numpy(self.semantics.block(indices))
+        sems = torch.from_numpy(np.asarray(self.relevance.block(indices)))
         return Batch(regions, tokens, lengths, torch.from_numpy(indices), sems)
 
 
-def training_loader(split: Split, vocab: Vocabulary, semantics: TrainingSemantics, world: WorldInfo, *,
-                    batch_size: int, workers: int, seed: int) -> DataLoader:
-    """Shuffled by a DistributedSampler (also for one process): the order depends on seed and epoch only."""
-    samples = CaptionSamples(split, vocab)
-    sampler = DistributedSampler(samples, num_replicas=world.world_size, rank=world.rank, shuffle=True, seed=seed)
-    return DataLoader(samples, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=CollateBatch(semantics), pin_memory=torch.cuda.is_available(),
-                      persistent_workers=workers > 0)
+class EpochBatches(Sampler):
+    """This process's batches of one epoch, in DistributedSampler order (seed, epoch; also for one
+    process, where epoch 0 with seed 0 is the original's order).
+
+    A last batch of a single caption is merged into the one before (batch norms cannot train on
+    one sample); `skip` starts after that many batches, for a mid-epoch resume.
+    """
+
+    def __init__(self, samples: Dataset, world: WorldInfo, batch_size: int, seed: int):
+        self.sampler = DistributedSampler(samples, num_replicas=world.world_size, rank=world.rank, shuffle=True,
+                                          seed=seed)
+        self.batch_size = batch_size
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.sampler.set_epoch(epoch)
+        self.skip = skip
+
+    def epoch_batches(self) -> list[list[int]]:
+        indices = list(self.sampler)
+        batches = [indices[start:start + self.batch_size] for start in range(0, len(indices), self.batch_size)]
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            last = batches.pop()
+            batches[-1].extend(last)
+        return batches
+
+    def per_epoch(self) -> int:
+        full, rest = divmod(len(self.sampler), self.batch_size)
+        return full + (rest > 1 or (rest == 1 and full == 0))
+
+    def __iter__(self):
+        return iter(self.epoch_batches()[self.skip:])
+
+    def __len__(self) -> int:
+        return self.per_epoch() - self.skip
 
 
-def validation_subset(split: Split, n_captions: int | None) -> Split:
+class TrainingData:
+    """Samples, batches and collate of a training split; one DataLoader per epoch.
+
+    Each epoch's loader draws its worker seeds from its own generator seeded by (seed, epoch,
+    rank), never from the global RNG that dropout uses: a resumed run (at an epoch start or mid
+    epoch, with any number of workers) repeats the uninterrupted run's random streams exactly.
+    """
+
+    def __init__(self, split: Split, vocab: Vocabulary, relevance, world: WorldInfo, *, batch_size: int,
+                 workers: int, seed: int):
+        self.samples = CaptionSamples(split, vocab)
+        self.batches = EpochBatches(self.samples, world, batch_size, seed)
+        self.collate = CollateBatch(relevance)
+        self.workers, self.seed, self.rank = workers, seed, world.rank
+
+    def loader(self, epoch: int, skip: int = 0) -> DataLoader:
+        self.batches.set_epoch(epoch, skip)
+        worker_seed = int(np.random.SeedSequence([self.seed, epoch, self.rank]).generate_state(1)[0])
+        return DataLoader(self.samples, batch_sampler=self.batches, num_workers=self.workers,
+                          collate_fn=self.collate, pin_memory=torch.cuda.is_available(),
+                          generator=torch.Generator().manual_seed(worker_seed))
+
+
+def caption_subset(split: Split, n_captions: int | None, flag: str) -> Split:
     """The first `n_captions` captions of a split and their images (COCO validates on 5,000)."""
     if n_captions is None or n_captions >= split.n_captions:
         return split
     if n_captions <= 0 or n_captions % CAPTIONS_PER_IMAGE:
-        raise BenchError(f"--val-captions {n_captions}: must be a positive multiple of {CAPTIONS_PER_IMAGE}")
+        raise BenchError(f"{flag} {n_captions}: must be a positive multiple of {CAPTIONS_PER_IMAGE}")
     rows = n_captions // CAPTIONS_PER_IMAGE * split.rows_per_image
     ids = None if split.ids is None else split.ids[:rows]
     return dataclasses.replace(split, features=split.features[:rows], captions=split.captions[:n_captions], ids=ids)

@@ -1,10 +1,13 @@
 """Train SGR or SAF with the DAA loss, as the paper did (training.md), on CPU, one GPU or many.
 
-    python -m bench train --data-name f30k_precomp --module-name SAF          # one process
+    from bench.training.loop import train
+    from bench.training.settings import paper_settings
+    best = train(paper_settings("f30k", "SAF", max_steps=100))   # or: python -m bench train ...
     torchrun --nproc_per_node 4 -m bench train --data-name coco_precomp ...   # DDP, NCCL
 
 Adam at lr x world size, decayed x0.1 every `lr_update` epochs, gradients clipped at norm 2;
-after every epoch: rsum on the dev split, an epoch checkpoint, and the best model kept.
+after every epoch (and when --max-steps stops a run): rsum on the dev split, a resumable
+checkpoint, and the best model kept.
 """
 
 import sys
@@ -12,58 +15,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from bench.common import distributed
-from bench.model.checkpoint import build_model
-from bench.model.config import ModelConfig
+from bench.common.errors import BenchError
+from bench.common.progress import progress_bar
+from bench.data.splits import load_split
+from bench.data.vocab import Vocabulary
+from bench.eval.metrics import recall_metrics
+from bench.eval.scoring import precision_context, resolve_device, score_matrix
 from bench.model.encode import encode_captions, encode_images
 from bench.model.engine import pair_scores
-from bench.eval.score_split import check_features_fit
+from bench.model.network import SimilarityModel
+from bench.training.batches import Batch, TrainingData, TrainingSemantics, caption_subset
+from bench.training.logs import TrainLog
 from bench.training.losses import training_objective
-from bench.eval.metrics import recall_metrics
-from bench.model.network import SimilarityModel, init_weights
-from bench.common.progress import progress_bar
-from bench.eval.scoring import precision_context, resolve_device, score_matrix
-from bench.data.splits import load_split
-from bench.training.batches import Batch, TrainingSemantics, training_loader, validation_subset
-from bench.training.state import BEST_NAME, EpochRecord, TrainLog, capture_rng, check_resumable, find_resume_checkpoint, \
-    restore_rng, save_epoch
-from bench.data.vocab import Vocabulary
-
-
-@dataclass
-class TrainSettings:
-    data_name: str
-    module_name: str
-    out_dir: Path
-    data_root: Path = Path("data")
-    vocab: Path | None = None
-    num_epochs: int = 30
-    learning_rate: float = 0.0002
-    lr_update: int = 15
-    daa_weight: float = 10.0
-    daa_form: str = "released"
-    batch_size: int = 128
-    margin: float = 0.2
-    max_violation: bool = True
-    grad_clip: float = 2.0
-    embed_size: int = 1024
-    word_dim: int = 300
-    sim_dim: int = 256
-    num_layers: int = 1
-    sgr_step: int = 3
-    train_split: str = "train"
-    val_split: str = "dev"
-    val_captions: int | None = None  # None: COCO's first 5,000, the whole split elsewhere
-    workers: int = 2
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    resume: bool = False
-    quiet: bool = False
+from bench.training.settings import TrainSettings, check_resume_matches, check_settings, settings_record
+from bench.training.start import initial_model, run_dtype
+from bench.training.state import BEST_NAME, Position, SavedState, capture_rng, find_resume_checkpoint, \
+    restore_rng, resumed_position, save_best, save_resumable
 
 
 class BatchScorer(nn.Module):
@@ -74,7 +45,7 @@ class BatchScorer(nn.Module):
         self.model = model
 
     def forward(self, regions: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        img_emb = self.model.img_enc(regions)
+        img_emb = self.model.img_enc(regions.to(self.model.img_enc.fc.weight.dtype))
         cap_emb = self.model.txt_enc(tokens, lengths)
         return pair_scores(self.model.sim_enc, img_emb, cap_emb, lengths.to(cap_emb.device))
 
@@ -84,65 +55,32 @@ def learning_rate_at(settings: TrainSettings, world_size: int, epoch: int) -> fl
     return settings.learning_rate * world_size * 0.1 ** (epoch // settings.lr_update)
 
 
+def compute_precision(precision: str) -> str:
+    """The matmul precision of the forward pass: fp64 runs use exact (IEEE) matmuls in float64."""
+    return "fp32" if precision == "fp64" else precision
+
+
 def backward_batch(scorer: nn.Module, batch: Batch, settings: TrainSettings, device: torch.device) -> dict:
     """Forward, loss and backward of one batch; returns the loss terms as floats."""
-    with precision_context(settings.precision, device):
+    with precision_context(compute_precision(settings.precision), device):
         scores = scorer(batch.regions, batch.tokens, batch.lengths)
-    terms = training_objective(scores.float(), batch.sems, margin=settings.margin,
+    terms = training_objective(scores.to(run_dtype(settings.precision)), batch.sems, margin=settings.margin,
                                max_violation=settings.max_violation, daa_weight=settings.daa_weight,
                                form=settings.daa_form)
     terms["loss"].backward()
     return {name: float(value.detach()) for name, value in terms.items()}
 
 
-def train_epoch(scorer, optimizer, loader, settings: TrainSettings, device, log: TrainLog, step: int,
-                epoch: int) -> tuple[int, dict]:
-    """One pass over the loader; returns the new step count and the mean loss terms."""
-    scorer.train()
-    totals: dict[str, float] = {}
-    batches = 0
-    with progress_bar(f"epoch {epoch}", len(loader), unit="steps") as advance:
-        for batch in loader:
-            optimizer.zero_grad(set_to_none=True)
-            terms = backward_batch(scorer, batch.to(device), settings, device)
-            nn.utils.clip_grad_norm_(scorer.parameters(), settings.grad_clip)
-            optimizer.step()
-            step += 1
-            batches += 1
-            for name, value in terms.items():
-                totals[name] = totals.get(name, 0.0) + value
-            log.step(step, terms)
-            advance(1)
-    return step, {name: value / max(batches, 1) for name, value in totals.items()}
-
-
 @torch.no_grad()
 def validate(model: SimilarityModel, dev, vocab: Vocabulary, device: torch.device, precision: str) -> dict:
-    """Recall metrics on the dev subset; each process scores a share of the images."""
+    """Recall metrics on the dev subset: each process scores a share of the images, rank 0 gathers the
+    blocks and computes the metrics, which every process then receives."""
     model.eval()
     img_emb = encode_images(model, dev, device)
     cap_emb, cap_lens = encode_captions(model, vocab, dev.captions, device)
-    world = distributed.world_info_from_env()
-    bounds = np.linspace(0, img_emb.shape[0], world.world_size + 1).astype(int)
-    start, stop = bounds[world.rank], bounds[world.rank + 1]
-    rows = np.empty((0, cap_emb.shape[0]), dtype=np.float32)
-    if stop > start:
-        rows = score_matrix(model, img_emb[start:stop], cap_emb, cap_lens.to(device), precision=precision)
-    sims = np.concatenate(distributed.all_gather_objects(rows))
+    sims = score_matrix(model, img_emb, cap_emb, cap_lens.to(device), precision=compute_precision(precision))
     model.train()
-    return recall_metrics(sims)
-
-
-def new_model(settings: TrainSettings, vocab: Vocabulary, features_shape: tuple) -> SimilarityModel:
-    config = ModelConfig(
-        data_name=settings.data_name, vocab_size=len(vocab), img_dim=int(features_shape[2]),
-        word_dim=settings.word_dim, embed_size=settings.embed_size, sim_dim=settings.sim_dim,
-        num_layers=settings.num_layers, bi_gru=True, no_imgnorm=False, no_txtnorm=False,
-        module_name=settings.module_name, sgr_step=settings.sgr_step, num_regions=int(features_shape[1]))
-    torch.manual_seed(settings.seed)  # the same initial weights on every process
-    model = SimilarityModel(config)
-    init_weights(model)
-    return model
+    return distributed.broadcast_object(recall_metrics(sims) if sims is not None else None)
 
 
 def published_opt(model: SimilarityModel, settings: TrainSettings, world_size: int):
@@ -151,8 +89,8 @@ def published_opt(model: SimilarityModel, settings: TrainSettings, world_size: i
         data_path=str(settings.data_root), vocab_path=str(settings.vocab), batch_size=settings.batch_size,
         num_epochs=settings.num_epochs, learning_rate=settings.learning_rate, lr_update=settings.lr_update,
         margin=settings.margin, max_violation=settings.max_violation, grad_clip=settings.grad_clip,
-        daa_weight=settings.daa_weight, daa_form=settings.daa_form, world_size=world_size,
-        precision=settings.precision, seed=settings.seed)
+        daa_weight=settings.daa_weight, daa_form=settings.daa_form, dropout=settings.dropout,
+        world_size=world_size, precision=settings.precision, seed=settings.seed)
 
 
 def default_val_captions(settings: TrainSettings) -> int | None:
@@ -161,89 +99,167 @@ def default_val_captions(settings: TrainSettings) -> int | None:
     return 5000 if settings.data_name.startswith("coco") else None
 
 
-def say(settings: TrainSettings, world, message: str) -> None:
-    if distributed.is_master(world) and not settings.quiet:
-        print(message, file=sys.stderr, flush=True)
-
-
 @dataclass
-class RunState:
-    """Where the loop starts: epoch, optimizer step and best rsum so far."""
+class Run:
+    """Everything one process of a run holds."""
 
-    epoch: int = 0
-    step: int = 0
-    best_rsum: float = 0.0
+    settings: TrainSettings
+    world: distributed.WorldInfo
+    device: torch.device
+    model: SimilarityModel
+    scorer: nn.Module
+    optimizer: torch.optim.Optimizer
+    data: TrainingData
+    dev: object
+    vocab: Vocabulary
+    log: TrainLog
+    opt: object
+    record: dict
+
+    def say(self, message: str) -> None:
+        if distributed.is_master(self.world) and not self.settings.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    def saved_state(self, position: Position) -> SavedState:
+        rng_states = distributed.all_gather_objects(capture_rng(self.device))
+        return SavedState(self.model, self.opt, position, self.optimizer, rng_states, self.record)
+
+    def stops_at(self, position: Position) -> bool:
+        limit = self.settings.max_steps
+        return position.epoch >= self.settings.num_epochs or (limit is not None and position.step >= limit)
 
 
-def _resume(resumed, optimizer, world, device, settings) -> RunState:
-    """Load optimizer and RNG state of the last complete epoch (the weights are already in `model`)."""
-    optimizer.load_state_dict(resumed.extra["optimizer"])
+def _restore(run: Run, resumed) -> Position:
+    """Optimizer and RNG state of the newest checkpoint (the weights are already in the model)."""
+    run.optimizer.load_state_dict(resumed.extra["optimizer"])
+    position = resumed_position(resumed)
     rng_states = resumed.extra["rng_states"]
-    if len(rng_states) == world.world_size:
-        restore_rng(rng_states[world.rank], device)
+    if len(rng_states) == run.world.world_size:
+        restore_rng(rng_states[run.world.rank], run.device)
+    elif position.batch:
+        raise BenchError(f"{resumed.path}: saved mid-epoch by {len(rng_states)} processes; resume it with as many")
     else:
-        say(settings, world, f"resuming with {world.world_size} processes instead of {len(rng_states)}: "
-                             "random streams restart, so the run will not repeat the original exactly")
-    say(settings, world, f"resuming {resumed.path} (epoch {resumed.epoch} done, best rsum {resumed.best_rsum:.2f})")
-    return RunState(resumed.epoch + 1, int(resumed.extra["step"]), resumed.best_rsum)
+        run.say(f"resuming with {run.world.world_size} processes instead of {len(rng_states)}: random streams "
+                "restart, so the run will not repeat the original exactly")
+    run.say(f"resuming {resumed.path} (epoch {position.epoch}, step {position.step})")
+    return position
 
 
-def _load_model(settings: TrainSettings, vocab: Vocabulary, train, resumed) -> SimilarityModel:
-    if resumed is None:
-        return new_model(settings, vocab, train.features.shape)
-    check_features_fit(resumed, train)
-    vocab.check_matches(resumed.config.vocab_size, str(resumed.path))
-    return build_model(resumed).train()
+def _prepare(settings: TrainSettings, world, device: torch.device) -> tuple[Run, Position]:
+    vocab = Vocabulary.load(settings.vocab or settings.data_root / "vocab" / f"{settings.data_name}_vocab.json")
+    train_split = caption_subset(load_split(settings.data_root, settings.data_name, settings.train_split),
+                                 settings.train_captions, "--train-captions")
+    dev = caption_subset(load_split(settings.data_root, settings.data_name, settings.val_split),
+                         default_val_captions(settings), "--val-captions")
+    resumed = find_resume_checkpoint(settings.run_dir, settings.resume)
+    if resumed is not None:
+        check_resume_matches(resumed.extra["train_settings"], vars(settings), str(resumed.path))
+    model, dims = initial_model(settings, vocab, train_split, resumed)
+    model.to(device)
+    torch.manual_seed(settings.seed + world.rank)  # dropout differs between processes
+    scorer = distributed.wrap_model(BatchScorer(model), world, device)
+    optimizer = torch.optim.Adam(scorer.parameters(), lr=learning_rate_at(settings, world.world_size, 0))
+    relevance = settings.relevance if settings.relevance is not None else TrainingSemantics(train_split.texts)
+    data = TrainingData(train_split, vocab, relevance, world, batch_size=settings.batch_size,
+                        workers=settings.workers, seed=settings.seed)
+    run = Run(settings, world, device, model, scorer, optimizer, data, dev, vocab, None,
+              published_opt(model, settings, world.world_size), settings_record(settings, dims))
+    position = Position() if resumed is None else _restore(run, resumed)
+    run.log = TrainLog(settings.run_dir, position.epoch, position.step, enabled=distributed.is_master(world))
+    return run, position
 
 
-def _epoch_row(epoch: int, state: RunState, lr: float, losses: dict, metrics: dict, seconds: float) -> dict:
-    row = {"epoch": epoch, "step": state.step, "lr": lr, **losses, "rsum": metrics["rsum"]}
+def _step(run: Run, batch: Batch, lr: float) -> dict:
+    """One optimizer step; returns the step log's values."""
+    run.optimizer.zero_grad(set_to_none=True)
+    terms = backward_batch(run.scorer, batch.to(run.device), run.settings, run.device)
+    grad_norm = nn.utils.clip_grad_norm_(run.scorer.parameters(), run.settings.grad_clip)
+    run.optimizer.step()
+    return {"lr": lr, **terms, "grad_norm": float(grad_norm)}
+
+
+def train_epoch(run: Run, start: Position) -> Position:
+    """Batches of `start.epoch` from `start.batch` on, until the epoch ends or --max-steps is reached;
+    saves a resumable checkpoint every --save-every-steps steps. Returns where it stopped."""
+    settings = run.settings
+    lr = learning_rate_at(settings, run.world.world_size, start.epoch)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.scorer.train()
+    loader = run.data.loader(start.epoch, skip=start.batch)
+    per_epoch = run.data.batches.per_epoch()
+    position = Position(start.epoch, start.batch, start.step, start.best_rsum, dict(start.loss_sums))
+    with progress_bar(f"epoch {start.epoch}", len(loader), unit="steps") as advance:
+        for batch in loader:
+            values = _step(run, batch, lr)
+            position.batch, position.step = position.batch + 1, position.step + 1
+            for name in ("loss", "contrastive", "i2t", "t2i"):
+                position.loss_sums[name] = position.loss_sums.get(name, 0.0) + values[name]
+            run.log.step({"step": position.step, "epoch": position.epoch, **values})
+            advance(1)
+            position.epoch_done = position.batch == per_epoch
+            if run.stops_at(position) or position.epoch_done:
+                return position
+            if settings.save_every_steps and position.step % settings.save_every_steps == 0:
+                state = run.saved_state(position)
+                if distributed.is_master(run.world):
+                    save_resumable(settings.run_dir, state)
+    position.epoch_done = True  # an epoch with no batches left
+    return position
+
+
+def _epoch_row(position: Position, lr: float, metrics: dict, seconds: float) -> dict:
+    batches = max(position.batch, 1)
+    row = {"epoch": position.epoch, "step": position.step, "lr": lr,
+           **{name: value / batches for name, value in position.loss_sums.items()}, "rsum": metrics["rsum"]}
     row.update({f"{d}_{k}": metrics[d][k] for d in ("i2t", "t2i") for k in ("r1", "r5", "r10")})
     row["seconds"] = round(seconds, 2)
     return row
 
 
+def validate_and_save(run: Run, position: Position, seconds: float) -> None:
+    """Validate, log the epoch (or the part of it done), save the resumable checkpoint and the best model."""
+    settings = run.settings
+    metrics = validate(run.model, run.dev, run.vocab, run.device, settings.precision)
+    is_best = metrics["rsum"] > position.best_rsum
+    position.best_rsum = max(position.best_rsum, metrics["rsum"])
+    state = run.saved_state(position)
+    run.log.epoch(_epoch_row(position, learning_rate_at(settings, run.world.world_size, position.epoch), metrics,
+                             seconds))
+    if distributed.is_master(run.world):
+        if is_best:
+            save_best(settings.run_dir, state)
+        save_resumable(settings.run_dir, state)
+    done = "" if position.epoch_done else f" (stopped at step {position.step})"
+    run.say(f"epoch {position.epoch}{done}: loss {position.loss_sums.get('loss', 0.0) / max(position.batch, 1):.4f}"
+            f", dev rsum {metrics['rsum']:.2f}{' (best)' if is_best else ''}")
+    distributed.barrier()
+
+
 def _train(settings: TrainSettings, world, device: torch.device) -> Path:
-    vocab = Vocabulary.load(settings.vocab or settings.data_root / "vocab" / f"{settings.data_name}_vocab.json")
-    train = load_split(settings.data_root, settings.data_name, settings.train_split)
-    dev = validation_subset(load_split(settings.data_root, settings.data_name, settings.val_split),
-                            default_val_captions(settings))
-    resumed = find_resume_checkpoint(settings.out_dir, settings.resume)
-    model = _load_model(settings, vocab, train, resumed).to(device)
-    opt = published_opt(model, settings, world.world_size)
-    if resumed is not None:
-        check_resumable(resumed, opt)
-    torch.manual_seed(settings.seed + world.rank)  # dropout differs between processes
-    scorer = distributed.wrap_model(BatchScorer(model), world, device)
-    optimizer = torch.optim.Adam(scorer.parameters(), lr=learning_rate_at(settings, world.world_size, 0))
-    state = RunState() if resumed is None else _resume(resumed, optimizer, world, device, settings)
-    loader = training_loader(train, vocab, TrainingSemantics(train.texts), world, batch_size=settings.batch_size,
-                             workers=settings.workers, seed=settings.seed)
-    log = TrainLog(settings.out_dir, state.epoch, enabled=distributed.is_master(world))
-    for epoch in range(state.epoch, settings.num_epochs):
-        started = time.perf_counter()
-        lr = learning_rate_at(settings, world.world_size, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loader.sampler.set_epoch(epoch)
-        state.step, losses = train_epoch(scorer, optimizer, loader, settings, device, log, state.step, epoch)
-        metrics = validate(model, dev, vocab, device, settings.precision)
-        is_best = metrics["rsum"] > state.best_rsum
-        state.best_rsum = max(state.best_rsum, metrics["rsum"])
-        rng_states = distributed.all_gather_objects(capture_rng(device))
-        log.epoch(_epoch_row(epoch, state, lr, losses, metrics, time.perf_counter() - started))
-        if distributed.is_master(world):
-            save_epoch(settings.out_dir, EpochRecord(model, opt, epoch, state.step, state.best_rsum, optimizer,
-                                                     rng_states), is_best)
-        say(settings, world, f"epoch {epoch}: loss {losses['loss']:.4f}, dev rsum {metrics['rsum']:.2f}"
-                             f"{' (best)' if is_best else ''}")
-        distributed.barrier()
-    log.close()
-    return settings.out_dir / BEST_NAME
+    run, position = _prepare(settings, world, device)
+    try:
+        while not run.stops_at(position):
+            started = time.perf_counter()
+            position = train_epoch(run, position)
+            validate_and_save(run, position, time.perf_counter() - started)
+            position = position.next_start()
+    finally:
+        run.log.close()
+    best = settings.run_dir / BEST_NAME
+    if not best.is_file():
+        raise BenchError(f"{settings.run_dir}: nothing was trained (epoch {position.epoch}, step {position.step} "
+                         f"already reach --num-epochs {settings.num_epochs} / --max-steps {settings.max_steps})")
+    return best
 
 
-def run_training(settings: TrainSettings) -> Path:
-    """Train in this process (one of several under torchrun); returns the best model's path."""
+def train(settings: TrainSettings) -> Path:
+    """Train in this process (one of several under torchrun); returns the best model's path.
+
+    Each of `settings`' fields is documented in bench.training.settings; `settings.relevance` is
+    the hook through which tests inject reference relevance matrices.
+    """
+    check_settings(settings)
     world = distributed.world_info_from_env()
     device = distributed.process_device(world, resolve_device(settings.device))
     distributed.init_distributed(world, device)

@@ -9,7 +9,8 @@ s = torch.rand(8, 8); print(daa_loss(s, torch.rand(8, 8)))"
 
 import torch
 
-DAA_FORMS = ("released", "row")
+from bench.training.settings import DAA_FORMS
+
 SIGMOID_CLAMP = 50.0  # the released code clamps the exponent, so tau = 0.001 never overflows
 
 
@@ -59,9 +60,13 @@ def daa_loss(scores: torch.Tensor, sems: torch.Tensor, temperature: float = 0.00
 
 def training_objective(scores: torch.Tensor, sems: torch.Tensor, *, margin: float = 0.2,
                        max_violation: bool = True, daa_weight: float = 0.0, form: str = "released") -> dict:
-    """contrastive + w * (DAA(S, M) + DAA(S^T, M^T)), the paper's loss, with its two terms for logging."""
+    """contrastive + w * DAA(S, M) + w * DAA(S^T, M^T), the paper's loss, with its terms for logging
+    (`i2t` and `t2i` are the weighted DAA directions, as the original logs them)."""
     contrastive = contrastive_loss(scores, margin, max_violation)
     if not daa_weight:
-        return {"loss": contrastive, "contrastive": contrastive.detach(), "daa": torch.zeros(())}
-    daa = daa_loss(scores, sems, form=form) + daa_loss(scores.t(), sems.t(), form=form)
-    return {"loss": contrastive + daa_weight * daa, "contrastive": contrastive.detach(), "daa": daa.detach()}
+        zero = torch.zeros((), dtype=scores.dtype, device=scores.device)
+        return {"loss": contrastive, "contrastive": contrastive.detach(), "i2t": zero, "t2i": zero}
+    i2t = daa_weight * daa_loss(scores, sems, form=form)
+    t2i = daa_weight * daa_loss(scores.t(), sems.t(), form=form)
+    return {"loss": contrastive + i2t + t2i, "contrastive": contrastive.detach(), "i2t": i2t.detach(),
+            "t2i": t2i.detach()}

@@ -1,42 +1,56 @@
-"""What a training run leaves on disk: epoch checkpoints, the best model, and its log.
+"""A run's checkpoints: per epoch, mid-epoch (every N steps), the best model; and finding the resume point.
 
-`checkpoint_{epoch}.pth.tar` has the published layout (so `bench eval` and the original code
-read it) plus what an exact resume needs: `optimizer`, `step`, `rng_states` (one per process).
-`model_best.pth.tar` is the published layout only. Every file is written atomically, so a run
-killed at any point resumes from its last complete epoch.
+`checkpoint_{epoch}.pth.tar` and `checkpoint_{epoch}_step{step}.pth.tar` have the published
+layout (so `bench eval` and the original code read them) plus what an exact resume needs:
+`optimizer`, `position` (epoch, batch, step, loss sums), `rng_states` (one per process) and
+`train_settings`. `model_best.pth.tar` is the published layout only. Every file is written
+atomically, so a run killed at any point resumes from its newest checkpoint.
 """
 
 import argparse
-import csv
-import io
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from bench.common.atomic import write_text
 from bench.model.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
 from bench.common.errors import BenchError
 from bench.model.network import SimilarityModel
+from bench.training.settings import TrainSettings, resumed_settings
 
 BEST_NAME = "model_best.pth.tar"
-LOG_NAME = "log.csv"
-_EPOCH_FILE = re.compile(r"checkpoint_(\d+)\.pth\.tar$")
+_CHECKPOINT_FILE = re.compile(r"checkpoint_(\d+)(?:_step(\d+))?\.pth\.tar$")
 
 
 def epoch_checkpoint_path(out_dir: Path, epoch: int) -> Path:
     return out_dir / f"checkpoint_{epoch}.pth.tar"
 
 
-def latest_epoch_checkpoint(out_dir: Path) -> Path | None:
-    """The checkpoint of the last complete epoch (writes are atomic: any file found is whole)."""
-    found = [(int(m.group(1)), p) for p in out_dir.glob("checkpoint_*.pth.tar") if (m := _EPOCH_FILE.search(p.name))]
-    return max(found)[1] if found else None
+def step_checkpoint_path(out_dir: Path, epoch: int, step: int) -> Path:
+    """A mid-epoch checkpoint (--save-every-steps, --max-steps); only the newest is kept."""
+    return out_dir / f"checkpoint_{epoch}_step{step}.pth.tar"
+
+
+def _checkpoint_files(out_dir: Path) -> list[tuple[tuple[int, float], Path]]:
+    """(epoch, position within the epoch) of each checkpoint file; an epoch's end sorts last."""
+    found = []
+    for path in out_dir.glob("checkpoint_*.pth.tar"):
+        if match := _CHECKPOINT_FILE.search(path.name):
+            step = match.group(2)
+            found.append(((int(match.group(1)), float(step) if step else math.inf), path))
+    return sorted(found)
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The newest checkpoint of the run (writes are atomic: any file found is whole)."""
+    found = _checkpoint_files(out_dir)
+    return found[-1][1] if found else None
 
 
 def capture_rng(device: torch.device) -> dict:
-    """The RNG streams training draws from: dropout and the data loader's base seed."""
+    """The RNG streams training draws from (dropout); the data loaders have their own generators."""
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
@@ -50,95 +64,98 @@ def restore_rng(state: dict, device: torch.device) -> None:
 
 
 @dataclass
-class EpochRecord:
+class Position:
+    """Where a run stands: epoch, batches of that epoch done, optimizer steps, best rsum, and the
+    epoch's running loss sums (so a mid-epoch resume logs the same epoch means)."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    best_rsum: float = -math.inf
+    loss_sums: dict = field(default_factory=dict)
+    epoch_done: bool = False
+
+    def record(self) -> dict:
+        return {"epoch": self.epoch, "batch": self.batch, "step": self.step, "loss_sums": dict(self.loss_sums),
+                "epoch_done": self.epoch_done}
+
+    def next_start(self) -> "Position":
+        """Where training continues from this saved position."""
+        if not self.epoch_done:
+            return self
+        return Position(self.epoch + 1, 0, self.step, self.best_rsum)
+
+
+@dataclass
+class SavedState:
     model: SimilarityModel
     opt: argparse.Namespace
-    epoch: int
-    step: int
-    best_rsum: float
+    position: Position
     optimizer: torch.optim.Optimizer
     rng_states: list[dict]
+    settings: dict  # settings_record(): what --resume restores
 
 
-def save_epoch(out_dir: Path, record: EpochRecord, is_best: bool) -> Path:
-    """Write model_best.pth.tar when best, then checkpoint_{epoch}.pth.tar with the resume state.
+def _save(path: Path, state: SavedState) -> None:
+    resume = {"optimizer": state.optimizer.state_dict(), "step": state.position.step,
+              "position": state.position.record(), "rng_states": state.rng_states, "train_settings": state.settings}
+    save_checkpoint(path, state.model, state.opt, epoch=state.position.epoch, best_rsum=state.position.best_rsum,
+                    eiters=state.position.step, extra=resume)
 
-    The epoch checkpoint goes last: it is what --resume looks for, so a run killed in between
-    repeats this epoch and rewrites the best model and the log row.
-    """
-    common = dict(epoch=record.epoch, best_rsum=record.best_rsum, eiters=record.step)
-    if is_best:
-        save_checkpoint(out_dir / BEST_NAME, record.model, record.opt, **common)
-    path = epoch_checkpoint_path(out_dir, record.epoch)
-    resume = {"optimizer": record.optimizer.state_dict(), "step": record.step, "rng_states": record.rng_states}
-    save_checkpoint(path, record.model, record.opt, extra=resume, **common)
+
+def save_best(out_dir: Path, state: SavedState) -> None:
+    """model_best.pth.tar: the published layout only."""
+    save_checkpoint(out_dir / BEST_NAME, state.model, state.opt, epoch=state.position.epoch,
+                    best_rsum=state.position.best_rsum, eiters=state.position.step)
+
+
+def save_resumable(out_dir: Path, state: SavedState) -> Path:
+    """checkpoint_{epoch}.pth.tar at an epoch's end, else checkpoint_{epoch}_step{step}.pth.tar;
+    either has the published layout plus the resume state. Older step checkpoints are removed
+    once a newer checkpoint is whole (epoch checkpoints are kept, as the original did)."""
+    position = state.position
+    path = epoch_checkpoint_path(out_dir, position.epoch) if position.epoch_done else \
+        step_checkpoint_path(out_dir, position.epoch, position.step)
+    _save(path, state)
+    for _, older in _checkpoint_files(out_dir):
+        if older != path and "_step" in older.name:
+            older.unlink(missing_ok=True)
     return path
 
 
-def check_resumable(checkpoint: Checkpoint, opt: argparse.Namespace) -> None:
-    """A resumed run must train the same model on the same data; the schedule may be extended."""
-    for name in ("data_name", "module_name"):
-        if getattr(checkpoint.opt, name, None) != getattr(opt, name):
-            raise BenchError(f"{checkpoint.path}: trained with {name}={getattr(checkpoint.opt, name, None)!r}, "
-                             f"but this run asks for {getattr(opt, name)!r}; use another --out-dir")
-    if "optimizer" not in checkpoint.extra or "rng_states" not in checkpoint.extra:
-        raise BenchError(f"{checkpoint.path}: has no resume state (optimizer, RNG); it is not an epoch checkpoint")
+def check_resumable(checkpoint: Checkpoint) -> None:
+    for key in ("optimizer", "rng_states", "position", "train_settings"):
+        if key not in checkpoint.extra:
+            raise BenchError(f"{checkpoint.path}: has no resume state ({key}); it is not a training checkpoint "
+                             "of this version")
 
 
 def find_resume_checkpoint(out_dir: Path, resume: bool) -> Checkpoint | None:
     """The checkpoint to resume from; refuses to overwrite an earlier run unless --resume is given."""
-    latest = latest_epoch_checkpoint(out_dir)
+    latest = latest_checkpoint(out_dir)
     if latest is None:
         return None
     if not resume:
         raise BenchError(f"{out_dir}: already holds checkpoints ({latest.name}); pass --resume to continue "
                          "that run, or choose another --out-dir")
-    return read_checkpoint(latest)
+    checkpoint = read_checkpoint(latest)
+    check_resumable(checkpoint)
+    return checkpoint
 
 
-class TrainLog:
-    """One CSV row per epoch (always) and TensorBoard scalars (when tensorboard is installed)."""
-
-    def __init__(self, out_dir: Path, first_epoch: int, enabled: bool):
-        self.path = out_dir / LOG_NAME
-        self.rows = self._earlier_rows(first_epoch) if enabled else []
-        self.enabled = enabled
-        self.board = _tensorboard_writer(out_dir / "tensorboard") if enabled else None
-
-    def _earlier_rows(self, first_epoch: int) -> list[dict]:
-        if not self.path.is_file():
-            return []
-        with open(self.path, newline="") as handle:
-            return [row for row in csv.DictReader(handle) if int(row["epoch"]) < first_epoch]
-
-    def step(self, step: int, values: dict) -> None:
-        if self.board is not None:
-            for name, value in values.items():
-                self.board.add_scalar(f"train/{name}", value, step)
-
-    def epoch(self, row: dict) -> None:
-        if not self.enabled:
-            return
-        self.rows.append(row)
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(row))
-        writer.writeheader()
-        writer.writerows(self.rows)
-        write_text(self.path, text.getvalue())
-        if self.board is not None:
-            for name, value in row.items():
-                if name != "epoch":
-                    self.board.add_scalar(f"epoch/{name}", float(value), int(row["epoch"]))
-            self.board.flush()
-
-    def close(self) -> None:
-        if self.board is not None:
-            self.board.close()
+def resumed_position(checkpoint: Checkpoint) -> Position:
+    record = checkpoint.extra["position"]
+    saved = Position(int(record["epoch"]), int(record["batch"]), int(record["step"]), checkpoint.best_rsum,
+                     dict(record["loss_sums"]), bool(record["epoch_done"]))
+    return saved.next_start()
 
 
-def _tensorboard_writer(directory: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional: the CSV log is always written
+def settings_to_resume(out_dir: Path, given: dict) -> TrainSettings | None:
+    """The settings recorded by the run in `out_dir`, updated by the flags `given` now (a flag that
+    contradicts a recorded setting is refused); None when `out_dir` holds no checkpoint yet."""
+    latest = latest_checkpoint(Path(out_dir))
+    if latest is None:
         return None
-    return SummaryWriter(str(directory))
+    checkpoint = read_checkpoint(latest)
+    check_resumable(checkpoint)
+    return resumed_settings(checkpoint.extra["train_settings"], given, str(latest))
