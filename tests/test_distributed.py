@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.multiprocessing as mp
 
@@ -18,6 +19,7 @@ from bench.model.network import SimilarityModel, init_weights
 from bench.training.loop import BatchScorer, backward_batch
 from bench.training.settings import TrainSettings
 from bench.training.batches import Batch
+from bench.eval.scoring import score_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 12
@@ -39,15 +41,22 @@ def _model(module_name: str, state: dict) -> SimilarityModel:
     return model.eval()  # no dropout: both sides see the same function
 
 
-def _batches() -> list[Batch]:
-    """Two halves of one batch, each with its own semantic block (samples never cross processes)."""
+def _union() -> Batch:
+    """One batch of BATCH samples; the two processes each take half of it."""
     generator = torch.Generator().manual_seed(3)
     lengths = torch.randint(3, 9, (BATCH,), generator=generator).sort(descending=True).values
     tokens = torch.randint(4, 60, (BATCH, int(lengths.max())), generator=generator)
     regions = torch.rand(BATCH, 4, 40, generator=generator)
     sems = torch.rand(BATCH, BATCH, generator=generator)
+    return Batch(regions, tokens, lengths, torch.arange(BATCH), sems)
+
+
+def _batches() -> list[Batch]:
+    """Two halves of one batch, each with its own semantic block (samples never cross processes)."""
+    union = _union()
     halves = (slice(0, BATCH // 2), slice(BATCH // 2, BATCH))
-    return [Batch(regions[h], tokens[h], lengths[h], torch.arange(BATCH)[h], sems[h, h].contiguous()) for h in halves]
+    return [Batch(union.regions[h], union.tokens[h], union.lengths[h], union.indices[h],
+                  union.sems[h, h].contiguous()) for h in halves]
 
 
 def _settings(module_name: str) -> TrainSettings:
@@ -59,6 +68,14 @@ def _gradients(scorer) -> dict:
     return {name: p.grad.clone() for name, p in distributed.unwrap(scorer).named_parameters()}
 
 
+def _score_matrix(model: SimilarityModel):
+    """The union batch's matrix through the evaluation scorer (each process scores a share of the images)."""
+    union = _union()
+    with torch.no_grad():
+        img_emb, cap_emb = model.img_enc(union.regions), model.txt_enc(union.tokens, union.lengths)
+    return score_matrix(model, img_emb, cap_emb, union.lengths, image_shard=2)
+
+
 def _worker(rank: int, world_size: int, port: int, states: dict, out_dir: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -66,11 +83,13 @@ def _worker(rank: int, world_size: int, port: int, states: dict, out_dir: str) -
     world = distributed.world_info_from_env()
     distributed.init_distributed(world, torch.device("cpu"))
     try:
-        results = {"ranks": distributed.all_gather_objects(rank)}
+        results = {"ranks": distributed.all_gather_objects(rank), "gathered": distributed.gather_objects(rank)}
         for module_name, state in states.items():
             scorer = distributed.wrap_model(BatchScorer(_model(module_name, state)), world, torch.device("cpu"))
             backward_batch(scorer, _batches()[rank], _settings(module_name), torch.device("cpu"))
             results[module_name] = _gradients(scorer)
+            sims = _score_matrix(_model(module_name, state))
+            results[f"{module_name}_sims"] = None if sims is None else torch.from_numpy(sims)
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:
         distributed.cleanup_distributed()
@@ -96,6 +115,11 @@ def _compare_with_one_process(tmp_path) -> None:
     mp.spawn(_worker, args=(2, _free_port(), states, str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert ranks[0]["ranks"] == ranks[1]["ranks"] == [0, 1]
+    assert ranks[0]["gathered"] == [0, 1] and ranks[1]["gathered"] is None  # gathered to rank 0 only
+    for module_name, state in states.items():
+        assert ranks[1][f"{module_name}_sims"] is None
+        np.testing.assert_allclose(ranks[0][f"{module_name}_sims"].numpy(), _score_matrix(_model(module_name, state)),
+                                   rtol=0, atol=1e-6)
     for module_name, state in states.items():
         per_half = []
         for batch in _batches():

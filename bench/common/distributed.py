@@ -41,28 +41,61 @@ def process_device(world: WorldInfo, requested: torch.device) -> torch.device:
     return requested
 
 
+_STATISTICS_GROUP = []  # the process group of batch-norm statistics, once joined
+
+
 def init_distributed(world: WorldInfo, device: torch.device) -> None:
-    """Join the process group (NCCL for CUDA, gloo otherwise); nothing for one process."""
+    """Join the process group (NCCL for CUDA, gloo otherwise); nothing for one process.
+
+    A second group carries SAF's batch-norm statistics (sum_across_processes), so that those
+    collectives, issued inside forward and backward, never interleave with DDP's gradient buckets.
+    """
     if not world.distributed or dist.is_initialized():
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                             rank=world.rank, world_size=world.world_size)
+    _STATISTICS_GROUP.append(dist.new_group())
 
 
 def cleanup_distributed() -> None:
+    _STATISTICS_GROUP.clear()
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+class _SumAcrossProcesses(torch.autograd.Function):
+    """All-reduce (sum) whose gradient is the all-reduced gradient: what SyncBatchNorm does for its
+    statistics, so each process's inputs receive the gradient of every process's loss."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total, group=_STATISTICS_GROUP[0])
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone()
+        dist.all_reduce(total, group=_STATISTICS_GROUP[0])
+        return total
+
+
+def sum_across_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise sum of `tensor` over all processes, differentiable; `tensor` itself for one."""
+    if not _STATISTICS_GROUP:
+        return tensor
+    return _SumAcrossProcesses.apply(tensor)
 
 
 def wrap_model(module: torch.nn.Module, world: WorldInfo, device: torch.device) -> torch.nn.Module:
     """DistributedDataParallel with synchronised batch norms; the module itself for one process.
 
-    PyTorch's SyncBatchNorm only runs on GPUs: on CPU (gloo) each process normalises with its
-    own batch statistics, a named deviation that only affects multi-process CPU runs. SAF's
-    one-channel node batch norm is normalised per caption by bench.model.engine within each process
-    (the original's per-caption calls were synchronised across processes: a named deviation).
+    PyTorch's SyncBatchNorm only runs on GPUs: on CPU (gloo) each process normalises VisualSA's
+    batch norms with its own batch statistics, a named deviation that only affects multi-process
+    CPU runs. SAF's one-channel node batch norm, normalised per caption by bench.model.engine, is
+    synchronised on CPU and GPU alike (sum_across_processes), as the original's SyncBatchNorm was.
     """
     if not world.distributed:
         return module

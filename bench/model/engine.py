@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from bench.common.distributed import sum_across_processes
 from bench.model.network import ATTENTION_SMOOTH, EPS, SimilarityEncoder, l2norm
 
 
@@ -59,39 +60,73 @@ def alignment_nodes(sim_enc: SimilarityEncoder, regions, region_glo, words, word
     return torch.cat([glob.unsqueeze(2).to(local.dtype), local], dim=2)
 
 
-class SafBatchStats:
-    """SAF's batch norm in training mode, per caption, as the original's per-caption loop.
+class SafCaptionNorm:
+    """SAF's batch norm in training mode, per caption, as the original's loop under SyncBatchNorm.
 
-    The original ran the BN once per caption over (images x nodes) and updated the running
-    statistics once per caption, in batch order; we normalise with the same per-caption
-    statistics and apply the running updates in caption order afterwards.
+    The original ran the BN once per caption, over (images x nodes), and wrapped it in SyncBatchNorm:
+    with several processes, the statistics of caption position i pool position i of every process's
+    batch. Here: the logits' sums per position are summed across processes (differentiably, so the
+    gradients equal SyncBatchNorm's), giving the means; then the squared deviations from those means,
+    giving the variances. Running statistics are updated once per caption position, in batch order,
+    with the pooled unbiased variance. With one process this is the plain per-caption batch norm.
     """
 
-    def __init__(self):
-        self.updates: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    def __init__(self, bn: torch.nn.BatchNorm1d, n_captions: int):
+        self.bn, self.n_captions = bn, n_captions
+        self.parts: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def normalise(self, bn: torch.nn.BatchNorm1d, logits: torch.Tensor, caption_idx: torch.Tensor):
-        mean = logits.mean(dim=(0, 2), keepdim=True)
-        var = logits.var(dim=(0, 2), unbiased=False, keepdim=True)
-        count = logits.shape[0] * logits.shape[2]
-        unbiased = var.detach().flatten() * count / max(count - 1, 1)
-        self.updates.append((caption_idx, mean.detach().flatten(), unbiased))
-        return (logits - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
+    def add(self, caption_idx: torch.Tensor, logits: torch.Tensor) -> None:
+        """Logits (m, k, n+1) of k captions at batch positions `caption_idx`."""
+        self.parts.append((caption_idx.to(logits.device), logits))
 
-    def apply(self, bn: torch.nn.BatchNorm1d) -> None:
-        if not self.updates:
-            return
-        idx = torch.cat([u[0] for u in self.updates])
-        means, vars_ = torch.cat([u[1] for u in self.updates]), torch.cat([u[2] for u in self.updates])
-        with torch.no_grad():
-            for position in torch.argsort(idx).tolist():
-                bn.running_mean.mul_(1 - bn.momentum).add_(bn.momentum * means[position])
-                bn.running_var.mul_(1 - bn.momentum).add_(bn.momentum * vars_[position])
-            bn.num_batches_tracked.add_(len(idx))
+    def _per_caption(self, values) -> torch.Tensor:
+        logits = self.parts[0][1]
+        total = logits.new_zeros(self.n_captions)
+        for (idx, part), value in zip(self.parts, values):
+            total = total.index_add(0, idx, value)
+        return total
+
+    def pool(self) -> None:
+        sums = self._per_caption(logits.sum(dim=(0, 2)) for _, logits in self.parts)
+        counts = self._per_caption(logits.new_full((logits.shape[1],), logits.shape[0] * logits.shape[2])
+                                   for _, logits in self.parts)
+        sums, counts = sum_across_processes(torch.stack([sums, counts]))
+        self.mean, self.counts = sums / counts, counts
+        squares = self._per_caption(((logits - self.mean[idx].view(1, -1, 1)) ** 2).sum(dim=(0, 2))
+                                    for idx, logits in self.parts)
+        self.var = sum_across_processes(squares) / counts
+
+    def normalise(self, logits: torch.Tensor, caption_idx: torch.Tensor) -> torch.Tensor:
+        idx = caption_idx.to(logits.device)
+        mean, var = self.mean[idx].view(1, -1, 1), self.var[idx].view(1, -1, 1)
+        return (logits - mean) / torch.sqrt(var + self.bn.eps) * self.bn.weight + self.bn.bias
+
+    @torch.no_grad()
+    def update_running(self) -> None:
+        bn = self.bn
+        unbiased = self.var.detach() * self.counts / (self.counts - 1).clamp(min=1)
+        for position in range(self.n_captions):
+            bn.running_mean.mul_(1 - bn.momentum).add_(bn.momentum * self.mean[position].detach())
+            bn.running_var.mul_(1 - bn.momentum).add_(bn.momentum * unbiased[position])
+        bn.num_batches_tracked.add_(self.n_captions)
 
 
-def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor, caption_idx, saf_stats) -> torch.Tensor:
-    """(m, k, n+1, S) nodes -> (m, k) scores through the SGR or SAF head.
+def _saf_training_columns(sim_enc: SimilarityEncoder, chunks: list, n_captions: int) -> list[torch.Tensor]:
+    """Score columns of SAF in training mode: every chunk's logits first, then the pooled per-caption
+    statistics, then the scores (a process's forward pass holds its whole batch anyway)."""
+    saf = sim_enc.SAF_module
+    norm = SafCaptionNorm(saf.bn, n_captions)
+    for idx, nodes in chunks:
+        norm.add(idx, saf.attn_sim_w(nodes).squeeze(-1))
+    norm.pool()
+    columns = [sim_enc.score_vector(saf(nodes, lambda logits, idx=idx: norm.normalise(logits, idx)))
+               for idx, nodes in chunks]
+    norm.update_running()
+    return columns
+
+
+def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor) -> torch.Tensor:
+    """(m, k, n+1, S) nodes -> (m, k) scores through the SGR or SAF head (SAF: evaluation mode).
 
     The last SGR step updates only the global node, the one row read afterwards. Evaluation also
     folds SGR's query and key Linears into one S x S matrix (GraphReasoning.edge_logits);
@@ -100,9 +135,7 @@ def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor, caption_idx, s
     if sim_enc.module_name == "SGR":
         vec = sim_enc.reduce_nodes(nodes, fold_query_key=not torch.is_grad_enabled(), last_first_only=True)
         return sim_enc.score_vector(vec)
-    saf = sim_enc.SAF_module
-    normalise = None if saf_stats is None else (lambda logits: saf_stats.normalise(saf.bn, logits, caption_idx))
-    return sim_enc.score_vector(saf(nodes, normalise))
+    return sim_enc.score_vector(sim_enc.SAF_module(nodes))
 
 
 def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torch.Tensor,
@@ -111,8 +144,8 @@ def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torc
     """Scores (m, k) of m images x k captions; differentiable, used for training and evaluation."""
     if img_glo is None:
         img_glo = sim_enc.v_global_w(img_emb)
-    saf_stats = SafBatchStats() if sim_enc.module_name == "SAF" and sim_enc.SAF_module.bn.training else None
-    columns, order = [], []
+    saf_training = sim_enc.module_name == "SAF" and sim_enc.SAF_module.bn.training
+    columns, chunks, order = [], [], []
     for length, idx in length_groups(cap_lens):
         idx_dev = idx.to(cap_emb.device)
         words = cap_emb.index_select(0, idx_dev)[:, :length]
@@ -120,10 +153,13 @@ def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torc
         for start in range(0, len(idx), caption_chunk):
             part = slice(start, start + caption_chunk)
             nodes = alignment_nodes(sim_enc, img_emb, img_glo, words[part], word_glo[part])
-            columns.append(reduce_nodes(sim_enc, nodes, idx[part], saf_stats))
+            if saf_training:
+                chunks.append((idx[part], nodes))
+            else:
+                columns.append(reduce_nodes(sim_enc, nodes))
         order.append(idx)
-    if saf_stats is not None:
-        saf_stats.apply(sim_enc.SAF_module.bn)
+    if saf_training:
+        columns = _saf_training_columns(sim_enc, chunks, len(cap_lens))
     scores = torch.cat(columns, dim=1)
     inverse = torch.argsort(torch.cat(order)).to(scores.device)
     return scores.index_select(1, inverse)
