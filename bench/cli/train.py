@@ -62,9 +62,9 @@ def _add_schedule_options(parser) -> None:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train SGR / SAF with the DAA loss",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--data-name", required=True, choices=DATA_NAMES)
-    parser.add_argument("--module-name", required=True, choices=MODULE_NAMES)
-    parser.add_argument("--data-root", type=Path, help="default data")
+    parser.add_argument("--data-name", required=True, choices=DATA_NAMES, help="dataset (SCAN folder name)")
+    parser.add_argument("--module-name", required=True, choices=MODULE_NAMES, help="similarity head to train")
+    parser.add_argument("--data-root", type=Path, help="folder holding <data-name>/ and vocab/ (default data)")
     parser.add_argument("--vocab", type=Path, help="vocabulary JSON (default <data-root>/vocab/<data-name>_vocab.json)")
     parser.add_argument("--out-dir", type=Path, help="checkpoints and logs (default "
                                                      "models/trained/<data-name>_<module-name in lower case>)")
