@@ -32,6 +32,9 @@ def register(subparsers) -> None:
     parser.add_argument("--save-sims", type=Path, help="write the float32 score matrix (.npy)")
     parser.add_argument("--json", type=Path, help="write metrics and provenance (JSON)")
     parser.add_argument("--csv", type=Path, help="write one row per figure, beside the paper's (CSV)")
+    parser.add_argument("--allow-mismatch", action="store_true",
+                        help="score checkpoints trained on another dataset than the protocol's (or on two "
+                        "different ones); every figure is then marked no-reference")
     parser.add_argument("--run-id", help="name of this run in the results (default: from --json/--csv)")
     parser.set_defaults(func=run)
 
@@ -74,13 +77,21 @@ def add_eccv(evaluation: dict, protocol, sims, split, caption_ids: Path | None) 
     return {"library": result["library"], "recall_agreement": result["recall_agreement"]}
 
 
-def _save_sims(path: Path, matrix) -> None:
-    import numpy as np
+def check_paths(args, protocol) -> None:
+    """Before any work: outputs that are directories, coincide, or overwrite an input are refused."""
+    from bench.common.outputs import check_outputs
+    from bench.data.splits import split_files
+    from bench.eval.pmrp import INSTANCES_FILE
+    from bench.results.uncertainty import queries_path
 
-    from bench.common import atomic
-
-    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, matrix.astype(np.float32))
+    vocabularies = [args.vocab] if args.vocab else list(args.data_root.glob("vocab/*.json"))
+    result = args.json or args.csv
+    check_outputs({"--save-sims": args.save_sims, "--json": args.json, "--csv": args.csv,
+                   "the per-query file": queries_path(result) if result else None}, inputs={
+        "checkpoint": args.checkpoint, "vocabulary": vocabularies, "caption ids": args.caption_ids,
+        "split data": split_files(args.data_root, protocol.data_dir, protocol.split),
+        "annotations": (args.annotations or args.data_root / "coco_annotations") / INSTANCES_FILE,
+    })
 
 
 def _device_name(device) -> str:
@@ -94,6 +105,9 @@ def _device_name(device) -> str:
 
 
 def run(args) -> int:
+    import numpy as np
+
+    from bench.common.atomic import write_all
     from bench.common.errors import BenchError
     from bench.common.distributed import cleanup_distributed, init_distributed, is_master, process_device, world_info_from_env
     from bench.eval.score_split import checkpoint_facts, data_manifest, score_split
@@ -109,6 +123,7 @@ def run(args) -> int:
 
     started = time.perf_counter()
     protocol = get_protocol(args.protocol)
+    check_paths(args, protocol)
     if args.eccv and protocol.name != "coco-5k":
         raise BenchError(f"--eccv needs the coco-5k protocol (the whole 5K gallery), not {protocol.name}")
     split = load_split(args.data_root, protocol.data_dir, protocol.split)
@@ -118,7 +133,7 @@ def run(args) -> int:
     blocks = fold_bounds(protocol, split.n_images) if protocol.folds > 1 else None
     try:
         scored = score_split(args.checkpoint, split, args.data_root, args.vocab, device, args.precision, blocks,
-                             args.image_shard)
+                             args.image_shard, data_name=protocol.data_dir, allow_mismatch=args.allow_mismatch)
     finally:
         cleanup_distributed()
     if not is_master(world):
@@ -140,16 +155,17 @@ def run(args) -> int:
         "device": str(device), "device_name": _device_name(device), "precision": args.precision,
         "model": scored.model_label, "daa": daa,
         "checkpoints": checkpoint_facts(scored.checkpoints), "vocab": scored.vocab_paths,
-        "data": data_manifest(split), "tokenizer": tokenizer_path(), "tie_rule": TIE_RULE, "eccv": eccv,
+        "data": data_manifest(split), "mismatch": scored.mismatch, "tokenizer": tokenizer_path(), "tie_rule": TIE_RULE, "eccv": eccv,
         "seconds": timings | {"total": time.perf_counter() - started},
         "pairs_scored": pairs, "pairs_per_second": pairs / scoring_seconds if scoring_seconds else None,
     }
     payload = {"protocol": protocol.name, **evaluation, **per_query.payload, "provenance": provenance}
     label = "+".join(c.path.name for c in scored.checkpoints)
     rows = figure_rows(_run_id(args, protocol, scored.model_label), protocol, scored.model_label, label, daa, evaluation,
-                       per_query.intervals)
-    if args.save_sims:
-        _save_sims(args.save_sims, saved_matrix(protocol, scored.sims))
-    write_results(rows, args.csv, args.json, payload, [(per_query.path, per_query.data)] if per_query.path else [])
+                       per_query.intervals, compare=scored.mismatch is None)
+    write_all({args.save_sims: lambda tmp: np.save(tmp, saved_matrix(protocol, scored.sims).astype(np.float32)),
+               args.json: lambda tmp: write_results(rows, None, tmp, payload),
+               args.csv: lambda tmp: write_results(rows, tmp, None, payload),
+               per_query.path: lambda tmp: tmp.write_bytes(per_query.data)})
     print_table(rows)
     return 0

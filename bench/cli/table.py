@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bench.results import tables
 from bench.common.atomic import write_text
+from bench.common.outputs import check_outputs
 from bench.results.plots import plot_run
 
 
@@ -38,6 +39,7 @@ def _print(grid: tables.Grid, console: Console) -> None:
 
 
 def run_table(args) -> int:
+    check_outputs({"--markdown": args.markdown}, inputs={"results": args.results.glob("*.json")})
     grids = tables.build(args.table, tables.load_runs(args.results))
     if args.markdown:
         write_text(args.markdown, tables.to_markdown(grids))
@@ -48,6 +50,7 @@ def run_table(args) -> int:
 
 
 def run_plot(args) -> int:
+    check_outputs({"--out": args.out}, inputs={"results CSV": args.csv})
     path = plot_run(args.csv, args.out)
     print(f"wrote {path} (Markdown: ![{path.stem}]({path.name}))")
     return 0

@@ -51,24 +51,46 @@ class Split:
         return rows
 
 
+def split_files(data_root: str | Path, data_dir: str, split: str) -> list[Path]:
+    """Every file a split may be read from (features in either format, captions, ids)."""
+    directory = Path(data_root) / data_dir
+    return [directory / f"{split}{ending}" for ending in ("_ims.npy", ".h5", "_caps.txt", "_ids.txt")]
+
+
+def _open_npy(npy: Path):
+    try:
+        return np.load(npy, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as err:
+        first_line = (str(err).strip().splitlines() or ["empty or truncated"])[0][:200]
+        raise BenchError(f"{npy}: not a readable .npy array ({first_line})") from None
+
+
+def _open_h5(h5: Path):
+    import h5py
+
+    try:
+        handle = h5py.File(h5, "r")
+    except OSError as err:
+        raise BenchError(f"{h5}: not a readable HDF5 file ({err})") from None
+    if not isinstance(handle.get("feat"), h5py.Dataset):
+        raise BenchError(f"{h5}: has no dataset 'feat' (missing, or a group)")
+    return handle["feat"]
+
+
 def _open_features(directory: Path, split: str) -> tuple[object, Path]:
+    """The feature array of a split, checked to be (rows, regions, dim) floating point."""
     npy, h5 = directory / f"{split}_ims.npy", directory / f"{split}.h5"
     if npy.is_file():
-        try:
-            return np.load(npy, mmap_mode="r"), npy
-        except (ValueError, OSError) as err:
-            raise BenchError(f"{npy}: not a readable .npy array ({err})") from None
-    if h5.is_file():
-        import h5py
-
-        try:
-            handle = h5py.File(h5, "r")
-        except OSError as err:
-            raise BenchError(f"{h5}: not a readable HDF5 file ({err})") from None
-        if "feat" not in handle:
-            raise BenchError(f"{h5}: has no dataset 'feat'")
-        return handle["feat"], h5
-    raise BenchError(f"{npy}: features not found (nor {h5.name}); run `make download` or pass --data-root")
+        features, path = _open_npy(npy), npy
+    elif h5.is_file():
+        features, path = _open_h5(h5), h5
+    else:
+        raise BenchError(f"{npy}: features not found (nor {h5.name}); run `make download` or pass --data-root")
+    if features.dtype.kind != "f":
+        raise BenchError(f"{path}: features are {features.dtype}; expected floating point (float32)")
+    if len(features.shape) != 3 or 0 in features.shape:
+        raise BenchError(f"{path}: features must be (rows, regions, dim), got {tuple(features.shape)}")
+    return features, path
 
 
 def _read_lines(path: Path, what: str) -> list[bytes]:
@@ -78,12 +100,24 @@ def _read_lines(path: Path, what: str) -> list[bytes]:
         return [line.strip() for line in handle]
 
 
-def _infer_rows_per_image(rows: int, n_captions: int, path: Path) -> int:
+def _repeats_images(features) -> bool:
+    """Whether the first rows repeat one image (the per-caption layout): never so by chance."""
+    first = np.asarray(features[:CAPTIONS_PER_IMAGE])
+    return len(first) == CAPTIONS_PER_IMAGE and bool((first == first[:1]).all())
+
+
+def _infer_rows_per_image(features, n_captions: int, path: Path, captions_path: Path) -> int:
+    """5 (a row per caption) or 1 (a row per image); an ambiguous or impossible count is refused."""
+    rows = features.shape[0]
     if n_captions == 0 or n_captions % CAPTIONS_PER_IMAGE:
-        raise BenchError(f"{path}: {n_captions} captions is not a positive multiple of {CAPTIONS_PER_IMAGE}")
+        raise BenchError(f"{captions_path}: {n_captions} captions is not a positive multiple of {CAPTIONS_PER_IMAGE}")
     if rows == n_captions:
         return CAPTIONS_PER_IMAGE
     if rows * CAPTIONS_PER_IMAGE == n_captions:
+        if _repeats_images(features):
+            raise BenchError(
+                f"{captions_path}: {n_captions} captions, but {path} has {rows} rows that repeat each image "
+                f"{CAPTIONS_PER_IMAGE} times (a row per caption), so {rows} captions were expected")
         return 1
     raise BenchError(
         f"{path}: {rows} feature rows do not fit {n_captions} captions "
@@ -91,22 +125,31 @@ def _infer_rows_per_image(rows: int, n_captions: int, path: Path) -> int:
     )
 
 
+def _read_ids(path: Path, rows: int, rows_per_image: int) -> list[str]:
+    lines = _read_lines(path, "ids")
+    if len(lines) != rows:
+        raise BenchError(f"{path}: {len(lines)} ids for {rows} feature rows")
+    try:
+        ids = [line.decode("utf-8") for line in lines]
+    except UnicodeDecodeError:
+        raise BenchError(f"{path}: not UTF-8 text (expected one image id per line)") from None
+    if rows_per_image > 1 and len(set(ids[:rows_per_image])) > 1:
+        raise BenchError(f"{path}: rows 1-{rows_per_image} name different images, but the features have a row "
+                         "per caption (each image repeated); the ids and features do not belong together")
+    return ids
+
+
 def load_split(data_root: str | Path, data_dir: str, split: str) -> Split:
     directory = Path(data_root) / data_dir
     features, feature_path = _open_features(directory, split)
-    if len(features.shape) != 3 or features.shape[1] == 0 or features.shape[2] == 0:
-        raise BenchError(f"{feature_path}: features must be (rows, regions, dim), got {tuple(features.shape)}")
-    captions = _read_lines(directory / f"{split}_caps.txt", "captions")
+    captions_path = directory / f"{split}_caps.txt"
+    captions = _read_lines(captions_path, "captions")
     for number, caption in enumerate(captions, start=1):
         try:
             caption.decode("utf-8")
         except UnicodeDecodeError:
-            raise BenchError(f"{directory / f'{split}_caps.txt'}: line {number} is not UTF-8") from None
-    rows_per_image = _infer_rows_per_image(features.shape[0], len(captions), feature_path)
+            raise BenchError(f"{captions_path}: line {number} is not UTF-8") from None
+    rows_per_image = _infer_rows_per_image(features, len(captions), feature_path, captions_path)
     ids_path = directory / f"{split}_ids.txt"
-    ids = None
-    if ids_path.is_file():
-        ids = [line.decode("utf-8") for line in _read_lines(ids_path, "ids")]
-        if len(ids) != features.shape[0]:
-            raise BenchError(f"{ids_path}: {len(ids)} ids for {features.shape[0]} feature rows")
+    ids = _read_ids(ids_path, features.shape[0], rows_per_image) if ids_path.is_file() else None
     return Split(directory, split, features, feature_path, captions, ids, rows_per_image)

@@ -50,9 +50,14 @@ class Vocabulary:
         if not path.is_file():
             raise BenchError(f"{path}: vocabulary file not found (expected SCAN's *_precomp_vocab.json)")
         try:
-            word2idx = json.loads(path.read_text(encoding="utf-8"))["word2idx"]
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-            raise BenchError(f"{path}: not a SCAN vocabulary (a JSON object with 'word2idx')") from None
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            raise BenchError(f"{path}: not a SCAN vocabulary (not UTF-8 JSON, or nested too deeply)") from None
+        word2idx = document.get("word2idx") if isinstance(document, dict) else None
+        if not isinstance(word2idx, dict):
+            raise BenchError(f"{path}: not a SCAN vocabulary (a JSON object whose 'word2idx' maps words to ids)")
+        if not all(type(index) is int for index in word2idx.values()):
+            raise BenchError(f"{path}: every id in 'word2idx' must be an integer")
         for token, index in SPECIAL_TOKENS.items():
             if word2idx.get(token) != index:
                 raise BenchError(f"{path}: special token {token} must have id {index}")

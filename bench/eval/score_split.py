@@ -27,6 +27,7 @@ class ScoredSplit:
     checkpoints: list[Checkpoint]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     vocab_paths: list[str] = field(default_factory=list)
+    mismatch: str | None = None  # why the paper's figures do not apply (allowed data-name mismatch)
 
     @property
     def model_label(self) -> str:
@@ -47,6 +48,20 @@ def check_features_fit(checkpoint: Checkpoint, split: Split) -> None:
             f"{split.feature_path}: features are {regions} regions x {dim}, but {checkpoint.path} "
             f"expects {config.num_regions} x {config.img_dim}"
         )
+
+
+def data_name_mismatch(checkpoints: list[Checkpoint], data_name: str | None, allow: bool) -> str | None:
+    """Refuse checkpoints trained on another dataset than the split's, or on different ones
+    (an "SGRAF" of an F30K SGR and a COCO SAF); with `allow`, say why instead."""
+    names = [c.config.data_name for c in checkpoints]
+    problem = None
+    if len(set(names)) > 1:
+        problem = f"{checkpoints[0].path} was trained on {names[0]} but {checkpoints[1].path} on {names[1]}"
+    elif data_name is not None and names[0] != data_name:
+        problem = f"{checkpoints[0].path} was trained on {names[0]}, not on {data_name} that this protocol reads"
+    if problem and not allow:
+        raise BenchError(f"{problem}; pass --allow-mismatch to score anyway without paper comparison")
+    return problem
 
 
 def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, device: torch.device,
@@ -76,13 +91,18 @@ def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, de
 
 def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, vocab_path: str | None,
                 device: torch.device, precision: str, blocks: Blocks = None,
-                image_shard: int | None = None) -> ScoredSplit:
-    """Score every checkpoint on the split and average the matrices (SGRAF when two)."""
+                image_shard: int | None = None, data_name: str | None = None,
+                allow_mismatch: bool = False) -> ScoredSplit:
+    """Score every checkpoint on the split and average the matrices (SGRAF when two).
+
+    `data_name` (the protocol's) is compared with every checkpoint's opt.data_name first.
+    """
     if not 1 <= len(checkpoint_paths) <= 2:
         raise BenchError("give one --checkpoint, or two (SGR and SAF) for the SGRAF ensemble")
     started = time.perf_counter()
     warn_slow_bf16(precision, device)
     checkpoints = [read_checkpoint(path) for path in checkpoint_paths]
+    mismatch = data_name_mismatch(checkpoints, data_name, allow_mismatch)
     timings = {"load_checkpoints": time.perf_counter() - started}
     matrices, vocab_paths, tokenized = [], [], {}
     for checkpoint in checkpoints:
@@ -92,13 +112,14 @@ def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, voca
         check_features_fit(checkpoint, split)
         vocab.check_matches(checkpoint.config.vocab_size, str(checkpoint.path))
         if str(path) not in tokenized:  # SGR and SAF share one vocabulary: tokenise once
-            tokenized[str(path)] = tokenize_captions(vocab, split.captions)
+            captions_path = split.directory / f"{split.name}_caps.txt"
+            tokenized[str(path)] = tokenize_captions(vocab, split.captions, str(captions_path))
         matrices.append(score_checkpoint(checkpoint, split, vocab, device, precision, timings, blocks,
                                          image_shard, tokenized[str(path)]))
     if matrices[0] is None:  # a torchrun rank other than 0: rank 0 alone holds the matrix
         return ScoredSplit(None, checkpoints, timings, vocab_paths)
     sims = matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2
-    return ScoredSplit(sims.astype(np.float32), checkpoints, timings, vocab_paths)
+    return ScoredSplit(sims.astype(np.float32), checkpoints, timings, vocab_paths, mismatch)
 
 
 def checkpoint_facts(checkpoints: list[Checkpoint]) -> list[dict]:

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 
 from bench.common.atomic import atomic_path
-from bench.model.config import ModelConfig
 from bench.common.errors import BenchError
+from bench.model.checkpoint_checks import PART_NAMES, check_archive, check_weights, num_regions
+from bench.model.config import ModelConfig
 from bench.model.network import SimilarityModel
 
-PART_NAMES = ("image encoder", "text encoder", "similarity encoder")
 DDP_PREFIX = "module."
 
 
@@ -53,8 +53,9 @@ def _safe_torch_load(path: Path) -> dict:
                 "argparse.Namespace are allowed (a published checkpoint needs nothing else)"
             ) from None
         raise BenchError(f"{path}: not a readable torch checkpoint (corrupt, truncated or not a checkpoint)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise BenchError(f"{path}: not a readable torch checkpoint ({str(err).splitlines()[0][:200]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError) as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise BenchError(f"{path}: not a readable torch checkpoint ({first_line})") from None
 
 
 def strip_prefix(state_dict: dict) -> dict:
@@ -64,18 +65,21 @@ def strip_prefix(state_dict: dict) -> dict:
     return dict(state_dict)
 
 
-def _num_regions(sim_state: dict, path: Path) -> int:
-    key = "v_global_w.embedding_local.1.weight"
-    if key not in sim_state:
-        raise BenchError(f"{path}: similarity encoder has no '{key}' (not an SGR/SAF checkpoint?)")
-    return int(sim_state[key].shape[0])
+def _number(raw: dict, key: str, kind: type, default, path: Path):
+    value = raw.get(key, default)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BenchError(f"{path}: '{key}' is {type(value).__name__}, expected a number")
+    return kind(value)
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Load and validate the container; the weights are checked when built into a model."""
+    """Load and validate: the archive's CRCs, the opt's fields, every tensor's key, shape and dtype."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path}: checkpoint file not found")
+    check_archive(path)
     raw = _safe_torch_load(path)
     if not isinstance(raw, dict) or "model" not in raw or "opt" not in raw:
         raise BenchError(f"{path}: not a DAA/SGRAF checkpoint (expected a dict with 'model' and 'opt')")
@@ -86,40 +90,21 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if not isinstance(parts, (list, tuple)) or len(parts) != 3 or not all(isinstance(p, dict) for p in parts):
         raise BenchError(f"{path}: 'model' must be a list of three state dicts ({', '.join(PART_NAMES)})")
     state_dicts = [strip_prefix(part) for part in parts]
-    config = ModelConfig.from_opt(opt, num_regions=_num_regions(state_dicts[2], path), source=str(path))
+    config = ModelConfig.from_opt(opt, num_regions=num_regions(state_dicts[2], path), source=str(path))
+    check_weights(state_dicts, config, path)
     known = {"model", "opt", "epoch", "best_rsum", "Eiters"}
     return Checkpoint(
         path=path, config=config, opt=opt, state_dicts=state_dicts,
-        epoch=int(raw.get("epoch", 0)), best_rsum=float(raw.get("best_rsum", 0.0)),
+        epoch=_number(raw, "epoch", int, 0, path), best_rsum=_number(raw, "best_rsum", float, 0.0, path),
         extra={k: v for k, v in raw.items() if k not in known},
     )
 
 
-def _load_part(module: torch.nn.Module, state: dict, name: str, path: Path) -> None:
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        detail = []
-        if missing:
-            detail.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-        if unexpected:
-            detail.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
-        raise BenchError(f"{path}: {name} keys do not match the model ({'; '.join(detail)})")
-    for key, tensor in expected.items():
-        if tuple(state[key].shape) != tuple(tensor.shape):
-            raise BenchError(
-                f"{path}: {name} '{key}' has shape {tuple(state[key].shape)}, "
-                f"the opt implies {tuple(tensor.shape)}"
-            )
-    module.load_state_dict(state)
-
-
 def build_model(checkpoint: Checkpoint) -> SimilarityModel:
-    """A SimilarityModel in eval mode holding the checkpoint's weights."""
+    """A SimilarityModel in eval mode holding the checkpoint's weights (checked by read_checkpoint)."""
     model = SimilarityModel(checkpoint.config)
-    for module, state, name in zip(model.parts(), checkpoint.state_dicts, PART_NAMES):
-        _load_part(module, state, name, checkpoint.path)
+    for module, state in zip(model.parts(), checkpoint.state_dicts):
+        module.load_state_dict(state)
     return model.eval()
 
 

@@ -6,6 +6,15 @@ from dataclasses import asdict, dataclass, fields
 from bench.common.errors import BenchError
 
 MODULE_NAMES = ("SGR", "SAF")
+# Sane ranges of the integer fields: wide around the published models (vocabularies of ~10^4
+# words, 2048-d regions, 1024-d embeddings, 1 GRU layer, 3 SGR steps), narrow enough that a
+# hostile `opt` cannot make building the model take more than a moment.
+INT_RANGES = {
+    "vocab_size": (len(("<pad>", "<start>", "<end>", "<unk>")), 10**7), "img_dim": (1, 2**15),
+    "word_dim": (1, 2**15), "embed_size": (1, 2**15), "sim_dim": (1, 2**15), "num_layers": (1, 8),
+    "sgr_step": (1, 32), "num_regions": (1, 4096),
+}
+BOOL_FIELDS = ("bi_gru", "no_imgnorm", "no_txtnorm")
 
 
 @dataclass(frozen=True)
@@ -36,15 +45,37 @@ class ModelConfig:
             if not hasattr(opt, field.name):
                 raise BenchError(f"{source}: its opt has no '{field.name}' hyper-parameter")
             values[field.name] = getattr(opt, field.name)
-        config = cls(num_regions=num_regions, **values)
-        if config.module_name not in MODULE_NAMES:
-            raise BenchError(
-                f"{source}: opt.module_name is {config.module_name!r}; expected one of {MODULE_NAMES}"
-            )
-        return config
+        values["num_regions"] = num_regions
+        for name, value in values.items():
+            _check_field(name, value, source)
+        return cls(**values)
 
     def to_opt(self, **extra) -> argparse.Namespace:
         """The published `opt` layout: these fields plus training settings in `extra`."""
         values = asdict(self)
         values.pop("num_regions")
         return argparse.Namespace(**values, **extra)
+
+
+def _check_field(name: str, value, source: str) -> None:
+    """Type and range of one field; `bi_gru="False"` or `embed_size=1e7` is refused, not coerced."""
+    problem = None
+    if name in INT_RANGES:
+        low, high = INT_RANGES[name]
+        if type(value) is not int:
+            problem = f"must be an integer, not {type(value).__name__}"
+        elif not low <= value <= high:
+            problem = f"must be in [{low}, {high}]"
+    elif name in BOOL_FIELDS and type(value) is not bool:
+        problem = f"must be True or False, not {type(value).__name__}"
+    elif name == "module_name" and value not in MODULE_NAMES:
+        problem = f"must be one of {', '.join(MODULE_NAMES)}"
+    elif name == "data_name" and not (isinstance(value, str) and value.strip()):
+        problem = "must be a non-empty string"
+    if problem:
+        raise BenchError(f"{source}: opt.{name} is {_short(value)}; it {problem}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

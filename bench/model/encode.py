@@ -2,6 +2,7 @@
 
 import torch
 
+from bench.common.errors import BenchError
 from bench.model.network import SimilarityModel
 from bench.common.progress import progress_bar
 from bench.data.splits import Split
@@ -31,9 +32,23 @@ def encode_images(model: SimilarityModel, split: Split, device: torch.device, ba
     return torch.cat(chunks)
 
 
-def tokenize_captions(vocab: Vocabulary, captions: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Padded token ids and lengths; NLTK is the slow part, so callers may reuse the result."""
-    return pad_tokens([vocab.encode(caption) for caption in captions])
+MAX_CAPTION_TOKENS = 512  # every caption is padded to the longest: one huge line would exhaust memory
+
+
+def tokenize_captions(vocab: Vocabulary, captions: list[bytes],
+                      source: str = "captions") -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded token ids and lengths; NLTK is the slow part, so callers may reuse the result.
+
+    A caption over MAX_CAPTION_TOKENS is refused, naming `source` and its line.
+    """
+    token_lists = []
+    for number, caption in enumerate(captions, start=1):
+        ids = vocab.encode(caption)
+        if len(ids) - 2 > MAX_CAPTION_TOKENS:
+            raise BenchError(f"{source}: line {number} has {len(ids) - 2} tokens; captions over "
+                             f"{MAX_CAPTION_TOKENS} are refused (all captions are padded to the longest)")
+        token_lists.append(ids)
+    return pad_tokens(token_lists)
 
 
 @torch.no_grad()

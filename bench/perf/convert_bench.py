@@ -3,13 +3,13 @@
     python -m bench.perf.convert_bench --gib 3 [--workdir DIR] [--json results/perf_convert.json]
 
 COCO train's features are 33 GB; the conversion must stay under 1 GB of resident memory
-whatever the file size. The file is generated here block by block (SCAN's shape: rows x 36 x
+whatever the file size (exit status 1 otherwise: `make bench` checks it, the tests do not). The file is generated here block by block (SCAN's shape: rows x 36 x
 2048 float32), converted in a child process, and the child's peak RSS is reported.
 """
 
 import argparse
 import json
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -40,13 +40,21 @@ def write_features(path: Path, rows: int, block_rows: int = 256) -> None:
 
 
 def convert_in_child(source: Path, dest: Path) -> tuple[float, int]:
-    """Run the conversion in a fresh interpreter; returns (seconds, peak RSS bytes of the child)."""
+    """Run the conversion in a fresh interpreter; returns (seconds, peak RSS bytes of that child).
+
+    The peak is the child's own (wait4), not RUSAGE_CHILDREN's maximum over every child this
+    process ever waited for (under pytest, that includes unrelated CUDA-torch subprocesses).
+    """
     code = ("import sys; from pathlib import Path; from bench.download.convert import npy_to_hdf5; "
             "npy_to_hdf5(Path(sys.argv[1]), Path(sys.argv[2]))")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, str(source), str(dest)], check=True)
+    child = subprocess.Popen([sys.executable, "-c", code, str(source), str(dest)])
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux reports KiB
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, child.args)
+    return seconds, usage.ru_maxrss * 1024  # Linux reports KiB
 
 
 def spot_check(dest: Path, rows: int) -> None:

@@ -44,11 +44,12 @@ def within_interval(reference, low, high) -> bool | None:
 
 
 def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpoint_label: str,
-                daa: bool, evaluation: dict, intervals: dict | None = None) -> list[dict]:
+                daa: bool, evaluation: dict, intervals: dict | None = None, compare: bool = True) -> list[dict]:
     """Every figure of an evaluation (headline, then per fold) with its reference and status.
 
     `intervals` ({group: {(direction, metric): (low, high)}}, bench.eval.bootstrap) adds each
-    figure's bootstrap interval and whether the published value lies inside it.
+    figure's bootstrap interval and whether the published value lies inside it. `compare=False`
+    (a run the paper's figures do not apply to) marks every row no-reference.
     """
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     headline = "mean" if protocol.folds > 1 else "all"
@@ -58,7 +59,7 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
     for fold, metrics in groups:
         for direction, metric, value in _figures_of(metrics):
             value = float(value)
-            ref = find_reference(protocol.name, model_label, daa, direction, metric, fold)
+            ref = find_reference(protocol.name, model_label, daa, direction, metric, fold) if compare else None
             low, high = (intervals or {}).get(fold, {}).get((direction, metric), (None, None))
             rows.append({
                 "run_id": run_id, "dataset": protocol.dataset, "protocol": protocol.name,

@@ -1,0 +1,65 @@
+"""Output paths checked before any work: no output may overwrite an input or another output.
+
+    check_outputs({"--json": args.json, "--csv": args.csv},
+                  inputs={"checkpoint": args.checkpoint, "vocabulary": vocab_path})
+
+Paths are compared resolved (symbolic links, `..`, hard links of existing files), so
+`--json ckpt.pth.tar` or `--csv x --json ./x` is refused instead of destroying data.
+"""
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from bench.common.errors import BenchError
+
+PathLike = str | os.PathLike
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def _check_writable_place(flag: str, path: Path) -> None:
+    """A directory, or a path under an existing file, cannot receive the output."""
+    if path.is_dir():
+        raise BenchError(f"{flag} {path}: is a directory; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BenchError(f"{flag} {path}: {parent} is not a directory")
+            return
+
+
+def _flatten(inputs: Mapping[str, PathLike | Iterable[PathLike] | None]) -> list[tuple[str, Path]]:
+    named = []
+    for what, value in inputs.items():
+        if value is None:
+            continue
+        values = [value] if isinstance(value, (str, os.PathLike)) else list(value)
+        named += [(what, Path(v)) for v in values if v is not None]
+    return named
+
+
+def check_outputs(outputs: Mapping[str, PathLike | None],
+                  inputs: Mapping[str, PathLike | Iterable[PathLike] | None] | None = None) -> None:
+    """Refuse outputs that are directories, coincide with each other, or name any input.
+
+    `outputs` maps the flag that names each output ("--json") to its path (None: not asked);
+    `inputs` maps what each input is ("checkpoint") to one path or several.
+    """
+    given = [(flag, Path(path)) for flag, path in outputs.items() if path is not None]
+    for index, (flag, path) in enumerate(given):
+        _check_writable_place(flag, path)
+        for other_flag, other in given[:index]:
+            if _same_file(path, other):
+                raise BenchError(f"{other_flag} and {flag} both name {path}; give each output its own file")
+        for what, source in _flatten(inputs or {}):
+            if _same_file(path, source):
+                raise BenchError(f"{flag} {path}: is an input of this run (the {what}); "
+                                 "writing there would destroy it")
