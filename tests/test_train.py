@@ -109,6 +109,7 @@ def test_checkpoint_has_published_layout_and_resume_state(tiny_root, tmp_path):
             "train_settings"} <= raw.keys()
     assert all(key.startswith("module.") for part in raw["model"] for key in part)
     assert raw["opt"].daa_weight == 2.0 and raw["opt"].daa_form == "released" and raw["opt"].module_name == "SGR"
+    assert raw["opt"].vocab_path.endswith(f"vocab/{DATA_NAME}_vocab.json") and raw["opt"].dropout == 0.4
     assert raw["Eiters"] == raw["step"] == 8  # 120 captions / 16 per batch
     assert "optimizer" not in torch.load(best, weights_only=False)
 

@@ -83,10 +83,14 @@ def validate(model: SimilarityModel, dev, vocab: Vocabulary, device: torch.devic
     return distributed.broadcast_object(recall_metrics(sims) if sims is not None else None)
 
 
+def vocab_path(settings: TrainSettings) -> Path:
+    return Path(settings.vocab or Path(settings.data_root) / "vocab" / f"{settings.data_name}_vocab.json")
+
+
 def published_opt(model: SimilarityModel, settings: TrainSettings, world_size: int):
     """The checkpoint's `opt`: architecture plus the training settings, as the original stored them."""
     return model.config.to_opt(
-        data_path=str(settings.data_root), vocab_path=str(settings.vocab), batch_size=settings.batch_size,
+        data_path=str(settings.data_root), vocab_path=str(vocab_path(settings)), batch_size=settings.batch_size,
         num_epochs=settings.num_epochs, learning_rate=settings.learning_rate, lr_update=settings.lr_update,
         margin=settings.margin, max_violation=settings.max_violation, grad_clip=settings.grad_clip,
         daa_weight=settings.daa_weight, daa_form=settings.daa_form, dropout=settings.dropout,
@@ -146,7 +150,7 @@ def _restore(run: Run, resumed) -> Position:
 
 
 def _prepare(settings: TrainSettings, world, device: torch.device) -> tuple[Run, Position]:
-    vocab = Vocabulary.load(settings.vocab or settings.data_root / "vocab" / f"{settings.data_name}_vocab.json")
+    vocab = Vocabulary.load(vocab_path(settings))
     train_split = caption_subset(load_split(settings.data_root, settings.data_name, settings.train_split),
                                  settings.train_captions, "--train-captions")
     dev = caption_subset(load_split(settings.data_root, settings.data_name, settings.val_split),
