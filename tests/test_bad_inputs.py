@@ -180,6 +180,7 @@ CASES = [
     Case("captions-5x", spoil(lambda r: caption_lines(r, lambda lines: lines * 5)), "test_caps.txt"),
     Case("int32-features", spoil(lambda r: write_features(r, features(r).astype(np.int32))), FEATURES),
     Case("bool-features", spoil(lambda r: write_features(r, features(r) > 0)), FEATURES),
+    Case("nan-weight", spoil(ckpt(set_weight(2, "sim_eval_w.weight", lambda w: w * float("nan")))), SGR),
     Case("int64-weight", spoil(ckpt(set_weight(0, "fc.weight", lambda w: w.long()))), SGR),
     # 5. a hostile or malformed opt, tensors that do not fit it
     Case("embed-size-1e7", spoil(ckpt(set_opt("embed_size", 10**7))), SGR),
@@ -192,6 +193,7 @@ CASES = [
     Case("embed-size-contradicts-weights", spoil(ckpt(set_opt("embed_size", 64))), SGR),
     Case("opt-not-namespace", spoil(ckpt(lambda raw: raw.update(opt={"embed_size": 32}))), SGR),
     # 6. everything else that used to crash
+    Case("truncated-checkpoint", spoil(lambda r: (r / SGR).write_bytes((r / SGR).read_bytes()[:5000])), SGR),
     Case("empty-checkpoint", spoil(lambda r: (r / SGR).write_bytes(b"")), SGR),
     Case("non-tensor-weight", spoil(ckpt(set_weight(0, "fc.bias", lambda w: w.tolist()))), SGR),
     Case("epoch-not-a-number", spoil(ckpt(lambda raw: raw.update(epoch="three"))), SGR),
@@ -212,6 +214,8 @@ CASES = [
         b"\xff\xfe\n" * (5 * N_IMAGES))), "test_ids.txt"),
     Case("captions-not-utf8", spoil(lambda r: (r / "data/f30k_precomp/test_caps.txt").write_bytes(
         b"\xff caption\n" * (5 * N_IMAGES))), "test_caps.txt"),
+    Case("device-meta", lambda r: eval_args(r, "--device", "meta"), "--device"),
+    Case("image-shard-0", lambda r: eval_args(r, "--image-shard", "0"), "--image-shard"),
     Case("caption-of-100k-tokens", spoil(lambda r: caption_lines(
         r, lambda lines: [" ".join(["dog"] * 100_000)] + lines[1:])), "test_caps.txt"),
 ]

@@ -27,14 +27,20 @@ MEMORY_SHARE = 0.5  # of free memory one shard's intermediates may take
 
 
 def resolve_device(name: str) -> torch.device:
+    """auto, cpu, cuda or cuda:N, checked against this machine (meta, mps, ... are refused)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
-        raise BenchError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise BenchError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise BenchError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 @contextlib.contextmanager

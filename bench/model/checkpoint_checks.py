@@ -24,6 +24,10 @@ def check_archive(path: Path) -> None:
     if path.stat().st_size == 0:
         raise BenchError(f"{path}: checkpoint file is empty")
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            if handle.read(4) == b"PK\x03\x04":
+                raise BenchError(f"{path}: damaged checkpoint archive: a zip without its central directory "
+                                 "(a truncated download?)")
         return  # the legacy (pre-1.6) torch format has no checksums; torch.load checks its structure
     try:
         with zipfile.ZipFile(path) as archive:
@@ -63,6 +67,8 @@ def check_part(state: dict, expected: dict[str, torch.Tensor], name: str, path: 
                              f"the opt implies {tuple(want.shape)}")
         if want.is_floating_point() and not value.is_floating_point():
             raise BenchError(f"{path}: {name} '{key}' holds {value.dtype}; weights must be floating point")
+        if want.is_floating_point() and not torch.isfinite(value).all():
+            raise BenchError(f"{path}: {name} '{key}' holds NaN or infinite values")
         if not want.is_floating_point() and (value.is_floating_point() or value.is_complex()):
             raise BenchError(f"{path}: {name} '{key}' holds {value.dtype}; expected integers")
 
