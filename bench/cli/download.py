@@ -2,18 +2,17 @@
 
     python -m bench download --group coco            # COCO features, vocab, annotations, punkt_tab
     python -m bench download daa-coco-sgr --from ~/Downloads/model.pth.tar
-    python -m bench download --list                  # every item, its size, present / verified
+    python -m bench download --group all --for eval  # only what evaluation reads (make download)
+    python -m bench download --list                  # each file: size, addresses, state of its items
 """
 
 import argparse
 import os
+import textwrap
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from bench.download import registry
-from bench.download.fetch import FetchOptions
+from bench.download.fetch import FetchOptions, sources_for
 from bench.download.pipeline import Context, ensure, status
 from bench.common.progress import console
 from bench.common.errors import BenchError
@@ -24,7 +23,11 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("items", nargs="*", metavar="ITEM", help="item names (see --list); default: everything")
     parser.add_argument("--group", choices=(*registry.GROUPS, "all"), help="a group of items")
-    parser.add_argument("--list", action="store_true", help="show every item, its size, and whether it is ready")
+    parser.add_argument("--for", dest="purpose", choices=registry.PURPOSES, default="all",
+                        help="eval: only what evaluation reads (test splits, vocabularies, checkpoints, "
+                             "annotations); train: train and dev splits, vocabularies; all: everything")
+    parser.add_argument("--list", action="store_true",
+                        help="show each file to fetch: size, source addresses, and whether its items are ready")
     parser.add_argument("--offline", action="store_true", help="fetch nothing: only check what is present")
     parser.add_argument("--from", dest="from_path", type=Path, metavar="PATH",
                         help="a file fetched by hand (one item), or a folder of such files under their registry "
@@ -38,12 +41,13 @@ def register(subparsers) -> None:
     parser.add_argument("--retries", type=int, default=5, help="retries per source on network errors")
     parser.add_argument("--data-root", type=Path, default=Path("data"))
     parser.add_argument("--models-root", type=Path, default=Path("models"))
-    parser.add_argument("--nltk-dir", type=Path, default=None, help="default: NLTK's own download folder")
+    parser.add_argument("--nltk-dir", type=Path, default=None, help="where punkt_tab goes (default: $NLTK_DATA, else <data root>/nltk_data, where eval and train look)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    items = registry.with_splits(registry.select(args.items, args.group), args.splits)
+    items = registry.select(args.items, args.group)
+    items = registry.with_splits(registry.for_purpose(items, args.purpose), args.splits)
     if args.from_path is not None and args.from_path.is_file() and len(items) != 1:
         raise BenchError(f"--from {args.from_path} is one file: name the one item it is (see --list)")
     ctx = Context(data_root=args.data_root, models_root=args.models_root,
@@ -51,28 +55,40 @@ def run(args: argparse.Namespace) -> int:
                   from_path=args.from_path, offline=args.offline, rehash=args.rehash, hdf5=args.hdf5,
                   fetch=FetchOptions(retries=args.retries))
     if args.list:
-        show(items, {item.name: status(item, ctx) for item in items})
+        show(items, {item.name: status(item, ctx) for item in items}, args.mirror)
         return 0
     failed = []
     for item in items:
         try:
-            console.print(f"{item.name}: {ensure(item, ctx)}")
+            console.print(f"{item.name}: {ensure(item, ctx)}", highlight=False)
         except BenchError as err:
-            console.print(f"[red]{item.name}: {err}[/red]")
+            console.print(f"[red]{item.name}: {err}[/red]", highlight=False)
             failed.append(item.name)
     if failed:
-        raise BenchError(f"{len(failed)} of {len(items)} items not ready ({', '.join(failed)}); see the lines above")
+        hint = ("; without network access, serve the files from a mirror (--mirror URL or BENCH_MIRROR) or fetch "
+                "them by hand and pass --from PATH (`download --list` shows where)") if ctx.failed else ""
+        raise BenchError(f"{len(failed)} of {len(items)} items not ready (see above){hint}")
     return 0
 
 
-def show(items: list[registry.Item], states: dict[str, str]) -> None:
-    table = Table(title="daa-bench downloads")
-    for column in ("item", "groups", "size", "status", "description"):
-        table.add_column(column)
+WIDTH = 100
+
+
+def show(items: list[registry.Item], states: dict[str, str], mirror: str | None) -> None:
+    """One entry per file (data.zip once, for both datasets): size, its items' states, addresses."""
+    by_file: dict[str, list[registry.Item]] = {}
     for item in items:
-        table.add_row(item.name, ",".join(item.groups), human_size(item.approx_bytes), states[item.name],
-                      item.description)
-    Console(soft_wrap=True).print(table)
+        by_file.setdefault(item.filename, []).append(item)
+    print(f"{'file':<30} {'size':>8}  items (state); then where to fetch it")
+    for filename, sharing in by_file.items():
+        size = human_size(max(item.approx_bytes for item in sharing))
+        states_text = ", ".join(f"{item.name} ({states[item.name]})" for item in sharing)
+        print(textwrap.fill(f"{filename:<30} {size:>8}  {states_text}", WIDTH, subsequent_indent=" " * 42))
+        for source in sources_for(sharing[0], mirror):
+            inside = f" ({filename} inside)" if source.kind == "drive-folder" else ""
+            print(textwrap.fill(source.describe() + inside, WIDTH, initial_indent="    ", subsequent_indent="      "))
+        if sharing[0].notes and not mirror:
+            print(textwrap.fill(f"or {sharing[0].notes}", WIDTH, initial_indent="    ", subsequent_indent="      "))
 
 
 def human_size(size: int) -> str:

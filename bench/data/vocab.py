@@ -7,8 +7,17 @@ from pathlib import Path
 import nltk
 
 from bench.common.errors import BenchError
+from bench.data.nltk_home import NLTK_SUBDIR
 
 SPECIAL_TOKENS = {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3}
+
+
+def search_nltk_data(data_root: str | Path) -> None:
+    """Let NLTK find what `download` put under the data root (after $NLTK_DATA and its defaults)."""
+    folder = str((Path(data_root) / NLTK_SUBDIR).resolve())
+    if folder not in nltk.data.path:
+        nltk.data.path.append(folder)
+        tokenizer_path.cache_clear()
 
 
 @functools.lru_cache(maxsize=1)

@@ -4,6 +4,7 @@ import hashlib
 import shutil
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from bench.common.atomic import atomic_path
@@ -41,7 +42,8 @@ class Archive:
     def size(self, name: str) -> int:
         return self._sizes[name]
 
-    def _open(self, name: str):
+    def open(self, name: str):
+        """A binary stream of member `name` (also for reading a header without extracting)."""
         return self._zip.open(name) if self._zip else self._tar.extractfile(name)
 
     def extract(self, name: str, dest: Path) -> str:
@@ -49,14 +51,14 @@ class Archive:
         digest = hashlib.sha256()
         try:
             with byte_progress(f"extract {Path(name).name}", self.size(name)) as update, \
-                    self._open(name) as source, atomic_path(dest) as tmp, open(tmp, "wb") as out:
+                    self.open(name) as source, atomic_path(dest) as tmp, open(tmp, "wb") as out:
                 done = 0
                 while block := source.read(COPY_BLOCK):
                     out.write(block)
                     digest.update(block)
                     done += len(block)
                     update(done)
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+        except (zipfile.BadZipFile, zlib.error, tarfile.TarError, EOFError, OSError) as err:
             raise BenchError(f"{self.path}: member {name} is corrupt ({err}); delete the archive and "
                              f"download it again") from None
         return digest.hexdigest()

@@ -6,23 +6,32 @@ transient failures with randomised exponential back-off, and renames the part fi
 `<staging>/<name>` only when the transfer is complete. The caller verifies that file before
 it moves anywhere a reader would look. Sources are mirrors of one file, so a part file left
 by one source is resumed from the next; the checks after the transfer catch any mismatch.
+
+Failures that retrying cannot heal end a source at once: a host name that does not resolve
+or a port where nothing listens (checked before gdown starts, and remembered for the run, so
+an offline machine fails every item in seconds), and HTTP 403/404. Each failure is one
+short reason; the caller prints one line per item.
 """
 
 import hashlib
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import gdown
 import requests
 
 from bench.model.checkpoint import sha256_of
-from bench.common.progress import byte_progress, console
+from bench.common.progress import byte_progress
 from bench.download.registry import Item, Source
 from bench.download.verify import sniff
 from bench.common.errors import BenchError
 
 DISK_MARGIN = 256 << 20
+DRIVE_HOST = ("drive.google.com", 443)
+_unreachable: dict[tuple[str, int], str] = {}  # (host, port) -> why, for the rest of the run
 
 
 @dataclass(frozen=True)
@@ -64,19 +73,39 @@ def fetch(item: Item, staging: Path, sources: tuple[Source, ...], options: Fetch
     failures = []
     for source in sources:
         try:
+            reachable(source, options.timeout[0])
             digest = _fetch_from(source, target, item.filename, options)
         except BenchError as err:
-            failures.append(f"{source.describe()}: {err}")
-            console.print(f"[yellow]{item.name}: {source.describe()} failed: {err}[/yellow]")
+            failures.append(str(err))
             continue
         if sniff(target) == "html":
             target.unlink()
-            failures.append(f"{source.describe()}: sent an HTML page (error, sign-in or quota page), not the file")
+            failures.append(f"{host_of(source)[0]} sent an HTML page (error, sign-in or quota page), not the file")
             continue
         return target, digest, source.describe()
-    hint = f" ({item.notes})" if item.notes else ""
-    raise BenchError(f"could not download {item.filename} for {item.name} from any source ({'; '.join(failures)}); "
-                     f"fetch it by hand{hint} and run `python -m bench download {item.name} --from PATH`")
+    raise BenchError(f"{item.filename} not downloaded: {'; '.join(dict.fromkeys(failures))}")
+
+
+def host_of(source: Source) -> tuple[str, int]:
+    if source.kind != "url":
+        return DRIVE_HOST
+    parts = urlsplit(source.ref)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def reachable(source: Source, connect_timeout: float) -> None:
+    """Fail at once, and for the rest of the run, where a host does not resolve or refuses connections."""
+    host, port = host_of(source)
+    if (host, port) not in _unreachable:
+        try:
+            socket.create_connection((host, port), timeout=connect_timeout).close()
+        except socket.gaierror:
+            _unreachable[host, port] = f"{host}: name does not resolve (offline?)"
+        except OSError as err:
+            _unreachable[host, port] = f"{host}:{port}: {err.strerror or type(err).__name__}"
+        else:
+            return
+    raise BenchError(_unreachable[host, port])
 
 
 def _fetch_from(source: Source, target: Path, filename: str, options: FetchOptions) -> str:
@@ -91,19 +120,16 @@ def _fetch_from(source: Source, target: Path, filename: str, options: FetchOptio
             gdown.download(**where, output=str(target), quiet=True, resume=True, retries=options.retries,
                            timeout=options.timeout, hasher=hasher, progress=update)
     except gdown.exceptions.FileURLRetrievalError:
-        raise BenchError(
-            f"Google Drive would not hand out the file (quota: too many downloads recently, or not shared); "
-            f"open {source.describe()} in a browser, save it, and pass it with --from PATH") from None
-    except gdown.exceptions.DownloadError as err:
-        parts = ", ".join(str(p) for p in partial_files(target))
-        kept = f"; the bytes received are kept in {parts}: run the same command again to resume" if parts else ""
-        raise BenchError(f"download interrupted ({str(err).splitlines()[0]}){kept}") from None
+        raise BenchError(f"Google Drive refused (quota or not shared): open {source.describe()} in a browser, "
+                         f"save the file and pass it with --from PATH") from None
+    except gdown.exceptions.DownloadError:
+        kept = "; the bytes received are kept: run the same command again to resume" if partial_files(target) else ""
+        raise BenchError(f"{host_of(source)[0]}: transfer interrupted ({options.retries} retries){kept}") from None
     except requests.HTTPError as err:
         status = err.response.status_code if err.response is not None else "error"
-        why = "not found: the file is not at this address" if status == 404 else str(err)[:160]
-        raise BenchError(f"HTTP {status} ({why})") from None
+        raise BenchError(f"{host_of(source)[0]}: HTTP {status}") from None
     except requests.RequestException as err:
-        raise BenchError(f"network error ({type(err).__name__}: {str(err)[:160]})") from None
+        raise BenchError(f"{host_of(source)[0]}: {type(err).__name__}") from None
     # gdown skips a finished transfer left by an earlier run: hash that one ourselves.
     return sha256_of(target) if already_complete else hasher.hexdigest()
 

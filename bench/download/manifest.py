@@ -42,9 +42,12 @@ class Manifest:
         if not self.path.is_file():
             return {}
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))["files"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise BenchError(f"{self.path}: unreadable download manifest; move it aside to start afresh") from None
+            files = json.loads(self.path.read_text(encoding="utf-8"))["files"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
+            files = None
+        if not (isinstance(files, dict) and all(map(_well_formed, files.values()))):
+            raise BenchError(f"{self.path}: malformed download manifest; move it aside to start afresh")
+        return files
 
     def entry(self, path: Path) -> dict | None:
         return self.entries().get(self.key(path))
@@ -83,22 +86,31 @@ class Manifest:
     def _update(self, change) -> None:
         """Read-modify-write under a lock: parallel `make` targets share one manifest."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.root / f".{MANIFEST_NAME}.lock"):
+        with directory_lock(self.root):
             files = self.entries()
             change(files)
             write_json(self.path, {"version": 1, "files": dict(sorted(files.items()))})
 
 
+def _well_formed(entry) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+            and all(isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool) for k in ("size", "mtime_ns")))
+
+
 @contextlib.contextmanager
-def file_lock(lock_path: Path):
-    """An exclusive advisory lock held for the block (released if the process dies)."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
+def directory_lock(directory: Path):
+    """An exclusive advisory lock on a folder itself, held for the block.
+
+    Locking the folder (Linux and macOS allow flock on a directory) leaves no `.lock` file
+    behind, and the lock is released if the process dies.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = os.open(directory, os.O_RDONLY)
+    try:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
 
 
 def remove_quietly(path: Path) -> None:

@@ -13,34 +13,30 @@ from bench.model.checkpoint import sha256_of
 from bench.download import verify
 from bench.download.convert import npy_to_hdf5
 from bench.download.fetch import FetchOptions, fetch, partial_files, sources_for
-from bench.download.manifest import Manifest, file_lock
+from bench.download.manifest import Manifest, directory_lock
 from bench.download.prepare import check_outputs, extract_members, place_checkpoints
 from bench.download.registry import Item, split_of
 from bench.common.errors import BenchError
+from bench.data.nltk_home import nltk_home
 
 
 @dataclass
 class Context:
     data_root: Path
     models_root: Path
-    nltk_dir: Path | None = None  # None: NLTK's own download folder (importing nltk takes seconds)
+    nltk_dir: Path | None = None  # None: $NLTK_DATA, else <data root>/nltk_data, where eval looks
     mirror: str | None = None
     from_path: Path | None = None
     offline: bool = False
     rehash: bool = False
     hdf5: bool = False
     fetch: FetchOptions = field(default_factory=FetchOptions)
+    failed: dict[str, str] = field(default_factory=dict)  # file name -> why; tried once per run
 
     def root(self, item: Item) -> Path:
         if item.root == "nltk":
-            return self.nltk_dir or default_nltk_dir()
+            return self.nltk_dir or nltk_home(self.data_root)
         return {"data": self.data_root, "models": self.models_root}[item.root]
-
-
-def default_nltk_dir() -> Path:
-    import nltk.downloader
-
-    return Path(nltk.downloader.Downloader().default_download_dir())
 
 
 def downloads_dir(root: Path) -> Path:
@@ -80,15 +76,17 @@ def ensure(item: Item, ctx: Context) -> str:
         raise BenchError(f"missing or incomplete under {root} (offline: nothing fetched); "
                          f"run `python -m bench download {item.name}`")
     else:
-        download, ours = obtain(item, root, manifest, ctx)
+        download, given_digest = obtain(item, root, manifest, ctx)
         if item.kind == "checkpoint":
-            place_checkpoints(item, download, root, manifest, move=ours)
+            place_checkpoints(item, download, root, manifest, move=given_digest is None)
         else:
             extract_members(item, download, root, manifest)
+        if given_digest is not None:  # --from: recorded only once everything made from it passed
+            manifest.verify_or_record(download, item.name, sha256=given_digest, origin="--from")
         outcome = "prepared and verified"
     if ctx.hdf5 and item.check == "scan" and not ctx.offline:
         convert_splits(item, root)
-    if item.root == "nltk" and not verify.nltk_searches(root):
+    if item.root == "nltk" and root != nltk_home(ctx.data_root) and not verify.nltk_searches(root):
         outcome += f" (NLTK does not search {root}: export NLTK_DATA={root})"
     return outcome
 
@@ -105,16 +103,17 @@ def is_ready(item: Item, root: Path, manifest: Manifest, ctx: Context) -> bool:
     return True
 
 
-def obtain(item: Item, root: Path, manifest: Manifest, ctx: Context) -> tuple[Path, bool]:
-    """The verified download to prepare from, and whether it is ours to move (not --from)."""
+def obtain(item: Item, root: Path, manifest: Manifest, ctx: Context) -> tuple[Path, str | None]:
+    """The checked download to prepare from, and for a `--from` file its sha256 (None: ours to move)."""
     given = from_file(item, ctx.from_path)
     if given is not None:
         check_download(item, given, full=True)
-        trust(item, given, manifest, origin="--from")
-        return given, False
+        digest = sha256_of(given)
+        check_published(item, given, digest)
+        return given, digest
     # `make -j download-coco download-f30k` fetch the same data.zip: one process at a time.
-    with file_lock(downloads_dir(root) / f".{item.filename}.lock"):
-        return _kept_or_fetched(item, root, manifest, ctx), True
+    with directory_lock(downloads_dir(root)):
+        return _kept_or_fetched(item, root, manifest, ctx), None
 
 
 def _kept_or_fetched(item: Item, root: Path, manifest: Manifest, ctx: Context) -> Path:
@@ -128,7 +127,13 @@ def _kept_or_fetched(item: Item, root: Path, manifest: Manifest, ctx: Context) -
         if not current:
             trust(item, kept, manifest)
         return kept
-    path, digest, origin = fetch(item, downloads_dir(root) / ".partial", sources_for(item, ctx.mirror), ctx.fetch)
+    if item.filename in ctx.failed:  # scan-coco and scan-f30k share data.zip: one try per run
+        raise BenchError(f"{item.filename} not downloaded (see above)")
+    try:
+        path, digest, origin = fetch(item, downloads_dir(root) / ".partial", sources_for(item, ctx.mirror), ctx.fetch)
+    except BenchError as err:
+        ctx.failed[item.filename] = str(err)
+        raise
     try:
         check_download(item, path, full=True)
         check_published(item, path, digest)
@@ -170,7 +175,8 @@ def check_download(item: Item, path: Path, full: bool) -> None:
     verify.refuse_html(path, str(path))
     kind = verify.sniff(path)
     if item.kind == "archive" or kind in ("zip", "torch"):  # a torch file is a zip: its CRCs count too
-        verify.check_zip(path, tuple(suffix for suffix, _ in item.members), full_crc=full)
+        required = tuple(suffix for suffix, _ in item.members if suffix not in item.optional)
+        verify.check_zip(path, required, full_crc=full)
     elif kind not in ("torch-legacy", "tar"):
         raise BenchError(f"{path}: neither a checkpoint nor a zip/tar archive (truncated or wrong file?)")
 

@@ -9,9 +9,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bench.model.checkpoint import read_checkpoint, sha256_of
 from bench.download import verify
 from bench.download.archive import Archive, copy_file
+from bench.download.convert import read_npy_header
 from bench.download.fetch import check_disk_space
 from bench.download.manifest import Manifest, remove_quietly
 from bench.download.registry import Item, split_of
@@ -41,10 +44,17 @@ def check_outputs(item: Item, root: Path) -> None:
 
 
 def extract_members(item: Item, archive_path: Path, root: Path, manifest: Manifest) -> None:
-    """Extract the item's members (CRC-checked) and check them; on failure none of them remain."""
+    """Extract the item's members (CRC-checked) and check them; on failure none of them remain.
+
+    The archive itself is never removed here: it may be 34 GB that cannot be fetched again.
+    Cheap facts (row counts in the .npy headers, caption and id counts) are checked inside the
+    archive first, so a wrong archive is refused before anything is written.
+    """
     with Archive(archive_path) as archive:
-        found = verify.find_members(archive.names(), tuple(s for s, _ in item.members), archive_path)
-        todo = [(found[suffix], root / dest) for suffix, dest in item.members]
+        found = verify.find_members(archive.names(), tuple(s for s, _ in item.members), archive_path, item.optional)
+        if item.check == "scan":
+            precheck_scan(item, archive, found)
+        todo = [(found[suffix], root / dest) for suffix, dest in item.members if suffix in found]
         check_disk_space(root, sum(archive.size(name) for name, _ in todo), f"extracting {item.name}")
         written = []
         try:
@@ -53,11 +63,43 @@ def extract_members(item: Item, archive_path: Path, root: Path, manifest: Manife
                 written.append(dest)
                 manifest.record(dest, item.name, digest, origin=f"{archive_path.name}:{name}")
             check_outputs(item, root)
+        except BenchError as err:
+            _remove(written, manifest)
+            raise BenchError(f"{err} (extracted files removed; {archive_path} is kept)") from None
         except BaseException:
-            for dest in written:
-                remove_quietly(dest)
-                manifest.forget(dest)
+            _remove(written, manifest)
             raise
+
+
+def _remove(written: list[Path], manifest: Manifest) -> None:
+    for dest in written:
+        remove_quietly(dest)
+        manifest.forget(dest)
+
+
+def precheck_scan(item: Item, archive: Archive, found: dict[str, str]) -> None:
+    """Each split's shape (from the .npy header), caption and id counts, read inside the archive."""
+    rows = dict(item.expected_rows)
+    by_split: dict[tuple[str, str], dict[str, str]] = {}
+    for suffix, dest in item.members:
+        if suffix in found:
+            part = dest.rsplit("_", 1)[1]
+            by_split.setdefault((str(Path(dest).parent), split_of(dest)), {})[part] = found[suffix]
+    for (_, split), parts in sorted(by_split.items()):
+        member = parts["ims.npy"]
+        where = f"{archive.path}: member {member}"
+        with archive.open(member) as handle:
+            shape, _, dtype = read_npy_header(handle, where)
+        if dtype != np.float32:
+            raise BenchError(f"{where}: dtype {dtype}, expected float32")
+        captions = _count_member_lines(archive, parts["caps.txt"])
+        ids = _count_member_lines(archive, parts["ids.txt"]) if "ids.txt" in parts else None
+        verify.check_scan_counts(where, shape, captions, ids, item.feature_shape, rows.get(split))
+
+
+def _count_member_lines(archive: Archive, name: str) -> int:
+    with archive.open(name) as handle:
+        return verify.count_stream_lines(handle)
 
 
 @dataclass

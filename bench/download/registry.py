@@ -44,6 +44,7 @@ class Item:
     kind: str  # "checkpoint": a .pth.tar or an archive holding one; "archive": extract members
     # archive: (suffix of a member path inside the archive, destination relative to the root)
     members: tuple[tuple[str, str], ...] = ()
+    optional: tuple[str, ...] = ()  # member suffixes that may be absent (nothing downstream needs them)
     check: str = ""  # structural check of the outputs: "scan", "vocab", "json", "punkt"
     # checkpoint: dataset and module per output, e.g. (("daa_coco_sgr.pth.tar", "coco_precomp", "SGR"),)
     checkpoints: tuple[tuple[str, str, str], ...] = ()
@@ -52,12 +53,14 @@ class Item:
     vocab_sizes: tuple[tuple[str, int], ...] = ()  # (destination, entries)
     sha256: str = ""  # of the download, once published; until then the manifest's first record rules
     notes: str = ""  # what to tell a user who must fetch it by hand
+    needed_for: tuple[str, ...] = ("eval", "train")  # what `--for` selects it
 
     @property
     def outputs(self) -> tuple[str, ...]:
+        """What must be present for the item to be ready (optional members left out)."""
         if self.kind == "checkpoint":
             return tuple(out for out, _, _ in self.checkpoints)
-        return tuple(dest for _, dest in self.members)
+        return tuple(dest for suffix, dest in self.members if suffix not in self.optional)
 
 
 def drive(file_id: str) -> Source:
@@ -81,19 +84,25 @@ def _checkpoint(prefix: str, dataset: str, modules: tuple[str, ...], file_id: st
     defaults = dict(
         groups=("checkpoints",), root="models", sources=(drive(file_id),), kind="checkpoint",
         checkpoints=outputs, filename=outputs[0][0] if len(outputs) == 1 else f"{prefix}_{short}_models.zip",
-        approx_bytes=300 * MB * len(modules),
+        approx_bytes=300 * MB * len(modules), needed_for=("eval",),
     )
     return Item(**{**defaults, **fields})
 
 
-def _scan(dataset: str, group: str, splits: dict[str, int | None], **fields) -> Item:
-    """One dataset's folder inside SCAN's data.zip; only its members are extracted."""
+def _scan(dataset: str, group: str, splits: dict[str, int | None], ids_needed: tuple[str, ...] = (),
+          **fields) -> Item:
+    """One dataset's folder inside SCAN's data.zip; only its members are extracted.
+
+    `{split}_ids.txt` is optional except for the splits in `ids_needed` (COCO testall: PMRP and
+    ECCV Caption map rows to COCO images); nothing else reads image ids.
+    """
     members = tuple((f"{dataset}/{split}_{part}", f"{dataset}/{split}_{part}")
                     for split in splits for part in ("ims.npy", "caps.txt", "ids.txt"))
+    optional = tuple(f"{dataset}/{split}_ids.txt" for split in splits if split not in ids_needed)
     rows = tuple((split, n) for split, n in splits.items() if n is not None)
     defaults = dict(
         groups=(group,), root="data", filename="data.zip", sources=(url(f"{SCAN_BLOB}/data.zip"), SCAN_FOLDER),
-        approx_bytes=34 * GB, kind="archive", members=members, check="scan", expected_rows=rows,
+        approx_bytes=34 * GB, kind="archive", members=members, optional=optional, check="scan", expected_rows=rows,
         notes="e.g. from the Kaggle dataset kuanghueilee/scan-features, which needs a Kaggle login",
     )
     return Item(name=f"scan-{group}", **{**defaults, **fields})
@@ -113,7 +122,7 @@ ITEMS: tuple[Item, ...] = (
     _checkpoint("sgraf", "f30k_precomp", ("SGR", "SAF"), "1OBRIn1-Et49TDu8rk0wgP0wKXlYRk4Uj",
                 name="sgraf-f30k", description="SGRAF (no DAA) Flickr30K SGR+SAF models and logs (archive)"),
     _scan("coco_precomp", "coco", {"train": 113287, "dev": 5000, "test": None, "testall": 25000},
-          description="SCAN COCO features (coco_precomp from data.zip)"),
+          ids_needed=("testall",), description="SCAN COCO features (coco_precomp from data.zip)"),
     _scan("f30k_precomp", "f30k", {"train": 29000, "dev": 5070, "test": 5000},
           description="SCAN Flickr30K features (f30k_precomp from data.zip)"),
     Item(name="scan-vocab", description="SCAN vocabularies (vocab.zip)", groups=("coco", "f30k"),
@@ -125,7 +134,7 @@ ITEMS: tuple[Item, ...] = (
     Item(name="coco-annotations", description="COCO 2014 caption and instance annotations (val)",
          groups=("coco",), root="data", filename="annotations_trainval2014.zip",
          sources=(url("http://images.cocodataset.org/annotations/annotations_trainval2014.zip"),),
-         approx_bytes=241 * MB, kind="archive", check="json",
+         approx_bytes=241 * MB, kind="archive", check="json", needed_for=("eval",),
          members=(("annotations/captions_val2014.json", "coco_annotations/captions_val2014.json"),
                   ("annotations/instances_val2014.json", "coco_annotations/instances_val2014.json"))),
     # The address nltk.download('punkt_tab') itself fetches (NLTK's gh-pages index).
@@ -156,6 +165,28 @@ def select(names: list[str], group: str | None, items: tuple[Item, ...] | None =
 def split_of(dest: str) -> str:
     """`coco_precomp/testall_ims.npy` -> `testall`."""
     return dest.split("/")[-1].rsplit("_", 1)[0]
+
+
+EVAL_SPLITS = {"coco_precomp": ("testall",), "f30k_precomp": ("test",)}  # what the paper's protocols read
+TRAIN_SPLITS = ("train", "dev")
+PURPOSES = ("eval", "train", "all")
+
+
+def for_purpose(items: list[Item], purpose: str) -> list[Item]:
+    """Only what evaluation reads (test splits, vocabularies, checkpoints, annotations, punkt_tab),
+    or only what training reads (train and dev splits, vocabularies, punkt_tab); "all": everything."""
+    if purpose == "all":
+        return items
+    chosen = []
+    for item in items:
+        if purpose not in item.needed_for:
+            continue
+        if item.check == "scan":
+            dataset = item.members[0][1].split("/")[0]
+            keep = EVAL_SPLITS[dataset] if purpose == "eval" else TRAIN_SPLITS
+            item = replace(item, members=tuple(m for m in item.members if split_of(m[1]) in keep))
+        chosen.append(item)
+    return chosen
 
 
 def with_splits(items: list[Item], splits: list[str] | None) -> list[Item]:

@@ -9,6 +9,7 @@ import importlib.resources
 import json
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def check_zip(path: Path, suffixes: tuple[str, ...] = (), full_crc: bool = True)
             find_members(archive.namelist(), suffixes, path)
             if full_crc:
                 _read_every_member(archive, path)
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
         raise BenchError(f"{path}: not a complete zip archive ({err}): truncated or corrupt") from None
 
 
@@ -84,19 +85,24 @@ def _read_every_member(archive: zipfile.ZipFile, path: Path) -> None:
                     while block := member.read(8 << 20):
                         done += len(block)
                         update(done)
-            except zipfile.BadZipFile as err:
+            except (zipfile.BadZipFile, zlib.error) as err:
                 raise BenchError(f"{path}: CRC error in member {info.filename} ({err}): "
                                  f"the archive is corrupt") from None
 
 
-def find_members(names: list[str], suffixes: tuple[str, ...], archive: Path) -> dict[str, str]:
-    """Map each wanted suffix to the one member path that ends with it (any leading folder)."""
+def find_members(names: list[str], suffixes: tuple[str, ...], archive: Path,
+                 optional: tuple[str, ...] = ()) -> dict[str, str]:
+    """Map each wanted suffix to the one member path that ends with it (any leading folder).
+
+    Suffixes in `optional` may be absent (left out of the result); any other is an error.
+    """
     found = {}
     for suffix in suffixes:
         hits = [n for n in names if n == suffix or n.endswith("/" + suffix)]
-        if not hits:
+        if hits:
+            found[suffix] = min(hits, key=len)
+        elif suffix not in optional:
             raise BenchError(f"{archive}: has no member {suffix!r}; is it the right file?")
-        found[suffix] = min(hits, key=len)
     return found
 
 
@@ -125,6 +131,15 @@ def check_checkpoint(path: Path, dataset: str, module: str, schema: dict | None 
             if got != (shape, dtype):
                 raise BenchError(f"{path}: {key} is {got[1]}{tuple(got[0])}, "
                                  f"the published layout has {dtype}{tuple(shape)}")
+    check_finite_weights(path, checkpoint.state_dicts)
+
+
+def check_finite_weights(path: Path, state_dicts) -> None:
+    """Structure is not enough: a checkpoint of NaN weights has the published layout too."""
+    for state in state_dicts:
+        for key, tensor in state.items():
+            if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+                raise BenchError(f"{path}: {key} holds NaN or infinite values; the checkpoint is unusable")
 
 
 def npy_shape(path: Path) -> tuple[int, ...]:
@@ -138,23 +153,46 @@ def npy_shape(path: Path) -> tuple[int, ...]:
 
 def count_lines(path: Path) -> int:
     with open(path, "rb") as handle:
-        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 22), b""))
+        return count_stream_lines(handle)
+
+
+def count_stream_lines(handle) -> int:
+    return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 22), b""))
 
 
 def check_scan_split(directory: Path, split: str, feature_shape: tuple[int, int], rows: int | None) -> None:
-    """`{split}_ims.npy` is (rows, regions, dim) with one row per image or per caption, ids per row."""
-    shape = npy_shape(directory / f"{split}_ims.npy")
-    captions = count_lines(directory / f"{split}_caps.txt")
-    ids = count_lines(directory / f"{split}_ids.txt")
+    """`{split}_ims.npy` is (rows, regions, dim) with one row per image or per caption, ids per row
+    (where the ids file exists: evaluation of Flickr30K does not need it), and sampled rows are finite."""
     where = directory / f"{split}_ims.npy"
+    shape = npy_shape(where)
+    ids_path = directory / f"{split}_ids.txt"
+    ids = count_lines(ids_path) if ids_path.is_file() else None
+    check_scan_counts(str(where), shape, count_lines(directory / f"{split}_caps.txt"), ids, feature_shape, rows)
+    check_feature_sample(where)
+
+
+def check_scan_counts(where: str, shape: tuple[int, ...], captions: int, ids: int | None,
+                      feature_shape: tuple[int, int], rows: int | None) -> None:
+    """The facts a split's files must agree on; cheap enough to check inside the archive first."""
     if len(shape) != 3 or tuple(shape[1:]) != tuple(feature_shape):
         raise BenchError(f"{where}: shape {shape}, expected (rows, {feature_shape[0]}, {feature_shape[1]})")
     if captions not in (shape[0], 5 * shape[0]):
         raise BenchError(f"{where}: {shape[0]} rows but {captions} captions; expected one row per caption or per image")
-    if ids != shape[0]:
-        raise BenchError(f"{directory / f'{split}_ids.txt'}: {ids} ids for {shape[0]} feature rows")
+    if ids is not None and ids != shape[0]:
+        raise BenchError(f"{where}: {ids} ids for {shape[0]} feature rows")
     if rows is not None and shape[0] != rows:
         raise BenchError(f"{where}: {shape[0]} rows, SCAN's release has {rows}")
+
+
+SAMPLED_ROWS = 32
+
+
+def check_feature_sample(path: Path) -> None:
+    """Rows spread over the file must be finite: a NaN-filled file has the right shape too."""
+    features = np.load(path, mmap_mode="r")
+    picks = np.unique(np.linspace(0, features.shape[0] - 1, min(SAMPLED_ROWS, features.shape[0])).astype(int))
+    if len(picks) and not np.isfinite(features[picks]).all():
+        raise BenchError(f"{path}: holds NaN or infinite feature values (sampled rows); the file is unusable")
 
 
 def check_vocab(path: Path, size: int | None) -> None:

@@ -16,7 +16,7 @@ from bench.model.encode import encode_captions, encode_images, tokenize_captions
 from bench.common.errors import BenchError
 from bench.eval.scoring import announce_expected_time, score_matrix, warn_slow_bf16
 from bench.data.splits import Split
-from bench.data.vocab import Vocabulary
+from bench.data.vocab import Vocabulary, search_nltk_data
 
 Blocks = list[tuple[slice, slice]] | None
 
@@ -101,6 +101,7 @@ def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, voca
         raise BenchError("give one --checkpoint, or two (SGR and SAF) for the SGRAF ensemble")
     started = time.perf_counter()
     warn_slow_bf16(precision, device)
+    search_nltk_data(data_root)
     checkpoints = [read_checkpoint(path) for path in checkpoint_paths]
     mismatch = data_name_mismatch(checkpoints, data_name, allow_mismatch)
     timings = {"load_checkpoints": time.perf_counter() - started}
