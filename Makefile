@@ -33,6 +33,14 @@ test: install ## run the test suite (CPU, generated data)
 
 # ---- issue 3: reproduce the paper's tables with the released DAA checkpoints; summarise ----
 # Run <dataset>_<model>_<protocol> writes $(RESULTS)/daa_<dataset>_<model>_<protocol>.{json,csv}.
+# Your own checkpoint instead (issue 13): CHECKPOINT=path (SGR or SAF targets), CHECKPOINT_SGR=path
+# CHECKPOINT_SAF=path (SGRAF targets). Results then go to $(RESULTS)/own_<dataset>_<model>_<protocol>.*
+# with the paper's figures for orientation only (status "own", not ok/off), and no checkpoint is
+# downloaded or held to the released layout.
+CHECKPOINT ?=
+CHECKPOINT_SGR ?=
+CHECKPOINT_SAF ?=
+RUN_PREFIX ?= $(if $(CHECKPOINT)$(CHECKPOINT_SGR)$(CHECKPOINT_SAF),own,daa)
 coco_files = $(DATA_ROOT)/coco_precomp/testall_caps.txt \
 	$(DATA_ROOT)/coco_precomp/testall_ims.npy|$(DATA_ROOT)/coco_precomp/testall.h5 \
 	$(DATA_ROOT)/vocab/coco_precomp_vocab.json
@@ -40,6 +48,14 @@ f30k_files = $(DATA_ROOT)/f30k_precomp/test_caps.txt \
 	$(DATA_ROOT)/f30k_precomp/test_ims.npy|$(DATA_ROOT)/f30k_precomp/test.h5 \
 	$(DATA_ROOT)/vocab/f30k_precomp_vocab.json
 daa_checkpoint = $(MODELS_ROOT)/daa_$(1)_$(2).pth.tar
+# $(call own_checkpoints,MODEL): the user's checkpoints for this model, empty when none were given
+own_checkpoints = $(strip $(if $(filter sgraf,$(1)),$(CHECKPOINT_SGR) $(CHECKPOINT_SAF),$(CHECKPOINT)))
+# $(call checkpoints_for,DATASET,MODEL): the user's checkpoints if given, else the released ones
+checkpoints_for = $(or $(call own_checkpoints,$(2)),$(if $(filter sgraf,$(2)),\
+	$(call daa_checkpoint,$(1),sgr) $(call daa_checkpoint,$(1),saf),$(call daa_checkpoint,$(1),$(2))))
+# $(call checkpoint_downloads,DATASET,MODEL): prerequisites fetching the released checkpoints (none for your own)
+checkpoint_downloads = $(if $(call own_checkpoints,$(2)),,\
+	$(if $(filter sgraf,$(2)),download-daa-$(1)-sgr download-daa-$(1)-saf,download-daa-$(1)-$(2)))
 
 # $(call require_files,FILES,DOWNLOAD TARGETS): name every missing file (a|b: either will do), then fail.
 define require_files
@@ -51,30 +67,41 @@ define require_files
 	  exit 1; fi
 endef
 
-# $(call reproduce,DATASET,MODEL,CHECKPOINTS,PROTOCOLS): one eval per protocol, results side by side.
-define reproduce
-	$(call require_files,$(3) $($(1)_files),download-$(1) download-checkpoints)
-	$(foreach p,$(4),$(EVAL) $(foreach c,$(3),--checkpoint $(c)) --protocol $(p) $(if $(filter coco-5k,$(p)),--eccv) \
-	  --json $(RESULTS)/daa_$(1)_$(2)_$(p).json --csv $(RESULTS)/daa_$(1)_$(2)_$(p).csv && ) true
+# $(call check_own,MODEL): SGRAF takes two checkpoints (CHECKPOINT_SGR and CHECKPOINT_SAF), the others one.
+define check_own
+	@if [ "$(filter sgraf,$(1))" ] && [ -n "$(CHECKPOINT)$(CHECKPOINT_SGR)$(CHECKPOINT_SAF)" ] && \
+	  { [ -z "$(CHECKPOINT_SGR)" ] || [ -z "$(CHECKPOINT_SAF)" ] || [ -n "$(CHECKPOINT)" ]; }; then \
+	  echo "SGRAF averages two models: give CHECKPOINT_SGR=path and CHECKPOINT_SAF=path (not CHECKPOINT)" >&2; exit 1; fi
+	@if [ -z "$(filter sgraf,$(1))" ] && [ -n "$(CHECKPOINT_SGR)$(CHECKPOINT_SAF)" ]; then \
+	  echo "this target evaluates one model: give CHECKPOINT=path" >&2; exit 1; fi
 endef
 
-reproduce-coco-sgr: install download-coco download-checkpoints ## DAA SGR on COCO 1K (5 folds) and 5K vs the paper
-	$(call reproduce,coco,sgr,$(call daa_checkpoint,coco,sgr),coco-1k coco-5k)
+# $(call reproduce,DATASET,MODEL,PROTOCOLS): one eval per protocol, results side by side.
+define reproduce
+	$(call check_own,$(2))
+	$(call require_files,$(call checkpoints_for,$(1),$(2)) $($(1)_files),download-$(1) download-checkpoints)
+	$(foreach p,$(3),$(EVAL) $(foreach c,$(call checkpoints_for,$(1),$(2)),--checkpoint $(c)) --protocol $(p) \
+	  $(if $(call own_checkpoints,$(2)),--own-checkpoint) $(if $(filter coco-5k,$(p)),--eccv) \
+	  --json $(RESULTS)/$(RUN_PREFIX)_$(1)_$(2)_$(p).json --csv $(RESULTS)/$(RUN_PREFIX)_$(1)_$(2)_$(p).csv && ) true
+endef
 
-reproduce-coco-saf: install download-coco download-checkpoints ## DAA SAF on COCO 1K (5 folds) and 5K vs the paper
-	$(call reproduce,coco,saf,$(call daa_checkpoint,coco,saf),coco-1k coco-5k)
+reproduce-coco-sgr: install download-coco $(call checkpoint_downloads,coco,sgr) ## DAA SGR on COCO 1K (5 folds) and 5K vs the paper (or CHECKPOINT=)
+	$(call reproduce,coco,sgr,coco-1k coco-5k)
 
-reproduce-coco-sgraf: install download-coco download-checkpoints ## DAA SGRAF (mean of SGR, SAF) on COCO 1K and 5K
-	$(call reproduce,coco,sgraf,$(call daa_checkpoint,coco,sgr) $(call daa_checkpoint,coco,saf),coco-1k coco-5k)
+reproduce-coco-saf: install download-coco $(call checkpoint_downloads,coco,saf) ## DAA SAF on COCO 1K (5 folds) and 5K vs the paper (or CHECKPOINT=)
+	$(call reproduce,coco,saf,coco-1k coco-5k)
 
-reproduce-f30k-sgr: install download-f30k download-checkpoints ## DAA SGR on Flickr30K 1K vs the paper
-	$(call reproduce,f30k,sgr,$(call daa_checkpoint,f30k,sgr),f30k-1k)
+reproduce-coco-sgraf: install download-coco $(call checkpoint_downloads,coco,sgraf) ## DAA SGRAF (SGR, SAF averaged), COCO 1K and 5K (or CHECKPOINT_SGR/_SAF=)
+	$(call reproduce,coco,sgraf,coco-1k coco-5k)
 
-reproduce-f30k-saf: install download-f30k download-checkpoints ## DAA SAF on Flickr30K 1K vs the paper
-	$(call reproduce,f30k,saf,$(call daa_checkpoint,f30k,saf),f30k-1k)
+reproduce-f30k-sgr: install download-f30k $(call checkpoint_downloads,f30k,sgr) ## DAA SGR on Flickr30K 1K vs the paper (or CHECKPOINT=)
+	$(call reproduce,f30k,sgr,f30k-1k)
 
-reproduce-f30k-sgraf: install download-f30k download-checkpoints ## DAA SGRAF (mean of SGR, SAF) on Flickr30K 1K
-	$(call reproduce,f30k,sgraf,$(call daa_checkpoint,f30k,sgr) $(call daa_checkpoint,f30k,saf),f30k-1k)
+reproduce-f30k-saf: install download-f30k $(call checkpoint_downloads,f30k,saf) ## DAA SAF on Flickr30K 1K vs the paper (or CHECKPOINT=)
+	$(call reproduce,f30k,saf,f30k-1k)
+
+reproduce-f30k-sgraf: install download-f30k $(call checkpoint_downloads,f30k,sgraf) ## DAA SGRAF (SGR, SAF averaged) on Flickr30K 1K (or CHECKPOINT_SGR/_SAF=)
+	$(call reproduce,f30k,sgraf,f30k-1k)
 
 reproduce_runs = $(foreach d,coco f30k,$(foreach m,sgr saf sgraf,reproduce-$(d)-$(m)))
 reproduce-all: $(reproduce_runs) ## all six released-checkpoint runs above, then make report
@@ -86,22 +113,36 @@ report: install ## gather $(RESULTS)/<run>.json into summary.csv and summary.md
 
 # ---- issue 4: downloads: data under $(DATA_ROOT), checkpoints under $(MODELS_ROOT) ----
 # Quick when everything is present and verified (size + mtime against the manifest; no re-hash).
+# Evaluation targets fetch only what evaluation reads (COCO testall, Flickr30K test, vocabularies,
+# checkpoints, annotations, punkt_tab); training targets fetch the train and dev splits.
+# punkt_tab goes to $(DATA_ROOT)/nltk_data (where eval and train look) unless NLTK_DATA names a folder.
 # DOWNLOAD_FLAGS passes options through, e.g. DOWNLOAD_FLAGS="--mirror URL" or "--offline".
 DOWNLOAD_FLAGS ?=
 DOWNLOAD := $(PY) -m bench download --data-root $(DATA_ROOT) --models-root $(MODELS_ROOT) $(DOWNLOAD_FLAGS)
-.PHONY: bench-convert
+.PHONY: bench-convert download-coco-train download-f30k-train download-train
 
-download: install ## fetch, verify and prepare everything (COCO, Flickr30K, checkpoints, punkt_tab)
-	$(DOWNLOAD) --group all
+download: install ## fetch, verify and prepare what evaluation reads (COCO, Flickr30K, checkpoints)
+	$(DOWNLOAD) --group all --for eval
 
-download-coco: install ## SCAN COCO features + vocabularies + COCO annotations + punkt_tab
-	$(DOWNLOAD) --group coco
+download-coco: install ## COCO testall features, vocabularies, COCO annotations, punkt_tab
+	$(DOWNLOAD) --group coco --for eval
 
-download-f30k: install ## SCAN Flickr30K features + vocabularies + punkt_tab
-	$(DOWNLOAD) --group f30k
+download-f30k: install ## Flickr30K test features, vocabularies, punkt_tab
+	$(DOWNLOAD) --group f30k --for eval
 
 download-checkpoints: install ## the four DAA checkpoints and the SGRAF (no DAA) baselines
 	$(DOWNLOAD) --group checkpoints
+
+download-daa-%: install # one released DAA checkpoint, e.g. download-daa-f30k-saf
+	$(DOWNLOAD) daa-$*
+
+download-coco-train: install ## what training on COCO reads: train + dev splits (33 GB), vocabularies
+	$(DOWNLOAD) --group coco --for train
+
+download-f30k-train: install ## what training on Flickr30K reads: train + dev splits, vocabularies
+	$(DOWNLOAD) --group f30k --for train
+
+download-train: download-coco-train download-f30k-train ## both of the above
 
 bench-convert: install ## peak memory of the streaming .npy -> HDF5 conversion on a generated 3 GiB file
 	$(PY) -m bench.perf.convert_bench --gib 3 --json $(RESULTS)/perf/cpu-convert.json
@@ -145,44 +186,70 @@ reproduce-table3: install download-f30k download-checkpoints ## paper Table 3: S
 # TRAIN_FLAGS="--max-steps 3 --train-captions 500" for a smoke run. The paper's settings (epochs, lr,
 # lr_update, daa_weight) come from bench.training.settings.PAPER_RUNS; COCO's 4 processes below are checked
 # against it.
+# `make eval-trained-<dataset>-<model>` then evaluates what training saved (closing the loop).
 TRAIN_FLAGS ?=
 trained_dir = $(MODELS_ROOT)/trained/$(1)_precomp_$(subst SGR,sgr,$(subst SAF,saf,$(2)))
+trained_best = $(call trained_dir,$(1),$(2))/model_best.pth.tar
 train_files = $(DATA_ROOT)/$(1)_precomp/train_caps.txt $(DATA_ROOT)/$(1)_precomp/dev_caps.txt \
 	$(DATA_ROOT)/$(1)_precomp/train_ims.npy|$(DATA_ROOT)/$(1)_precomp/train.h5 \
 	$(DATA_ROOT)/$(1)_precomp/dev_ims.npy|$(DATA_ROOT)/$(1)_precomp/dev.h5 $(DATA_ROOT)/vocab/$(1)_precomp_vocab.json
 train_args = -m bench train --data-name $(1)_precomp --module-name $(2) --data-root $(DATA_ROOT) \
 	--out-dir $(call trained_dir,$(1),$(2)) --device $(DEVICE) --precision $(PRECISION) $(TRAIN_FLAGS)
 
-# $(call train_coco,MODEL): the paper used 4 processes (lr 0.00015 x 4); with N < 4 GPUs it runs N
+# $(call train_coco,MODULE,module): the paper used 4 processes (lr 0.00015 x 4); with N < 4 GPUs it runs N
 # processes (lr 0.00015 x N, 128 x N captions per step), without a GPU one CPU process (very slow).
 define train_coco
-	$(call require_files,$(call train_files,coco),download-coco)
+	$(call require_files,$(call train_files,coco),download-coco-train)
 	@gpus=$$($(PY) -c "import torch; print(torch.cuda.device_count())"); \
 	if [ "$$gpus" -ge 4 ]; then launch="$(PY) -m torch.distributed.run --nproc_per_node 4"; \
 	elif [ "$$gpus" -ge 1 ]; then launch="$(PY) -m torch.distributed.run --nproc_per_node $$gpus"; \
 	  echo "train-coco: $$gpus GPU(s), the paper used 4: running $$gpus processes (lr x $$gpus, batch 128 x $$gpus)" >&2; \
 	else launch="$(PY)"; echo "train-coco: no GPU: one CPU process (the paper used 4 GPUs; expect days)" >&2; fi; \
-	echo "$$launch $(call train_args,coco,$(1))"; $$launch $(call train_args,coco,$(1))
+	echo "$$launch $(call train_args,coco,$(1),$(2))"; $$launch $(call train_args,coco,$(1),$(2))
 endef
 
-train-coco-sgr: install ## train SGR on COCO with DAA, paper settings (torchrun x4 when 4 GPUs exist)
-	$(call train_coco,SGR)
+train-coco-sgr: install download-coco-train ## train SGR on COCO with DAA, paper settings (torchrun x4 on 4 GPUs)
+	$(call train_coco,SGR,sgr)
 
-train-coco-saf: install ## train SAF on COCO with DAA, paper settings (torchrun x4 when 4 GPUs exist)
-	$(call train_coco,SAF)
+train-coco-saf: install download-coco-train ## train SAF on COCO with DAA, paper settings (torchrun x4 on 4 GPUs)
+	$(call train_coco,SAF,saf)
 
-train-f30k-sgr: install ## train SGR on Flickr30K with DAA, paper settings (one process)
-	$(call require_files,$(call train_files,f30k),download-f30k)
-	$(PY) $(call train_args,f30k,SGR)
+train-f30k-sgr: install download-f30k-train ## train SGR on Flickr30K with DAA, paper settings (one process)
+	$(call require_files,$(call train_files,f30k),download-f30k-train)
+	$(PY) $(call train_args,f30k,SGR,sgr)
 
-train-f30k-saf: install ## train SAF on Flickr30K with DAA, paper settings (one process)
-	$(call require_files,$(call train_files,f30k),download-f30k)
-	$(PY) $(call train_args,f30k,SAF)
+train-f30k-saf: install download-f30k-train ## train SAF on Flickr30K with DAA, paper settings (one process)
+	$(call require_files,$(call train_files,f30k),download-f30k-train)
+	$(PY) $(call train_args,f30k,SAF,saf)
+
+# $(call eval_trained,DATASET,MODEL): the reproduce target on what train-<dataset>-<model> saved
+eval_trained = $(MAKE) --no-print-directory reproduce-$(1)-$(2) RUN_PREFIX=trained $(if $(filter sgraf,$(2)),\
+	CHECKPOINT_SGR=$(call trained_best,$(1),sgr) CHECKPOINT_SAF=$(call trained_best,$(1),saf),\
+	CHECKPOINT=$(call trained_best,$(1),$(2)))
+
+eval-trained-f30k-sgr: ## evaluate train-f30k-sgr's model: $(RESULTS)/trained_f30k_sgr_f30k-1k.*
+	$(call eval_trained,f30k,sgr)
+
+eval-trained-f30k-saf: ## evaluate train-f30k-saf's model: $(RESULTS)/trained_f30k_saf_f30k-1k.*
+	$(call eval_trained,f30k,saf)
+
+eval-trained-f30k-sgraf: ## evaluate both trained Flickr30K models as SGRAF
+	$(call eval_trained,f30k,sgraf)
+
+eval-trained-coco-sgr: ## evaluate train-coco-sgr's model on COCO 1K and 5K
+	$(call eval_trained,coco,sgr)
+
+eval-trained-coco-saf: ## evaluate train-coco-saf's model on COCO 1K and 5K
+	$(call eval_trained,coco,saf)
+
+eval-trained-coco-sgraf: ## evaluate both trained COCO models as SGRAF
+	$(call eval_trained,coco,sgraf)
 
 demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRAF (CPU, ~2 min, no downloads)
 	$(PY) -m bench demo --data-root $(DATA_ROOT)/demo --models-root $(MODELS_ROOT)/demo --results $(RESULTS)
 
-.PHONY: train-coco-sgr train-coco-saf train-f30k-sgr train-f30k-saf
+.PHONY: train-coco-sgr train-coco-saf train-f30k-sgr train-f30k-saf \
+	$(foreach d,coco f30k,$(foreach m,sgr saf sgraf,eval-trained-$(d)-$(m)))
 
 # ---- issue 6: performance (results/perf/*.csv; ratios measured in one process) ----
 bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), metrics, bootstrap, memory

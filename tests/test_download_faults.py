@@ -1,10 +1,14 @@
 """Downloads offline, with wrong or damaged files: fast, one line per item, nothing unrebuildable lost."""
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import zipfile
-from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +142,26 @@ def test_flickr_ids_are_optional(tmp_path, mirror, stand_ins, monkeypatch):  # n
     monkeypatch.setattr(registry, "ITEMS", (item,))
     assert main(["download", "scan-f30k", "--mirror", mirror.url, *roots(tmp_path)]) == 0
     assert sorted(p.name for p in (tmp_path / "data/f30k_precomp").iterdir()) == ["test_caps.txt", "test_ims.npy"]
+
+
+def test_ctrl_c_during_a_download_is_one_line(tmp_path):
+    """A server that accepts and never answers; SIGINT once the request arrived."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    command = [sys.executable, "-m", "bench", "download", "scan-vocab", "--retries", "0",
+               "--mirror", f"http://127.0.0.1:{listener.getsockname()[1]}", *roots(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        listener.settimeout(120)
+        connections = [listener.accept()[0] for _ in range(2)]  # the reachability probe, then gdown's GET
+        connections[1].recv(1024)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        listener.close()
+    assert process.returncode == 130
+    assert err.strip().splitlines() == ["daa-bench download: interrupted; what was complete is kept, and the bytes "
+                                        "of an unfinished download: run the same command to resume"]

@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     parser.add_argument("--allow-mismatch", action="store_true",
                         help="score checkpoints trained on another dataset than the protocol's (or on two "
                         "different ones); every figure is then marked no-reference")
+    parser.add_argument("--own-checkpoint", action="store_true",
+                        help="the checkpoints are your own or trained here, not the released ones: the paper's "
+                             "figures are shown for orientation and marked 'own' instead of ok/off")
     parser.add_argument("--run-id", help="name of this run in the results (default: from --json/--csv)")
     parser.set_defaults(func=run)
 
@@ -94,16 +97,6 @@ def check_paths(args, protocol) -> None:
     })
 
 
-def _device_name(device) -> str:
-    import platform
-
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
-
-
 def run(args) -> int:
     import numpy as np
 
@@ -114,7 +107,7 @@ def run(args) -> int:
     from bench.eval.protocols import evaluate, fold_bounds, get_protocol, saved_matrix
     from bench.data.coco_ids import load_image_ids
     from bench.eval.per_query import add_coco_ids
-    from bench.results.provenance import base_provenance
+    from bench.results.provenance import base_provenance, device_name
     from bench.results.uncertainty import query_outputs
     from bench.results.rows import figure_rows, print_table, write_results
     from bench.eval.scoring import resolve_device
@@ -152,7 +145,7 @@ def run(args) -> int:
     pairs = int(scored.sims.size) * len(scored.checkpoints)
     daa = all(getattr(c.opt, "daa_weight", 0) for c in scored.checkpoints)
     provenance = base_provenance() | {
-        "device": str(device), "device_name": _device_name(device), "precision": args.precision,
+        "device": str(device), "device_name": device_name(device), "precision": args.precision,
         "model": scored.model_label, "daa": daa,
         "checkpoints": checkpoint_facts(scored.checkpoints), "vocab": scored.vocab_paths,
         "data": data_manifest(split), "mismatch": scored.mismatch, "tokenizer": tokenizer_path(), "tie_rule": TIE_RULE, "eccv": eccv,
@@ -162,7 +155,7 @@ def run(args) -> int:
     payload = {"protocol": protocol.name, **evaluation, **per_query.payload, "provenance": provenance}
     label = "+".join(c.path.name for c in scored.checkpoints)
     rows = figure_rows(_run_id(args, protocol, scored.model_label), protocol, scored.model_label, label, daa, evaluation,
-                       per_query.intervals, compare=scored.mismatch is None)
+                       per_query.intervals, compare=scored.mismatch is None, own=args.own_checkpoint)
     write_all({args.save_sims: lambda tmp: np.save(tmp, saved_matrix(protocol, scored.sims).astype(np.float32)),
                args.json: lambda tmp: write_results(rows, None, tmp, payload),
                args.csv: lambda tmp: write_results(rows, tmp, None, payload),

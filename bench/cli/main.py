@@ -19,6 +19,12 @@ COMMAND_MODULES = (
     "bench.cli.demo",
 )
 
+AFTER_EVAL = "no result file was written"
+AFTER_INTERRUPT = {
+    "download": "what was complete is kept, and the bytes of an unfinished download: run the same command to resume",
+    "train": "checkpoints saved so far are kept: add --resume to continue",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daa-bench", description=__doc__.splitlines()[0])
@@ -39,5 +45,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"daa-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"daa-bench {args.command}: interrupted; no result file was written", file=sys.stderr)
+        print(f"daa-bench {args.command}: interrupted; {AFTER_INTERRUPT.get(args.command, AFTER_EVAL)}", file=sys.stderr)
         return 130

@@ -17,7 +17,7 @@ from bench.download.archive import Archive, copy_file
 from bench.download.convert import read_npy_header
 from bench.download.fetch import check_disk_space
 from bench.download.manifest import Manifest, remove_quietly
-from bench.download.registry import Item, split_of
+from bench.download.registry import Item, release_sizes_checked, split_of
 from bench.common.errors import BenchError
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
@@ -25,15 +25,16 @@ CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
 
 def check_outputs(item: Item, root: Path) -> None:
     """The structural check of everything `item` yields; cheap enough to run every time."""
+    sized = release_sizes_checked()
     if item.kind == "checkpoint":
         for output, dataset, module in item.checkpoints:
-            verify.check_checkpoint(root / output, dataset, module)
+            verify.check_checkpoint(root / output, dataset, module, layout=sized)
     elif item.check == "scan":
-        rows = dict(item.expected_rows)
+        rows = dict(item.expected_rows) if sized else {}
         for directory, split in sorted({(Path(d).parent, split_of(d)) for _, d in item.members}):
-            verify.check_scan_split(root / directory, split, item.feature_shape, rows.get(split))
+            verify.check_scan_split(root / directory, split, item.feature_shape if sized else None, rows.get(split))
     elif item.check == "vocab":
-        sizes = dict(item.vocab_sizes)
+        sizes = dict(item.vocab_sizes) if sized else {}
         for _, dest in item.members:
             verify.check_vocab(root / dest, sizes.get(dest))
     elif item.check == "json":
@@ -79,7 +80,8 @@ def _remove(written: list[Path], manifest: Manifest) -> None:
 
 def precheck_scan(item: Item, archive: Archive, found: dict[str, str]) -> None:
     """Each split's shape (from the .npy header), caption and id counts, read inside the archive."""
-    rows = dict(item.expected_rows)
+    sized = release_sizes_checked()
+    rows = dict(item.expected_rows) if sized else {}
     by_split: dict[tuple[str, str], dict[str, str]] = {}
     for suffix, dest in item.members:
         if suffix in found:
@@ -94,7 +96,7 @@ def precheck_scan(item: Item, archive: Archive, found: dict[str, str]) -> None:
             raise BenchError(f"{where}: dtype {dtype}, expected float32")
         captions = _count_member_lines(archive, parts["caps.txt"])
         ids = _count_member_lines(archive, parts["ids.txt"]) if "ids.txt" in parts else None
-        verify.check_scan_counts(where, shape, captions, ids, item.feature_shape, rows.get(split))
+        verify.check_scan_counts(where, shape, captions, ids, item.feature_shape if sized else None, rows.get(split))
 
 
 def _count_member_lines(archive: Archive, name: str) -> int:
@@ -124,7 +126,7 @@ def place_checkpoints(item: Item, download: Path, root: Path, manifest: Manifest
                              f"and pass the .pth.tar with --from PATH")
         for output, dataset, module in item.checkpoints:
             chosen = _choose(candidates, dataset, module, download)
-            verify.check_checkpoint(chosen.path, dataset, module)
+            verify.check_checkpoint(chosen.path, dataset, module, layout=release_sizes_checked())
             dest = root / output
             if move and chosen.path == download:
                 os.replace(download, dest)

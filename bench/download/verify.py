@@ -112,12 +112,19 @@ def packaged_schema() -> dict:
     return json.loads(text)
 
 
-def check_checkpoint(path: Path, dataset: str, module: str, schema: dict | None = None) -> None:
-    """Safe load; `opt` names the expected dataset and module; keys, shapes, dtypes match the schema."""
+def check_checkpoint(path: Path, dataset: str, module: str, schema: dict | None = None, layout: bool = True) -> None:
+    """Safe load; `opt` names the expected dataset and module; weights are finite; with `layout`,
+    keys, shapes and dtypes match the published checkpoints' schema."""
     checkpoint = read_checkpoint(path)
     found = (checkpoint.config.data_name, checkpoint.config.module_name)
     if found != (dataset, module):
         raise BenchError(f"{path}: is a {found[0]} {found[1]} checkpoint, expected {dataset} {module}")
+    check_finite_weights(path, checkpoint.state_dicts)
+    if layout:
+        check_published_layout(path, checkpoint, dataset, module, schema)
+
+
+def check_published_layout(path: Path, checkpoint, dataset: str, module: str, schema: dict | None) -> None:
     expected = (schema or packaged_schema()).get(f"{dataset}/{module}")
     if expected is None:
         raise BenchError(f"checkpoint schema has no entry {dataset}/{module}")
@@ -131,7 +138,6 @@ def check_checkpoint(path: Path, dataset: str, module: str, schema: dict | None 
             if got != (shape, dtype):
                 raise BenchError(f"{path}: {key} is {got[1]}{tuple(got[0])}, "
                                  f"the published layout has {dtype}{tuple(shape)}")
-    check_finite_weights(path, checkpoint.state_dicts)
 
 
 def check_finite_weights(path: Path, state_dicts) -> None:
@@ -160,7 +166,7 @@ def count_stream_lines(handle) -> int:
     return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 22), b""))
 
 
-def check_scan_split(directory: Path, split: str, feature_shape: tuple[int, int], rows: int | None) -> None:
+def check_scan_split(directory: Path, split: str, feature_shape: tuple[int, int] | None, rows: int | None) -> None:
     """`{split}_ims.npy` is (rows, regions, dim) with one row per image or per caption, ids per row
     (where the ids file exists: evaluation of Flickr30K does not need it), and sampled rows are finite."""
     where = directory / f"{split}_ims.npy"
@@ -172,10 +178,11 @@ def check_scan_split(directory: Path, split: str, feature_shape: tuple[int, int]
 
 
 def check_scan_counts(where: str, shape: tuple[int, ...], captions: int, ids: int | None,
-                      feature_shape: tuple[int, int], rows: int | None) -> None:
+                      feature_shape: tuple[int, int] | None, rows: int | None) -> None:
     """The facts a split's files must agree on; cheap enough to check inside the archive first."""
-    if len(shape) != 3 or tuple(shape[1:]) != tuple(feature_shape):
-        raise BenchError(f"{where}: shape {shape}, expected (rows, {feature_shape[0]}, {feature_shape[1]})")
+    if len(shape) != 3 or (feature_shape is not None and tuple(shape[1:]) != tuple(feature_shape)):
+        expected = f"{feature_shape[0]}, {feature_shape[1]}" if feature_shape else "regions, dim"
+        raise BenchError(f"{where}: shape {shape}, expected (rows, {expected})")
     if captions not in (shape[0], 5 * shape[0]):
         raise BenchError(f"{where}: {shape[0]} rows but {captions} captions; expected one row per caption or per image")
     if ids is not None and ids != shape[0]:

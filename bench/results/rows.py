@@ -25,7 +25,8 @@ FIELDS = ("run_id", "dataset", "protocol", "model", "checkpoint", "fold", "direc
           "value", "ci_low", "ci_high", "reference", "reference_source", "delta", "tolerance", "status",
           "within_ci")
 INTERVAL_FIELDS = ("ci_low", "ci_high", "within_ci")  # absent from results written before intervals
-STATUS_STYLE = {"ok": "green", "off": "bold red", "no-reference": "dim"}
+# "own": a checkpoint that is not a released one; the paper's figure is shown for orientation only.
+STATUS_STYLE = {"ok": "green", "off": "bold red", "own": "cyan", "no-reference": "dim"}
 
 
 def _figures_of(metrics: dict) -> list[tuple[str, str, float]]:
@@ -44,12 +45,15 @@ def within_interval(reference, low, high) -> bool | None:
 
 
 def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpoint_label: str,
-                daa: bool, evaluation: dict, intervals: dict | None = None, compare: bool = True) -> list[dict]:
+                daa: bool, evaluation: dict, intervals: dict | None = None, compare: bool = True,
+                own: bool = False) -> list[dict]:
     """Every figure of an evaluation (headline, then per fold) with its reference and status.
 
     `intervals` ({group: {(direction, metric): (low, high)}}, bench.eval.bootstrap) adds each
     figure's bootstrap interval and whether the published value lies inside it. `compare=False`
-    (a run the paper's figures do not apply to) marks every row no-reference.
+    (a run the paper's figures do not apply to) marks every row no-reference. `own`: the
+    checkpoints were trained here or by the user, so a distance from the paper is not a
+    reproduction failure: such figures get the status "own" instead of ok/off.
     """
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     headline = "mean" if protocol.folds > 1 else "all"
@@ -67,7 +71,8 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
                 "direction": direction, "metric": metric, "value": round(value, 4),
                 "ci_low": _rounded(low), "ci_high": _rounded(high), "reference": ref and ref.value, "reference_source": ref.source if ref else "",
                 "delta": ref and round(value - ref.value, 4), "tolerance": ref and ref.tolerance,
-                "status": status(value, ref), "within_ci": within_interval(ref and ref.value, low, high),
+                "status": "own" if own and ref else status(value, ref),
+                "within_ci": within_interval(ref and ref.value, low, high),
             })
     return rows
 
@@ -155,6 +160,10 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
                       _number(row["tolerance"], ".1f"), row["reference_source"],
                       f"[{style}]{row['status']}[/{style}]", _yes_no(row.get("within_ci")))
     counts = {s: sum(row["status"] == s for row in rows) for s in STATUS_STYLE}
-    table.caption = (f"{counts['ok']} ok, {counts['off']} off, {counts['no-reference']} without "
-                     f"reference (all folds); per-fold rows are in the CSV")
+    parts = [f"{counts['ok']} ok", f"{counts['off']} off"]
+    if counts["own"]:
+        parts = [f"{counts['own']} own checkpoint (not a released one: paper figures for orientation, no ok/off)"]
+    parts.append(f"{counts['no-reference']} without reference")
+    folds = any(row["fold"] not in WHOLE_PROTOCOL_FOLDS for row in rows)
+    table.caption = ", ".join(parts) + (" (all folds); per-fold rows are in the CSV" if folds else "")
     console.print(table)

@@ -86,7 +86,7 @@ def chart_links(results_dir: Path) -> str:
 
 
 def summary_markdown(rows: Sequence[dict], charts: str = "") -> str:
-    counts = {s: sum(row["status"] == s for row in rows) for s in ("ok", "off", "no-reference")}
+    counts = {s: sum(row["status"] == s for row in rows) for s in ("ok", "off", "own", "no-reference")}
     return (
         "# daa-bench results\n\n"
         "Each cell: ours ±half the 95% bootstrap interval over queries (paper). **Bold ✗** = off "
@@ -95,7 +95,9 @@ def summary_markdown(rows: Sequence[dict], charts: str = "") -> str:
         "would move on another sample of queries (summary.csv: ci_low, ci_high, within_ci). Headline figures only (COCO 1K: mean of the five folds); "
         f"per-fold rows, medr and meanr are in summary.csv.\n\n"
         f"{counts['ok']} figures ok, {counts['off']} off, {counts['no-reference']} without a "
-        "published reference.\n\n" + markdown_table(rows) + charts
+        "published reference"
+        + (f", {counts['own']} of own checkpoints (paper for orientation, no ok/off)" if counts["own"] else "")
+        + ".\n\n" + markdown_table(rows) + charts
     )
 
 
