@@ -14,7 +14,7 @@ PRECISION ?= fp32
 EVAL := $(PY) -m bench eval --data-root $(DATA_ROOT) --device $(DEVICE) --precision $(PRECISION)
 
 .PHONY: help install test demo download download-coco download-f30k download-checkpoints \
-	reproduce-all report bench bench-gpu
+	reproduce-all report bench bench-gpu gpu-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -261,3 +261,13 @@ bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), m
 
 bench-gpu: install ## GPU benchmark: COCO-5K-sized scoring of SGR and SAF in fp32/tf32/bf16
 	$(PY) -m bench.perf.scoring_bench --device cuda --coco5k --out $(RESULTS)/perf
+
+# One prepared check of a CUDA machine (<= 8 min on one H100): goldens on the GPU in fp32/tf32/bf16,
+# eval plain and under torchrun (NCCL), 20 DDP training steps, the golden training test in fp64,
+# COCO-5K-sized scoring speed. No install step: on a GPU node, `make gpu-check PY=python3` runs from
+# this tree with the system's torch; NLTK (not on such nodes) comes from wheels in .whl/ (README).
+GPU_SITE := .whl/site
+gpu-check: ## check a CUDA machine: goldens, eval/torchrun, DDP steps, COCO-5K speed -> results/perf/gpu-*.csv
+	@if ! PYTHONPATH=$(GPU_SITE) $(PY) -c "import nltk" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then \
+	  $(PY) -m pip install -q --no-index --no-deps --no-compile --upgrade --target $(GPU_SITE) .whl/*.whl; fi
+	PYTHONPATH=.:$(GPU_SITE) $(PY) -m bench.perf.gpu_check --out $(RESULTS)/perf

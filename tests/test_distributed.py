@@ -159,3 +159,22 @@ def test_torchrun_trains_with_two_cpu_processes(tmp_path):
     assert checkpoint["opt"].world_size == 2 and checkpoint["Eiters"] == 5  # 80 captions / 2 / 8 per batch
     assert len(checkpoint["rng_states"]) == 2
     assert (out / "log.csv").read_text().count("\n") == 2
+
+
+def test_a_launched_single_process_joins_a_process_group(monkeypatch):
+    """`torchrun --nproc_per_node 1` runs DDP and the collectives (NCCL on one GPU; gloo here)."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    world = distributed.world_info_from_env()
+    assert world.world_size == 1 and world.distributed
+    distributed.init_distributed(world, torch.device("cpu"))
+    try:
+        assert distributed.active_world().distributed
+        wrapped = distributed.wrap_model(torch.nn.Linear(2, 2), world, torch.device("cpu"))
+        assert isinstance(wrapped, torch.nn.parallel.DistributedDataParallel)
+        assert distributed.all_gather_objects("x") == ["x"]
+    finally:
+        distributed.cleanup_distributed()

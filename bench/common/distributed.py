@@ -1,7 +1,9 @@
 """Multi-process training through torch.distributed; the only module that imports it.
 
 `torchrun --nproc_per_node N -m bench train ...` sets RANK / WORLD_SIZE / LOCAL_RANK; the
-same command without torchrun runs as one process with no process group at all.
+same command without torchrun runs as one process with no process group at all. Under a
+launcher, even one process joins a process group (`torchrun --nproc_per_node 1` runs DDP and
+NCCL collectives on one GPU: what `make gpu-check` tests when a machine has a single GPU).
 NCCL on GPUs, gloo on CPU (so the multi-process path runs on a laptop and in the tests).
 """
 
@@ -18,16 +20,18 @@ class WorldInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    launched: bool = False  # started by torchrun (or another launcher that sets WORLD_SIZE)
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.launched
 
 
 def world_info_from_env() -> WorldInfo:
     """Rank, local rank and world size as torchrun exports them; one process otherwise."""
     env = os.environ
-    return WorldInfo(int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), int(env.get("WORLD_SIZE", 1)))
+    return WorldInfo(int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), int(env.get("WORLD_SIZE", 1)),
+                     launched="WORLD_SIZE" in env)
 
 
 def is_master(world: WorldInfo) -> bool:
@@ -146,4 +150,4 @@ def active_world() -> WorldInfo:
     if not dist.is_initialized():
         return WorldInfo()
     env = world_info_from_env()
-    return WorldInfo(dist.get_rank(), env.local_rank, dist.get_world_size())
+    return WorldInfo(dist.get_rank(), env.local_rank, dist.get_world_size(), launched=True)

@@ -14,7 +14,7 @@ import torch
 from bench.model.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
 from bench.model.encode import encode_captions, encode_images, tokenize_captions
 from bench.common.errors import BenchError
-from bench.eval.scoring import announce_expected_time, score_matrix, warn_slow_bf16
+from bench.eval.scoring import announce_expected_time, precision_context, score_matrix, warn_slow_bf16
 from bench.data.splits import Split
 from bench.data.vocab import Vocabulary, search_nltk_data
 
@@ -71,8 +71,9 @@ def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, de
     model = build_model(checkpoint).to(device)
     tag = checkpoint.config.module_name
     started = time.perf_counter()
-    img_emb = encode_images(model, split, device)
-    cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device, tokenized=tokenized)
+    with precision_context("fp32", device):  # the encoders stay exact; --precision is the scoring's
+        img_emb = encode_images(model, split, device)
+        cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device, tokenized=tokenized)
     encoded = time.perf_counter()
     cap_lens = cap_lens.to(device)
     pairs = img_emb.shape[0] * cap_emb.shape[0] if blocks is None else sum(

@@ -45,11 +45,16 @@ def resolve_device(name: str) -> torch.device:
 
 @contextlib.contextmanager
 def precision_context(precision: str, device: torch.device):
-    """fp32: exact IEEE matmuls; tf32: TF32 tensor cores on CUDA; bf16: autocast to bfloat16."""
+    """fp32: exact IEEE matmuls; tf32: TF32 tensor cores on CUDA; bf16: autocast to bfloat16.
+
+    cuDNN (the GRU) may use TF32 by default on Ampere and later GPUs, so its switch is set too:
+    fp32 means fp32 in every kernel.
+    """
     if precision not in PRECISIONS:
         raise BenchError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
-    previous = torch.get_float32_matmul_precision()
+    previous = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
     torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
     try:
         if precision == "bf16":
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
@@ -57,7 +62,8 @@ def precision_context(precision: str, device: torch.device):
         else:
             yield
     finally:
-        torch.set_float32_matmul_precision(previous)
+        torch.set_float32_matmul_precision(previous[0])
+        torch.backends.cudnn.allow_tf32 = previous[1]
 
 
 def warn_slow_bf16(precision: str, device: torch.device) -> None:

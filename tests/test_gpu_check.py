@@ -1,0 +1,132 @@
+"""`make gpu-check` on a CPU: arguments, the no-GPU line, the result files, and its parts' wiring."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.cli.main import main as bench_main
+from bench.perf import gpu_check, gpu_parts, gpu_speed
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--device", "cpu"], "needs --quick"),
+    (["--device", "tpu"], "expected cuda"),
+    (["--parts", "nothing"], "invalid choice"),
+    (["--speed-seconds", "0"], "must be positive"),
+])
+def test_bad_arguments_are_refused(capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.parse_args(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_without_a_gpu_it_stops_at_once_with_one_line():
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-m", "bench.perf.gpu_check", "--out", "unused"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("gpu-check: no CUDA GPU visible") and "torch" in lines[0]
+    assert not (REPO / "unused").exists()
+
+
+def test_a_gpu_index_beyond_the_machine_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert "only 1 GPU(s)" in gpu_check.missing_gpu("cuda:3")
+    assert gpu_check.missing_gpu("cuda:0") is None and gpu_check.missing_gpu("cpu") is None
+
+
+def _fake_parts(monkeypatch, failing: str):
+    def part(name):
+        def run(ctx):
+            if name == failing:
+                raise RuntimeError("boom\nlast line")
+            return [{"check": f"{name} check", "status": "info" if name == "speed" else "pass", "value": 1.5}]
+        return run
+
+    monkeypatch.setattr(gpu_parts, "correctness_parts",
+                        lambda: {name: part(name) for name in gpu_check.CORRECTNESS_PARTS})
+    monkeypatch.setattr(gpu_speed, "speed_part", part("speed"))
+
+
+@pytest.mark.parametrize("failing,status", [("eval-cli", 1), ("speed", 0), (None, 0)])
+def test_a_failing_part_does_not_stop_the_others(tmp_path, monkeypatch, failing, status):
+    _fake_parts(monkeypatch, failing)
+    assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path)]) == status
+    [json_path] = tmp_path.glob("gpu-*.json")
+    result = json.loads(json_path.read_text())
+    assert list(result["parts"]) == list(gpu_check.PARTS)
+    assert result["passed"] is (status == 0) and result["device_name"] and result["torch"] == torch.__version__
+    for name, summary in result["parts"].items():
+        assert summary["status"] == ("fail" if name == failing else "info" if name == "speed" else "pass")
+    with open(result["csv"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["part"] for row in rows] == list(gpu_check.PARTS)
+    assert all(row["device_name"] == result["device_name"] for row in rows)
+    if failing:
+        failed = next(row for row in rows if row["part"] == failing)
+        assert failed["detail"] == "RuntimeError: last line" and failed["value"] == ""
+
+
+def test_part_status_rules():
+    assert gpu_check.part_status([{"status": "pass"}, {"status": "n/a"}]) == "pass"
+    assert gpu_check.part_status([{"status": "n/a"}]) == "n/a"
+    assert gpu_check.part_status([{"status": "pass"}, {"status": "fail"}]) == "fail"
+    assert gpu_check.part_status([{"status": "info"}]) == "info"
+
+
+def test_speed_runs_fit_their_time():
+    assert gpu_speed.captions_that_fit(rate=1e6, n_images=5000, n_captions=25000, seconds=10) == 1600
+    assert gpu_speed.captions_that_fit(rate=1e9, n_images=5000, n_captions=25000, seconds=10) == 25000
+    assert gpu_speed.captions_that_fit(rate=1.0, n_images=5000, n_captions=25000, seconds=10) == 32
+
+
+def _in_process(args: list[str], ctx) -> None:
+    """run_command without a child process: the command line after `-m bench`, in this process."""
+    assert args[0] == sys.executable
+    assert bench_main(args[args.index("bench") + 1:]) == 0
+
+
+def test_every_part_is_wired_on_a_cpu(tmp_path, monkeypatch):
+    """The quick self-test at tiny sizes (child processes replaced by in-process calls for speed)."""
+    monkeypatch.setattr(gpu_parts, "run_command", _in_process)
+    monkeypatch.setattr(gpu_parts, "SCORE_TOLERANCE", {"fp32": 1e-4, "tf32": 3e-2})  # bf16 is slow on this CPU
+    monkeypatch.setattr(gpu_speed, "PRECISIONS", ("fp32", "tf32"))
+    monkeypatch.setattr(gpu_speed, "SPEED_MODELS", ("SAF",))
+    monkeypatch.setenv("BENCH_QUIET", "1")
+    assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path), "--speed-seconds", "1"]) == 0
+    result = json.loads(next(tmp_path.glob("gpu-*.json")).read_text())
+    rows = {(row["part"], row["check"]): row for row in result["rows"]}
+    assert rows[("golden-scores", "coco SGR fp32")]["max_abs_diff"] < 1e-5
+    assert {check for part, check in rows if part == "eval-cli"} == {"eval plain", "eval torchrun x1 (gloo)"}
+    assert all(row["status"] == "pass" for (part, _), row in rows.items() if part in ("eval-cli", "train-ddp"))
+    train = rows[("train-ddp", "train SAF DDP")]
+    assert train["steps"] == 20 and train["loss_epoch1"] < train["loss_epoch0"]
+    speed = rows[("speed", f"SAF {gpu_speed.QUICK[0]}x{gpu_speed.QUICK[1]} tf32")]
+    assert speed["pairs_per_s"] > 0 and 0 < speed["measured_fraction"] <= 1 and speed["vs_fp32_max_abs_diff"] < 1e-5
+
+
+def test_nothing_on_the_check_path_imports_gdown():
+    """GPU nodes lack gdown: the CLI, eval, train and the check's modules must import without it."""
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'gdown':\n"
+            "            raise ImportError('gdown is blocked')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from bench.cli.main import build_parser\n"
+            "build_parser()\n"
+            "import bench.perf.gpu_check, bench.perf.gpu_parts, bench.perf.gpu_speed\n"
+            "import bench.eval.score_split, bench.results.rows, bench.results.provenance, bench.training.loop\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
