@@ -90,6 +90,12 @@ def test_speed_runs_fit_their_time():
     assert gpu_speed.captions_that_fit(rate=1.0, n_images=5000, n_captions=25000, seconds=10) == 32
 
 
+@pytest.mark.parametrize("losses,ok", [([5.0] * 10 + [4.0] * 10, True), ([4.0] * 10 + [5.0] * 10, False),
+                                       ([5.0] * 19 + [float("nan")], False), ([5.0, 4.0], False)])
+def test_training_must_be_finite_and_falling(losses, ok):
+    assert gpu_parts.loss_trend(losses)[0] is ok
+
+
 def _in_process(args: list[str], ctx) -> None:
     """run_command without a child process: the command line after `-m bench`, in this process."""
     assert args[0] == sys.executable
@@ -103,14 +109,15 @@ def test_every_part_is_wired_on_a_cpu(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_speed, "PRECISIONS", ("fp32", "tf32"))
     monkeypatch.setattr(gpu_speed, "SPEED_MODELS", ("SAF",))
     monkeypatch.setenv("BENCH_QUIET", "1")
-    assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path), "--speed-seconds", "1"]) == 0
+    parts = [part for part in gpu_check.PARTS if part != "golden-train"]  # its own test below
+    assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path), "--speed-seconds", "1",
+                           "--parts", *parts]) == 0
     result = json.loads(next(tmp_path.glob("gpu-*.json")).read_text())
     rows = {(row["part"], row["check"]): row for row in result["rows"]}
     assert rows[("golden-scores", "coco SGR fp32")]["max_abs_diff"] < 1e-5
     assert {check for part, check in rows if part == "eval-cli"} == {"eval plain", "eval torchrun x1 (gloo)"}
     assert all(row["status"] == "pass" for (part, _), row in rows.items() if part in ("eval-cli", "train-ddp"))
-    train = rows[("train-ddp", "train SAF DDP")]
-    assert train["steps"] == 20 and train["loss_epoch1"] < train["loss_epoch0"]
+    assert rows[("train-ddp", "train SAF DDP")]["steps"] == gpu_parts.TRAIN_STEPS
     speed = rows[("speed", f"SAF {gpu_speed.QUICK[0]}x{gpu_speed.QUICK[1]} tf32")]
     assert speed["pairs_per_s"] > 0 and 0 < speed["measured_fraction"] <= 1 and speed["vs_fp32_max_abs_diff"] < 1e-5
 
@@ -130,3 +137,33 @@ def test_nothing_on_the_check_path_imports_gdown():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+JUNIT = """<testsuites><testsuite name="pytest">
+<testcase classname="tests.test_train_golden" name="test_a[SGR]" time="2.5"/>
+<testcase classname="tests.test_train_golden" name="test_a[SAF]" time="1.0"><failure message="assert 3e-05 &lt;= 1e-05">x</failure></testcase>
+<testcase classname="tests.test_train_golden" name="test_b[SGR]" time="0"><skipped message="no GPU"/></testcase>
+</testsuite></testsuites>"""
+
+
+def test_golden_training_runs_the_test_on_the_device_and_reads_its_report(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_pytest(args, env, **kwargs):
+        calls.append((args, env))
+        report = next(a for a in args if a.startswith("--junitxml=")).split("=", 1)[1]
+        Path(report).write_text(JUNIT)
+
+    monkeypatch.setattr(gpu_parts.subprocess, "run", fake_pytest)
+    ctx = gpu_parts.CheckContext(torch.device("cpu"), quick=False, workdir=tmp_path, started=0.0,
+                                 budget_seconds=1.0, speed_seconds=1.0)
+    rows = gpu_parts.golden_train(ctx)
+    [(args, env)] = calls
+    assert args[1:3] == ["-m", "pytest"] and args[3].endswith("tests/test_train_golden.py")
+    assert env["BENCH_TEST_DEVICE"] == "cpu"
+    assert [(r["check"], r["status"]) for r in rows] == [("test_a[SGR]", "pass"), ("test_a[SAF]", "fail"),
+                                                         ("test_b[SGR]", "n/a")]
+    assert rows[1]["detail"] == "assert 3e-05 <= 1e-05"
+    monkeypatch.setattr(gpu_parts.subprocess, "run", lambda *a, **k: None)  # pytest missing: no report
+    with pytest.raises(RuntimeError, match="is pytest installed"):
+        gpu_parts.golden_train(gpu_parts.CheckContext(torch.device("cpu"), False, tmp_path / "x", 0.0, 1.0, 1.0))

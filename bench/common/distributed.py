@@ -49,7 +49,7 @@ _STATISTICS_GROUP = []  # the process group of batch-norm statistics, once joine
 
 
 def init_distributed(world: WorldInfo, device: torch.device) -> None:
-    """Join the process group (NCCL for CUDA, gloo otherwise); nothing for one process.
+    """Join the process group (NCCL for CUDA, gloo otherwise); nothing without a launcher.
 
     A second group carries SAF's batch-norm statistics (sum_across_processes), so that those
     collectives, issued inside forward and backward, never interleave with DDP's gradient buckets.
@@ -94,7 +94,7 @@ def sum_across_processes(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def wrap_model(module: torch.nn.Module, world: WorldInfo, device: torch.device) -> torch.nn.Module:
-    """DistributedDataParallel with synchronised batch norms; the module itself for one process.
+    """DistributedDataParallel with synchronised batch norms; the module itself without a launcher.
 
     PyTorch's SyncBatchNorm only runs on GPUs: on CPU (gloo) each process normalises VisualSA's
     batch norms with its own batch statistics, a named deviation that only affects multi-process

@@ -98,7 +98,8 @@ def environment(device) -> dict:
         facts |= {"device_name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
                   "capability": f"{props.major}.{props.minor}", "cudnn": torch.backends.cudnn.version()}
         if torch.distributed.is_nccl_available():
-            facts["nccl"] = ".".join(str(v) for v in torch.cuda.nccl.version())
+            version = torch.cuda.nccl.version()  # a tuple in recent PyTorch, an int in older ones
+            facts["nccl"] = ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
     else:
         facts["device_name"] = f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
     return facts
