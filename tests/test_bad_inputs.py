@@ -207,6 +207,7 @@ CASES = [
     Case("empty-npy-file", spoil(lambda r: (r / "data/f30k_precomp" / FEATURES).write_bytes(b"")), FEATURES),
     Case("npy-without-rows", spoil(lambda r: write_features(r, np.zeros((0, 36, 40), np.float32))), FEATURES),
     Case("string-features", spoil(lambda r: write_features(r, np.full((50, 36, 40), "x"))), FEATURES),
+    Case("object-features", spoil(lambda r: write_features(r, np.empty((50, 36, 40), dtype=object))), FEATURES),
     Case("structured-features", spoil(lambda r: write_features(
         r, np.zeros((50, 36, 40), dtype=[("a", "f4"), ("b", "i4")]))), FEATURES),
     Case("h5-feat-is-group", spoil(h5_with_group), "test.h5"),
