@@ -74,7 +74,7 @@ def test_paired_gain_of_a_run_with_itself_is_exactly_zero():
     first, second = bootstrap.replicates(queries), bootstrap.replicates(queries)
     for key, values in first["all"].items():
         gain = bootstrap.paired_gain(values, second["all"][key], 1.0, 1.0)
-        assert gain == {"gain": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_not_positive": 1.0}
+        assert gain == {"gain": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_no_gain": 1.0}
 
 
 def test_paired_gain_sees_a_consistent_improvement():
@@ -83,7 +83,7 @@ def test_paired_gain_sees_a_consistent_improvement():
     better = {d: dict(v, rank=np.maximum(v["rank"] - 3, 0)) for d, v in base.items()}
     reps_a, reps_b = bootstrap.replicates(base)["all"], bootstrap.replicates(better)["all"]
     gain = bootstrap.paired_gain(reps_a[("t2i", "r5")], reps_b[("t2i", "r5")], 0.0, 1.0)
-    assert gain["ci_low"] > 0 and gain["p_not_positive"] == 0.0
+    assert gain["ci_low"] > 0 and gain["p_no_gain"] == 0.0
 
 
 def test_coco_1k_resamples_within_folds_and_averages_them():

@@ -50,10 +50,10 @@ def cell(grid, model, label, column):
 def test_table1_layout(table1_runs):
     one_k, five_k = tables.build(1, tables.load_runs(table1_runs))
     assert one_k.title.endswith("coco-1k") and five_k.title.endswith("coco-5k")
-    assert one_k.header == ["model", "checkpoints", "i2t PMRP", "i2t R@1", "i2t ASP",
+    assert one_k.header == ["model", "run", "i2t PMRP", "i2t R@1", "i2t ASP",
                             "t2i PMRP", "t2i R@1", "t2i ASP"]
     assert [r[:2] for r in one_k.rows[:3]] == [["SGR", "baseline"], ["SGR", "+DAA"], ["SGR", "DAA gain"]]
-    assert len(one_k.rows) == 9
+    assert len(one_k.rows) == 15 and one_k.rows[3][1:3] == ["gain CI", "–"]  # no per-query files
     assert cell(one_k, "SGR", "baseline", "i2t R@1") == "50.00 (77.2)"
     assert cell(one_k, "SGR", "+DAA", "i2t R@1") == "51.00 (78.0)"
     assert cell(one_k, "SGR", "DAA gain", "i2t R@1") == "+1.00 (+0.8)"
@@ -61,7 +61,7 @@ def test_table1_layout(table1_runs):
     assert cell(five_k, "SAF", "baseline", "t2i ASP") == "51.00 (54.5)"
     for grid in (one_k, five_k):
         assert not any(note.startswith("missing") for note in grid.notes)
-        assert sum(note.count(".json") for note in grid.notes) == 6
+        assert next(n for n in grid.notes if n.startswith("runs:")).count(".json") == 6
 
 
 def test_table3_has_recall_and_asp_only(tmp_path):
@@ -101,13 +101,37 @@ def test_newest_run_wins(tmp_path):
     assert tables.load_runs(tmp_path)[("coco-5k", "SGR", True)].path == new
 
 
+def test_table1_fits_100_columns_without_cutting_a_cell(table1_runs, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["table", "--table", "1", "--results", str(table1_runs)]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "+1.00 (+14.6)" in out and "P(no gain)" in out and "…" not in out
+
+
+def test_gain_rows_hold_the_paired_bootstrap(tmp_path, golden_dir):
+    """The same SGR checkpoint recorded once as baseline, once as +DAA: a gain of exactly 0."""
+    for daa in (False, True):
+        path = tmp_path / f"coco-5k-{daa}.json"
+        assert main(["eval", "--protocol", "coco-5k", "--data-root", str(golden_dir), "--device", "cpu",
+                     "--checkpoint", str(golden_dir / "coco_sgr.pth.tar"), "--json", str(path)]) == 0
+        document = json.loads(path.read_text())
+        document["provenance"]["daa"] = daa
+        path.write_text(json.dumps(document))
+    grid = tables.build(1, tables.load_runs(tmp_path))[1]
+    assert cell(grid, "SGR", "DAA gain", "t2i ASP").startswith("+0.00")
+    assert cell(grid, "SGR", "gain CI", "t2i ASP") == "+0.0..+0.0"
+    assert cell(grid, "SGR", "P(no gain)", "i2t R@1") == "1.000"
+    assert not any(note.startswith("no gain CI") for note in grid.notes)
+
+
 def test_markdown_and_cli(table1_runs, tmp_path, capsys):
     markdown = tmp_path / "out" / "table1.md"
     assert main(["table", "--table", "1", "--results", str(table1_runs), "--markdown", str(markdown)]) == 0
     lines = markdown.read_text().splitlines()
     assert lines[0].startswith("## Table 1")
     table_lines = [line for line in lines if line.startswith("|")]
-    assert len(table_lines) == 2 * (2 + 9) and len({line.count("|") for line in table_lines}) == 1
+    assert len(table_lines) == 2 * (2 + 15) and len({line.count("|") for line in table_lines}) == 1
     assert "| SGR | DAA gain | +1.00 (+2.4) |" in markdown.read_text()  # coco-1k i2t PMRP
     assert "SGRAF" in capsys.readouterr().out
     assert main(["table", "--table", "1", "--results", str(tmp_path / "absent")]) == 2

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "bench.cli.download",
     "bench.cli.report",
     "bench.cli.table",
+    "bench.cli.compare",
     "bench.cli.train",
     "bench.cli.demo",
 )

@@ -6,6 +6,7 @@
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -30,11 +31,14 @@ def register(subparsers) -> None:
 
 
 def _print(grid: tables.Grid, console: Console) -> None:
-    table = Table(title=grid.title, caption="\n".join(grid.notes))
+    """The grid in at most 100 columns: one space between columns, a rule between models."""
+    table = Table(title=grid.title, caption="\n".join(grid.notes), box=box.SIMPLE_HEAD, padding=0, show_edge=False,
+                  caption_justify="left")
     for name in grid.header:
-        table.add_column(name, justify="left" if name in ("model", "checkpoints") else "right")
+        table.add_column(name, justify="left" if name in ("model", "run") else "right", no_wrap=True)
     for index, row in enumerate(grid.rows):
-        table.add_row(*row, end_section=index % 3 == 2)
+        last_of_model = index + 1 == len(grid.rows) or grid.rows[index + 1][0] != row[0]
+        table.add_row(*row, end_section=last_of_model)
     console.print(table)
 
 

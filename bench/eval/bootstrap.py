@@ -139,9 +139,11 @@ def intervals(reps: dict, confidence: float = CONFIDENCE) -> dict:
 
 
 def paired_gain(reps_a: np.ndarray, reps_b: np.ndarray, point_a: float, point_b: float,
-                confidence: float = CONFIDENCE) -> dict:
-    """B minus A on the same resamples: the gain, its interval and P(gain <= 0) over resamples."""
+                confidence: float = CONFIDENCE, lower_is_better: bool = False) -> dict:
+    """B minus A on the same resamples: the gain, its interval, and the fraction of resamples
+    where B is not better than A (gain <= 0; gain >= 0 for ranks, where lower is better)."""
     difference = np.asarray(reps_b) - np.asarray(reps_a)
     low, high = percentile_interval(difference, confidence)
+    not_better = difference >= 0 if lower_is_better else difference <= 0
     return {"gain": float(point_b - point_a), "ci_low": low, "ci_high": high,
-            "p_not_positive": float(np.mean(difference <= 0))}
+            "p_no_gain": float(np.mean(not_better))}

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from bench.common.atomic import write_text
 from bench.common.errors import BenchError
+from bench.results.daa_gains import all_gains, gains_markdown
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
+from bench.results.tables import load_runs
 from bench.results.rows import complete_rows, csv_text, with_interval
 
 SUMMARY_STEM = "summary"
@@ -85,7 +87,22 @@ def chart_links(results_dir: Path) -> str:
     return "\n## Charts: ours vs published\n\n" + "\n".join(links) + "\n"
 
 
-def summary_markdown(rows: Sequence[dict], charts: str = "") -> str:
+def folder_gains(results_dir: Path) -> str:
+    """The DAA-gain section for every folder under `results_dir` whose runs pair a baseline with
+    +DAA; folders whose runs do not say whether they are DAA (the demo's) have no pairs."""
+    rows, notes = [], []
+    for folder in sorted({p.parent for p in results_dir.rglob("*.json")}):
+        try:
+            runs = load_runs(folder)
+        except BenchError:
+            continue
+        folder_rows, folder_notes = all_gains(runs)
+        rows += folder_rows
+        notes += folder_notes
+    return gains_markdown(rows, notes)
+
+
+def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "") -> str:
     counts = {s: sum(row["status"] == s for row in rows) for s in ("ok", "off", "own", "no-reference")}
     return (
         "# daa-bench results\n\n"
@@ -97,7 +114,7 @@ def summary_markdown(rows: Sequence[dict], charts: str = "") -> str:
         f"{counts['ok']} figures ok, {counts['off']} off, {counts['no-reference']} without a "
         "published reference"
         + (f", {counts['own']} of own checkpoints (paper for orientation, no ok/off)" if counts["own"] else "")
-        + ".\n\n" + markdown_table(rows) + charts
+        + ".\n\n" + markdown_table(rows) + gains + charts
     )
 
 
@@ -107,5 +124,5 @@ def write_summary(results_dir: Path) -> tuple[Path, Path, int]:
     csv_path = results_dir / f"{SUMMARY_STEM}.csv"
     md_path = results_dir / f"{SUMMARY_STEM}.md"
     write_text(csv_path, csv_text(rows))
-    write_text(md_path, summary_markdown(rows, chart_links(results_dir)))
+    write_text(md_path, summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir)))
     return csv_path, md_path, len({row["run_id"] for row in rows})

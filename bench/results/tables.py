@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common.errors import BenchError
-from bench.results.paper_figures import _published
+from bench.results.daa_gains import paired_gains
+from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, _published
 
 MODELS = ("SGR", "SAF", "SGRAF")
 DIRECTIONS = ("i2t", "t2i")
@@ -130,10 +131,17 @@ def _difference(after: float | None, before: float | None) -> float | None:
     return None if after is None or before is None else after - before
 
 
-def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str) -> list[list[str]]:
-    """Baseline, +DAA and the DAA gain (ours (paper)) of one model."""
-    cells = {False: [], True: [], "gain": []}
+def _interval(gain: dict | None) -> str:
+    return MISSING if gain is None else f"{gain['ci_low']:+.1f}..{gain['ci_high']:+.1f}"
+
+
+def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str, gains: dict) -> list[list[str]]:
+    """Baseline, +DAA, the DAA gain (ours (paper)) of one model, and the gain's paired bootstrap."""
+    cells = {False: [], True: [], "gain": [], "interval": [], "p": []}
     for column in spec.columns():
+        gain = gains.get(column)
+        cells["interval"].append(_interval(gain))
+        cells["p"].append(MISSING if gain is None else f"{gain['p_no_gain']:.3f}")
         ours = {daa: _ours(runs.get((protocol, model, daa)), *column) for daa in (False, True)}
         paper = {daa: _paper(spec, protocol, column, model, daa) for daa in (False, True)}
         for daa in (False, True):
@@ -141,14 +149,21 @@ def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str) -> list[
         cells["gain"].append(_pair(_difference(ours[True], ours[False]),
                                    _difference(paper[True], paper[False]), sign="+"))
     return [[model, "baseline", *cells[False]], [model, "+DAA", *cells[True]],
-            [model, "DAA gain", *cells["gain"]]]
+            [model, "DAA gain", *cells["gain"]], [model, "gain CI", *cells["interval"]],
+            [model, "P(no gain)", *cells["p"]]]
 
 
 def _protocol_grid(spec: TableSpec, protocol: str, runs: dict) -> Grid:
     wanted = [(protocol, m, daa) for m in MODELS for daa in (False, True)]
-    header = ["model", "checkpoints"] + [f"{d} {LABELS[m]}" for d, m in spec.columns()]
-    rows = [row for model in MODELS for row in _model_rows(spec, protocol, runs, model)]
+    header = ["model", "run"] + [f"{d} {LABELS[m]}" for d, m in spec.columns()]
+    gains = {model: paired_gains(runs, protocol, model) for model in MODELS}
+    failed = {model: note for model, (_, note) in gains.items() if note}
+    gains = {model: {(r["direction"], r["metric"]): r for r in rows if r["fold"] in WHOLE_PROTOCOL_FOLDS}
+             for model, (rows, _) in gains.items()}
+    rows = [row for model in MODELS for row in _model_rows(spec, protocol, runs, model, gains[model])]
     notes = [f"cells: ours ({spec.source}); DAA gain: +DAA minus baseline, ours (paper's)",
+             "gain CI (95%) and P(no gain): paired bootstrap over the same queries (bench compare)",
+             *([f"no gain CI for {', '.join(failed)}: {next(iter(failed.values()))}"] if failed else []),
              "runs: " + (", ".join(runs[key].path.name for key in wanted if key in runs) or "none")]
     missing = [f"{m} {'+DAA' if daa else 'baseline'}" for _, m, daa in wanted if (protocol, m, daa) not in runs]
     if missing:

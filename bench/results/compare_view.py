@@ -1,0 +1,67 @@
+"""How `compare` shows its results: the gains CSV and the terminal tables (100 columns)."""
+
+import csv
+import io
+from collections.abc import Sequence
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from bench.results import compare, query_changes
+from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
+
+TEXT_WIDTH = 34  # characters of a caption shown per cell; the CSV has them whole
+
+
+def gains_csv(rows: Sequence[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=compare.FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def print_gains(rows: Sequence[dict], console: Console) -> None:
+    """Headline gains; per-fold rows stay in the CSV."""
+    headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
+    if not headline:
+        return
+    first = headline[0]
+    table = Table(title=f"{first['run_b']} minus {first['run_a']} ({first['protocol']})",
+                  box=box.SIMPLE_HEAD)
+    for name in ("dir", "metric", "A", "B", "gain", "95% interval", "P(no gain)"):
+        table.add_column(name, justify="left" if name in ("dir", "metric") else "right")
+    for row in headline:
+        sure = row["ci_low"] > 0 or row["ci_high"] < 0
+        gain = f"{row['gain']:+.2f}"
+        table.add_row(row["direction"], row["metric"], f"{row['value_a']:.2f}", f"{row['value_b']:.2f}",
+                      f"[bold]{gain}[/bold]" if sure else gain,
+                      f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]", f"{row['p_no_gain']:.3f}")
+    table.caption = ("paired bootstrap over the same queries; bold: the interval excludes 0. "
+                     "medr/meanr: lower is better")
+    console.print(table)
+
+
+def _short(text: str, width: int = TEXT_WIDTH) -> str:
+    """The text cut to `width`, without COCO page addresses (the CSV has them)."""
+    text = text.split(" " + query_changes.COCO_PAGE.split("{")[0])[0]
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def print_changes(rows: Sequence[dict], console: Console) -> None:
+    """The queries whose rank changed most, each run's best item (all three are in the CSV)."""
+    for direction in ("i2t", "t2i"):
+        chosen = [row for row in rows if row["direction"] == direction]
+        if not chosen:
+            continue
+        table = Table(title=f"{direction}: queries whose rank changed most (rank A -> B)",
+                      box=box.SIMPLE_HEAD, width=100)
+        for name in ("change", "query", "A->B", "top item A", "top item B"):
+            table.add_column(name, overflow="fold")
+        for row in chosen:
+            first = (row["top3_a"].split(query_changes.ITEM_SEPARATOR)[0],
+                     row["top3_b"].split(query_changes.ITEM_SEPARATOR)[0])
+            table.add_row(row["change"], _short(row["query"], 40), f"{row['rank_a']}->{row['rank_b']}",
+                          _short(first[0]), _short(first[1]))
+        console.print(table)

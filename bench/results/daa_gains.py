@@ -1,0 +1,57 @@
+"""DAA's gain over the SGRAF baseline with its paired bootstrap, for every pair of runs found.
+
+A pair is a baseline run and a +DAA run of the same protocol and model (bench.results.tables
+finds them). The gain rows are bench.results.compare's; summary.md shows the headline ones.
+"""
+
+from bench.common.errors import BenchError
+from bench.results import compare
+from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
+
+MARKDOWN_METRICS = ("r1", "asp", "pmrp")
+
+
+def paired_gains(runs: dict, protocol: str, model: str) -> tuple[list[dict], str | None]:
+    """Gain rows of +DAA over the baseline (bench.results.compare.FIELDS), and a note when they
+    cannot be computed (a run without its per-query file, different queries); ([], None) when
+    either run is missing."""
+    pair = [runs.get((protocol, model, daa)) for daa in (False, True)]
+    if None in pair:
+        return [], None
+    try:
+        return compare.paired_rows(*(compare.load_run(run.path) for run in pair)), None
+    except BenchError as err:
+        return [], str(err)
+
+
+def all_gains(runs: dict) -> tuple[list[dict], list[str]]:
+    """Gain rows of every (protocol, model) that has both runs, and the notes of those that failed."""
+    rows, notes = [], []
+    for protocol, model in sorted({(p, m) for p, m, _ in runs}):
+        gains, note = paired_gains(runs, protocol, model)
+        rows += gains
+        notes += [f"{protocol} {model}: {note}"] if note else []
+    return rows, notes
+
+
+def gains_markdown(rows: list[dict], notes: list[str]) -> str:
+    """A Markdown section: headline gain [95% interval] and P(no gain) per pair of runs."""
+    headline = [r for r in rows if r["fold"] in WHOLE_PROTOCOL_FOLDS and r["metric"] in MARKDOWN_METRICS]
+    if not headline and not notes:
+        return ""
+    columns = sorted({(r["direction"], r["metric"]) for r in headline},
+                     key=lambda c: (c[0], MARKDOWN_METRICS.index(c[1])))
+    lines = ["", "## DAA gain over the SGRAF baseline (paired bootstrap over the same queries)", "",
+             "Each cell: +DAA minus baseline [95% interval] P(no gain).", ""]
+    if columns:
+        lines += ["| protocol | baseline run | DAA run | " + " | ".join(f"{d} {m}" for d, m in columns) + " |",
+                  "|" + "---|" * (3 + len(columns))]
+        pairs: dict = {}
+        for row in headline:
+            pairs.setdefault((row["protocol"], row["run_a"], row["run_b"]), {})[(row["direction"], row["metric"])] = row
+        for (protocol, run_a, run_b), cells in pairs.items():
+            shown = [f"{c['gain']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] {c['p_no_gain']:.3f}"
+                     if (c := cells.get(column)) else "" for column in columns]
+            lines.append(f"| {protocol} | {run_a} | {run_b} | " + " | ".join(shown) + " |")
+    lines += [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"

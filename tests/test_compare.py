@@ -1,0 +1,96 @@
+"""`compare`: paired gains over the same queries, refusal of different query sets, per-query changes."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from bench.cli.main import main
+from bench.eval.per_query import load_queries
+from bench.results.compare import load_run, paired_rows
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, golden_dir):
+    """coco-5k runs of the golden SGR and SAF checkpoints, and an f30k-1k run."""
+    folder = tmp_path_factory.mktemp("runs")
+    for name, dataset, protocol in (("sgr", "coco", "coco-5k"), ("saf", "coco", "coco-5k"),
+                                    ("f30k", "f30k", "f30k-1k")):
+        model = "sgr" if name == "f30k" else name
+        assert main(["eval", "--protocol", protocol, "--data-root", str(golden_dir), "--device", "cpu",
+                     "--checkpoint", str(golden_dir / f"{dataset}_{model}.pth.tar"),
+                     "--json", str(folder / f"{name}.json")]) == 0
+    return folder
+
+
+def _read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_run_compared_with_itself_gains_exactly_nothing(runs):
+    run = load_run(runs / "sgr.json")
+    rows = paired_rows(run, load_run(runs / "sgr.json"))
+    assert len(rows) == 15
+    for row in rows:
+        assert (row["gain"], row["ci_low"], row["ci_high"], row["p_no_gain"]) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_compare_writes_gains_and_the_queries_that_changed_most(runs, tmp_path, capsys):
+    out = tmp_path / "sgr-vs-saf.csv"
+    assert main(["compare", str(runs / "sgr.json"), str(runs / "saf.json"), "--csv", str(out),
+                 "--queries", "--top", "3"]) == 0
+    gains = {(r["direction"], r["metric"]): r for r in _read_csv(out)}
+    a, b = json.loads((runs / "sgr.json").read_text()), json.loads((runs / "saf.json").read_text())
+    r1 = gains[("i2t", "r1")]
+    assert float(r1["gain"]) == pytest.approx(b["metrics"]["i2t"]["r1"] - a["metrics"]["i2t"]["r1"], abs=1e-3)
+    assert float(r1["ci_low"]) <= float(r1["ci_high"]) and 0 <= float(r1["p_no_gain"]) <= 1
+    changes = _read_csv(tmp_path / "sgr-vs-saf.queries.csv")
+    ranks_a, ranks_b = (load_queries(runs / f"{n}.queries.npz")["t2i"]["rank"] for n in ("sgr", "saf"))
+    t2i = [r for r in changes if r["direction"] == "t2i"]
+    assert t2i and all(int(r["rank_a"]) == ranks_a[int(r["query_index"])] + 1 for r in t2i)
+    improved = [int(r["rank_a"]) - int(r["rank_b"]) for r in t2i if r["change"] == "improved"]
+    assert improved == sorted(improved, reverse=True) and improved[0] == (ranks_a - ranks_b).max()
+    captions = load_queries(runs / "sgr.queries.npz")["captions"]
+    assert all(r["query"] == captions[int(r["query_index"])] for r in t2i)
+    assert all(r["coco_url"] == f"http://cocodataset.org/#explore?id={r['coco_id']}" for r in changes)
+    assert all(len(r["top3_a"].split(" | ")) == 3 for r in changes)
+    assert "minus" in capsys.readouterr().out
+
+
+def test_compare_refuses_runs_over_different_queries(runs, tmp_path, capsys):
+    assert main(["compare", str(runs / "sgr.json"), str(runs / "f30k.json"),
+                 "--csv", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "protocol" in err and "Traceback" not in err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_compare_refuses_another_caption_order(runs, tmp_path, capsys):
+    shifted = json.loads((runs / "saf.json").read_text())
+    shifted["provenance"]["data"]["captions_sha256"] = "0" * 64
+    (tmp_path / "saf.json").write_text(json.dumps(shifted))
+    shutil.copy(runs / "saf.queries.npz", tmp_path)
+    assert main(["compare", str(runs / "sgr.json"), str(tmp_path / "saf.json"),
+                 "--csv", str(tmp_path / "out.csv")]) == 2
+    assert "captions_sha256" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_compare_refuses_a_per_query_file_changed_after_the_run(runs, tmp_path, capsys):
+    shutil.copy(runs / "saf.json", tmp_path)
+    queries = dict(np.load(runs / "saf.queries.npz"))
+    np.savez(tmp_path / "saf.queries.npz", **queries)
+    assert main(["compare", str(runs / "sgr.json"), str(tmp_path / "saf.json")]) == 2
+    assert "sha256" in capsys.readouterr().err
+
+
+def test_the_compare_command_module_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, bench.cli.compare; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
