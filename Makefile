@@ -108,8 +108,9 @@ reproduce-all: $(reproduce_runs) ## all six released-checkpoint runs above, then
 	$(PY) -m bench report --results $(RESULTS)
 .PHONY: $(reproduce_runs)
 
-report: install ## gather $(RESULTS)/<run>.json into summary.csv and summary.md
-	$(PY) -m bench report --results $(RESULTS)
+REPORT_FLAGS ?=
+report: install ## gather $(RESULTS)/<run>.json into summary.csv and summary.md (REPORT_FLAGS=--plots redraws charts)
+	$(PY) -m bench report --results $(RESULTS) $(REPORT_FLAGS)
 
 # ---- issue 4: downloads: data under $(DATA_ROOT), checkpoints under $(MODELS_ROOT) ----
 # Quick when everything is present and verified (size + mtime against the manifest; no re-hash).
@@ -171,12 +172,14 @@ t7_released = $(foreach f,sgraf daa,$(foreach m,sgr saf,$(MODELS_ROOT)/$(f)_$(1)
 reproduce-table1: install download-coco download-checkpoints ## paper Table 1: SGRAF baseline vs +DAA on COCO 1K/5K (R@1, ASP, PMRP)
 	$(call require_files,$(call t7_released,coco) $(coco_files) $(t7_annotations)/instances_val2014.json,download-coco download-checkpoints)
 	$(MAKE) --no-print-directory $(t7_table1)
-	$(PY) -m bench table --table 1 --results $(TABLES_DIR)/table1 --markdown $(TABLES_DIR)/table1.md
+	$(PY) -m bench table --table 1 --results $(TABLES_DIR)/table1 --markdown $(TABLES_DIR)/table1.md \
+	  --gains-csv $(TABLES_DIR)/table1-gains.csv
 
 reproduce-table3: install download-f30k download-checkpoints ## paper Table 3: SGRAF baseline vs +DAA on Flickr30K 1K (R@1, ASP)
 	$(call require_files,$(call t7_released,f30k) $(f30k_files),download-f30k download-checkpoints)
 	$(MAKE) --no-print-directory $(t7_table3)
-	$(PY) -m bench table --table 3 --results $(TABLES_DIR)/table3 --markdown $(TABLES_DIR)/table3.md
+	$(PY) -m bench table --table 3 --results $(TABLES_DIR)/table3 --markdown $(TABLES_DIR)/table3.md \
+	  --gains-csv $(TABLES_DIR)/table3-gains.csv
 
 # ---- issue 5: retrain SGR / SAF with the DAA loss (paper settings, training.md); the demo ----
 # Checkpoints, log.csv, steps.csv (and TensorBoard scalars when installed) land in

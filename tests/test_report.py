@@ -34,8 +34,8 @@ def test_summary_gathers_every_run(tmp_path):
     second = write_run(tmp_path / "tables", "b_saf", "f30k-1k", "SAF", 70.0)
     (tmp_path / "notes.json").write_text('{"not": "a run"}')
     shutil.copy(tmp_path / "tables" / "b_saf.csv", tmp_path / "orphan.csv")  # a run is its JSON
-    csv_path, md_path, n_runs = write_summary(tmp_path)
-    assert n_runs == 2
+    csv_path, md_path, rows = write_summary(tmp_path)
+    assert len({row["run_id"] for row in rows}) == 2
     assert len(read_csv(csv_path)) == len(first) + len(second)
     markdown = md_path.read_text(encoding="utf-8")
     assert "| run | model | protocol | checkpoint | i2t R@1 |" in markdown
@@ -90,8 +90,39 @@ def test_report_draws_a_chart_per_run_and_links_it(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     write_run(tmp_path, "a_sgr", "coco-5k", "SGR", 56.5)
     write_run(tmp_path / "tables", "b_saf", "f30k-1k", "SAF", 70.0)
-    assert main(["report", "--results", str(tmp_path)]) == 0
+    assert main(["report", "--results", str(tmp_path), "--plots"]) == 0
     assert "2 chart(s) drawn" in capsys.readouterr().out
     assert (tmp_path / "a_sgr.png").read_bytes()[:4] == b"\x89PNG"
     markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "- [a_sgr](a_sgr.png)" in markdown and "- [b_saf](tables/b_saf.png)" in markdown
+
+
+def test_report_without_plots_keeps_existing_charts_and_counts_what_it_says(tmp_path, capsys):
+    write_run(tmp_path, "a_sgr", "coco-5k", "SGR", 56.5)  # R@1 ok, the other recalls off
+    (tmp_path / "a_sgr.png").write_bytes(b"drawn earlier")
+    assert main(["report", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "chart" not in out and (tmp_path / "a_sgr.png").read_bytes() == b"drawn earlier"
+    rows = read_csv(tmp_path / "a_sgr.csv")
+    headline = [r for r in rows if r["fold"] == "all"]
+    counts = {s: sum(r["status"] == s for r in headline) for s in ("ok", "off", "no-reference")}
+    line = (f"{len(headline)} headline figures: {counts['ok']} ok, {counts['off']} off, "
+            f"{counts['no-reference']} without")
+    assert line in out and line in (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "- [a_sgr](a_sgr.png)" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+def test_summary_has_the_daa_gain_of_paired_runs(tmp_path, golden_dir):
+    import json
+
+    for daa in (False, True):
+        path = tmp_path / f"coco-5k-{daa}.json"
+        assert main(["eval", "--protocol", "coco-5k", "--data-root", str(golden_dir), "--device", "cpu",
+                     "--checkpoint", str(golden_dir / "coco_sgr.pth.tar"), "--json", str(path)]) == 0
+        document = json.loads(path.read_text())
+        document["provenance"]["daa"] = daa
+        path.write_text(json.dumps(document))
+    write_summary(tmp_path)
+    markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "## DAA gain over the SGRAF baseline" in markdown
+    assert "| coco-5k | coco-5k-False | coco-5k-True | +0.00 [+0.00, +0.00] 1.000 |" in markdown

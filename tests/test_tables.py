@@ -9,8 +9,8 @@ import pytest
 from bench.results import tables
 from bench.cli.main import main
 from bench.common.errors import BenchError
-from bench.results.plots import plot_run
-from bench.results.rows import csv_text, figure_rows
+from bench.results.plots import headline_points, plot_run
+from bench.results.rows import complete_rows, csv_text, figure_rows
 
 MODULES = {"SGR": ["SGR"], "SAF": ["SAF"], "SGRAF": ["SGR", "SAF"]}
 
@@ -119,6 +119,10 @@ def test_gain_rows_hold_the_paired_bootstrap(tmp_path, golden_dir):
         document["provenance"]["daa"] = daa
         path.write_text(json.dumps(document))
     grid = tables.build(1, tables.load_runs(tmp_path))[1]
+    gains = tmp_path / "gains.csv"
+    assert main(["table", "--table", "1", "--results", str(tmp_path), "--gains-csv", str(gains)]) == 0
+    assert gains.read_text().splitlines()[0].startswith("run_a,run_b,protocol,fold,direction,metric")
+    assert len(gains.read_text().splitlines()) == 1 + 15
     assert cell(grid, "SGR", "DAA gain", "t2i ASP").startswith("+0.00")
     assert cell(grid, "SGR", "gain CI", "t2i ASP") == "+0.0..+0.0"
     assert cell(grid, "SGR", "P(no gain)", "i2t R@1") == "1.000"
@@ -153,6 +157,22 @@ def test_plot_writes_png(run_csv):
     png = run_csv.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in run_csv.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_plot_points_are_differences_from_the_paper_with_shifted_intervals(tmp_path):
+    evaluation = {"metrics": metrics(55.0)}
+    intervals = {"all": {("i2t", "r1"): (54.0, 57.0)}}
+    rows = figure_rows("run", "coco-5k", "SGR", "daa_coco_sgr.pth.tar", True, evaluation, intervals)
+    points, against_paper = headline_points(complete_rows(rows, "rows"))
+    assert against_paper and all(row["reference"] is not None for row in rows if row["fold"] == "all"
+                                 and f"{row['direction']} {row['metric']}" in {p.label for p in points})
+    r1 = next(p for p in points if p.label == "i2t r1")
+    reference = next(r["reference"] for r in rows if (r["direction"], r["metric"]) == ("i2t", "r1"))
+    assert r1.value == pytest.approx(55.0 - reference) and r1.low == pytest.approx(54.0 - reference)
+    assert r1.tolerance == 0.1 and r1.status == "off"
+    unreferenced, against = headline_points([dict(r, reference="") for r in complete_rows(rows, "rows")])
+    assert not against and {p.label for p in unreferenced} >= {"i2t r1", "t2i asp"}
+    assert "both rsum" not in {p.label for p in unreferenced}
 
 
 def test_plot_errors(run_csv, tmp_path, monkeypatch):

@@ -1,9 +1,9 @@
-"""`python -m bench report [--results DIR]`: merge every run into summary.csv and summary.md."""
+"""`python -m bench report [--results DIR] [--plots]`: merge every run into summary.csv and summary.md."""
 
 from pathlib import Path
 
 from bench.common.errors import BenchError
-from bench.results.summary import write_summary
+from bench.results.summary import counts_line, write_summary
 
 
 def register(subparsers) -> None:
@@ -11,11 +11,14 @@ def register(subparsers) -> None:
         "report", help="gather results/<run>.json into results/summary.csv and results/summary.md")
     parser.add_argument("--results", type=Path, default=Path("results"),
                         help="folder holding the runs' JSON (and CSV) files (default: results)")
+    parser.add_argument("--plots", action="store_true",
+                        help="(re)draw each run's chart <run>.png beside its CSV (needs matplotlib); "
+                             "without it, existing charts are linked and none is drawn")
     parser.set_defaults(func=run)
 
 
 def draw_charts(results: Path) -> str:
-    """A bar chart beside every run CSV (matplotlib optional: say so and go on without)."""
+    """A chart beside every run CSV (matplotlib optional: say so and go on without)."""
     from bench.results.plots import plot_run
 
     drawn = 0
@@ -31,8 +34,10 @@ def draw_charts(results: Path) -> str:
 
 
 def run(args) -> int:
-    charts = draw_charts(args.results) if args.results.is_dir() else ""
-    csv_path, md_path, n_runs = write_summary(args.results)
-    print(charts)
-    print(f"summarised {n_runs} run(s): {csv_path}, {md_path}")
+    charts = draw_charts(args.results) if args.plots and args.results.is_dir() else ""
+    csv_path, md_path, rows = write_summary(args.results)
+    if charts:
+        print(charts)
+    print(f"summarised {len({row['run_id'] for row in rows})} run(s): {csv_path}, {md_path}")
+    print(counts_line(rows))
     return 0

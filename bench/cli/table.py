@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.results import tables
-from bench.common.atomic import write_text
+from bench.common.atomic import write_all
 from bench.common.outputs import check_outputs
+from bench.results.compare_view import gains_csv
+from bench.results.daa_gains import all_gains
 from bench.results.plots import plot_run
 
 
@@ -23,6 +25,8 @@ def register(subparsers) -> None:
     table.add_argument("--results", type=Path, default=Path("results"),
                        help="folder of eval --json runs (baseline and DAA checkpoints)")
     table.add_argument("--markdown", type=Path, help="also write the table as Markdown")
+    table.add_argument("--gains-csv", type=Path,
+                       help="also write every +DAA-over-baseline paired bootstrap gain (bench compare's CSV)")
     table.set_defaults(func=run_table)
     plot = subparsers.add_parser("plot", help="bar chart of one run's figures beside the paper's")
     plot.add_argument("csv", type=Path, help="a results CSV written by eval --csv")
@@ -43,10 +47,13 @@ def _print(grid: tables.Grid, console: Console) -> None:
 
 
 def run_table(args) -> int:
-    check_outputs({"--markdown": args.markdown}, inputs={"results": args.results.glob("*.json")})
-    grids = tables.build(args.table, tables.load_runs(args.results))
-    if args.markdown:
-        write_text(args.markdown, tables.to_markdown(grids))
+    check_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv},
+                  inputs={"results": args.results.glob("*.json")})
+    runs = tables.load_runs(args.results)
+    grids = tables.build(args.table, runs)
+    gains = gains_csv(all_gains(runs)[0]) if args.gains_csv else ""
+    write_all({args.markdown: lambda tmp: tmp.write_text(tables.to_markdown(grids), encoding="utf-8"),
+               args.gains_csv: lambda tmp: tmp.write_text(gains, encoding="utf-8")})
     console = Console()
     for grid in grids:
         _print(grid, console)

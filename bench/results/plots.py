@@ -1,13 +1,17 @@
-"""A bar chart of one run: our figure beside the published one, per metric and direction.
+"""A chart of one run: how far each headline figure is from the published one, against its tolerance.
 
-Reads a run's CSV (`eval --csv`), draws its headline figures in percent (recalls, ASP, PMRP,
-ECCV/CxC; not ranks or rsum, whose scales differ) and writes `<run>.png` beside it.
+Reads a run's CSV (`eval --csv`) and writes `<run>.png` beside it. Each figure with a published
+value is a point at ours minus paper; the grey band is its tolerance (inside: ok, green; outside:
+off, red); the error bar is our 95% bootstrap interval, shifted the same way, so a bar that
+crosses the zero line (the published value) means the published value lies inside our interval.
+A run without any published value (generated data) shows its figures with their intervals.
 matplotlib is optional (`pip install -e '.[plot]'`).
 
     python -m bench plot results/daa_coco_sgr_coco-5k.csv
 """
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common.atomic import atomic_path
@@ -15,7 +19,17 @@ from bench.common.errors import BenchError
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.rows import complete_rows
 
-NOT_PERCENT = ("medr", "meanr", "rsum")
+STATUS_COLOUR = {"ok": "tab:green", "off": "tab:red", "no-reference": "tab:blue"}
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    value: float  # ours minus paper (or ours, without any reference)
+    low: float | None  # the bootstrap interval, shifted like `value`
+    high: float | None
+    tolerance: float | None
+    status: str
 
 
 def read_figures(csv_path) -> list[dict]:
@@ -29,16 +43,29 @@ def read_figures(csv_path) -> list[dict]:
     return complete_rows(rows, path)
 
 
-def headline_bars(rows: list[dict]) -> list[tuple[str, float, float | None]]:
-    """(label, ours, paper or None) for each headline figure on the percent scale."""
-    bars = []
-    for row in rows:
-        if row["fold"] in WHOLE_PROTOCOL_FOLDS and row["metric"] not in NOT_PERCENT:
-            paper = float(row["reference"]) if row["reference"] not in ("", None) else None
-            bars.append((f"{row['direction']} {row['metric']}", float(row["value"]), paper))
-    if not bars:
+def _number(text) -> float | None:
+    return None if text in ("", None) else float(text)
+
+
+def headline_points(rows: list[dict]) -> tuple[list[Point], bool]:
+    """Headline figures as points, and whether they are differences from the paper.
+
+    With any published value: every figure that has one, at ours minus paper. Without: every
+    figure on the percent scale (not medr, meanr, rsum), at its value.
+    """
+    headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
+    referenced = [row for row in headline if _number(row["reference"]) is not None]
+    chosen = referenced or [row for row in headline if row["metric"] not in ("medr", "meanr", "rsum")]
+    if not chosen:
         raise BenchError("the results CSV has no headline figures to plot")
-    return bars
+    points = []
+    for row in chosen:
+        shift = _number(row["reference"]) if referenced else 0.0
+        low, high = _number(row["ci_low"]), _number(row["ci_high"])
+        points.append(Point(f"{row['direction']} {row['metric']}", float(row["value"]) - shift,
+                            None if low is None else low - shift, None if high is None else high - shift,
+                            _number(row["tolerance"]), row["status"]))
+    return points, bool(referenced)
 
 
 def _figure_class():
@@ -50,24 +77,36 @@ def _figure_class():
     return Figure
 
 
+def _draw(axes, points: list[Point], against_paper: bool) -> None:
+    positions = list(range(len(points)))
+    for x, point in zip(positions, points):
+        if point.tolerance is not None:
+            axes.fill_between([x - 0.35, x + 0.35], -point.tolerance, point.tolerance, color="0.85", lw=0)
+        if point.low is not None and point.high is not None:
+            axes.errorbar([x], [point.value], yerr=[[point.value - point.low], [point.high - point.value]],
+                          fmt="none", ecolor="0.3", capsize=3)
+        axes.plot([x], [point.value], "o", color=STATUS_COLOUR.get(point.status, "tab:blue"))
+    axes.set_xticks(positions, [p.label for p in points], rotation=60, ha="right")
+    if against_paper:
+        axes.axhline(0.0, color="black", lw=0.8)
+        axes.set_ylabel("ours − published (0 = published value)")
+        ok = sum(p.status == "ok" for p in points)
+        axes.text(0.01, 0.98, f"grey: tolerance; bars: our 95% interval; green ok ({ok}), "
+                  f"red off ({len(points) - ok})", transform=axes.transAxes, va="top", fontsize=8)
+    else:
+        axes.set_ylabel("percent (no published value; bars: 95% interval)")
+
+
 def plot_run(csv_path, png_path=None) -> Path:
-    """Write the bar chart (default: the CSV's path with .png) and return where it went."""
+    """Write the chart (default: the CSV's path with .png) and return where it went."""
     rows = read_figures(csv_path)
-    bars = headline_bars(rows)
+    points, against_paper = headline_points(rows)
     png_path = Path(png_path) if png_path else Path(csv_path).with_suffix(".png")
-    figure = _figure_class()(figsize=(max(6.0, 0.55 * len(bars)), 4.0), layout="constrained")
+    figure = _figure_class()(figsize=(max(6.0, 0.55 * len(points)), 4.5), layout="constrained")
     axes = figure.subplots()
-    positions = range(len(bars))
-    axes.bar([x - 0.2 for x in positions], [b[1] for b in bars], width=0.4, label="ours")
-    published = [(x, b[2]) for x, b in zip(positions, bars) if b[2] is not None]
-    if published:
-        axes.bar([x + 0.2 for x, _ in published], [v for _, v in published], width=0.4,
-                 label="published")
-    axes.set_xticks(list(positions), [b[0] for b in bars], rotation=60, ha="right")
-    axes.set_ylabel("percent")
+    _draw(axes, points, against_paper)
     first = rows[0]
     axes.set_title(f"{first['model']} on {first['protocol']} ({first['run_id']})")
-    axes.legend()
     with atomic_path(png_path, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=120)
     return png_path
