@@ -49,3 +49,22 @@ def make_checkpoint(tmp_path):
         return random_weights.write_checkpoint(path, config, seed=seed, ddp_prefix=ddp_prefix)
 
     return make
+
+
+@pytest.fixture
+def daa_pair_runs(tmp_path, golden_dir) -> Path:
+    """coco-5k runs of one golden SGR checkpoint, recorded once as baseline and once as +DAA
+    (the same queries and scores: every paired gain is exactly 0)."""
+    import json
+
+    from bench.cli.main import main
+
+    folder = tmp_path / "pair"
+    for daa in (False, True):
+        path = folder / f"coco-5k-{daa}.json"
+        assert main(["eval", "--protocol", "coco-5k", "--data-root", str(golden_dir), "--device", "cpu",
+                     "--checkpoint", str(golden_dir / "coco_sgr.pth.tar"), "--json", str(path)]) == 0
+        document = json.loads(path.read_text())
+        document["provenance"]["daa"] = daa
+        path.write_text(json.dumps(document))
+    return folder
