@@ -94,3 +94,9 @@ def test_the_compare_command_module_imports_no_torch():
     code = "import sys, bench.cli.compare; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_compare_refuses_an_output_that_names_an_input(runs, capsys):
+    before = (runs / "saf.json").read_bytes()
+    assert main(["compare", str(runs / "sgr.json"), str(runs / "saf.json"), "--csv", str(runs / "saf.json")]) == 2
+    assert "input" in capsys.readouterr().err and (runs / "saf.json").read_bytes() == before

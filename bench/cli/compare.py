@@ -9,7 +9,6 @@ whose rank changed most, with what each run retrieved for them. Heavy imports ha
 """
 
 import argparse
-import contextlib
 from pathlib import Path
 
 
@@ -27,16 +26,18 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _stem(args, run_a, run_b) -> Path:
-    base = args.csv or args.run_b.with_name(f"compare-{run_a.run_id}-vs-{run_b.run_id}.csv")
-    return base.with_suffix("")
+def _output_paths(args, run_a, run_b) -> tuple[Path, Path | None]:
+    """The gains CSV and, with --queries, the changes CSV beside it (`<stem>.queries.csv`)."""
+    gains = args.csv or args.run_b.with_name(f"compare-{run_a.run_id}-vs-{run_b.run_id}.csv")
+    return gains, (gains.with_name(gains.stem + ".queries.csv") if args.queries else None)
 
 
 def run(args) -> int:
     from rich.console import Console
 
-    from bench.common.atomic import atomic_path
+    from bench.common.atomic import write_all
     from bench.common.errors import BenchError
+    from bench.common.outputs import check_outputs
     from bench.results.compare import load_run, paired_rows
     from bench.results.compare_view import gains_csv, print_changes, print_gains
     from bench.results.query_changes import biggest_changes, changes_csv
@@ -44,21 +45,16 @@ def run(args) -> int:
     if args.top < 1:
         raise BenchError(f"--top must be at least 1, got {args.top}")
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
+    gains_path, changes_path = _output_paths(args, run_a, run_b)
+    check_outputs({"--csv": gains_path, "--queries": changes_path},
+                  inputs={"run": [run_a.path, run_b.path], "per-query file": [run_a.npz, run_b.npz]})
     rows = paired_rows(run_a, run_b)
-    stem = _stem(args, run_a, run_b)
-    outputs = [(stem.with_suffix(".csv"), gains_csv(rows))]
     changes = biggest_changes(run_a, run_b, args.top) if args.queries else []
-    if args.queries:
-        outputs.append((stem.with_name(stem.name + ".queries.csv"), changes_csv(changes)))
-    for path, _ in outputs:
-        if path.resolve() in (args.run_a.resolve(), args.run_b.resolve()):
-            raise BenchError(f"output {path} would overwrite an input run")
-    with contextlib.ExitStack() as stack:  # both files appear, or neither
-        for path, text in outputs:
-            stack.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
+    write_all({gains_path: lambda tmp: tmp.write_text(gains_csv(rows), encoding="utf-8"),
+               changes_path: lambda tmp: tmp.write_text(changes_csv(changes), encoding="utf-8")})
     console = Console()
     print_gains(rows, console)
     if args.queries:
         print_changes(changes, console)
-    console.print("wrote " + ", ".join(str(path) for path, _ in outputs))
+    console.print("wrote " + ", ".join(str(path) for path in (gains_path, changes_path) if path))
     return 0

@@ -28,6 +28,7 @@ class ComparedRun:
     """A result JSON with its per-query file, checked against the sha256 the JSON recorded."""
 
     path: Path
+    npz: Path
     run_id: str
     document: dict
     queries: dict
@@ -49,7 +50,7 @@ def load_run(json_path) -> ComparedRun:
     if per_query.sha256(npz.read_bytes()) != record.get("sha256"):
         raise BenchError(f"{npz} does not match the sha256 recorded in {path.name}: it changed after the run")
     rows = document.get("figures") or [{}]
-    return ComparedRun(path, rows[0].get("run_id", path.stem), document, per_query.load_queries(npz))
+    return ComparedRun(path, npz, rows[0].get("run_id", path.stem), document, per_query.load_queries(npz))
 
 
 def _data(run: ComparedRun) -> dict:
