@@ -1,5 +1,6 @@
 """Shared fixtures: the vendored golden outputs and generated SCAN-format data/checkpoints."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,10 @@ from bench.data import synthetic
 from bench.model import random_weights
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
+
+# Plain progress lines appear every 30 s off a terminal; on a loaded machine a slow step would add
+# lines to the stderr that tests count. Tests that want progress lines set a short interval.
+os.environ.setdefault("BENCH_PROGRESS_INTERVAL", "1e9")
 
 
 @pytest.fixture(scope="session")

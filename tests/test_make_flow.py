@@ -100,6 +100,8 @@ def test_download_reproduce_train_evaluate_report_through_make(tmp_path, served)
     assert (models / "daa_f30k_saf.pth.tar").is_file() and (models / "sgraf_f30k_saf.pth.tar").is_file()
 
     log += make("reproduce-f30k-saf")
+    provenance = json.loads((results / "daa_f30k_saf_f30k-1k.json").read_text())["provenance"]
+    assert provenance["tokenizer"] == "punkt_tab"  # found under the data root, where download put it
     released = list(csv.DictReader(open(results / "daa_f30k_saf_f30k-1k.csv")))
     assert released and {row["status"] for row in released} <= {"ok", "off", "no-reference"}
     assert {row["status"] for row in released} & {"ok", "off"}  # compared with the paper

@@ -154,7 +154,7 @@ def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.T
     return None if blocks is None else np.concatenate(blocks)
 
 
-PROBE_IMAGES = 8
+PROBE_IMAGES = 16
 PROBE_CAPTIONS = 256
 PROBE_FACTOR = 100  # smaller work is over before an estimate would help
 

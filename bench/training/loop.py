@@ -22,7 +22,7 @@ from bench.common import distributed
 from bench.common.errors import BenchError
 from bench.common.progress import progress_bar
 from bench.data.splits import load_split
-from bench.data.vocab import Vocabulary
+from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
 from bench.eval.scoring import precision_context, resolve_device, score_matrix
 from bench.model.encode import encode_captions, encode_images
@@ -150,6 +150,7 @@ def _restore(run: Run, resumed) -> Position:
 
 
 def _prepare(settings: TrainSettings, world, device: torch.device) -> tuple[Run, Position]:
+    search_nltk_data(settings.data_root)  # punkt_tab where `download` put it
     vocab = Vocabulary.load(vocab_path(settings))
     train_split = caption_subset(load_split(settings.data_root, settings.data_name, settings.train_split),
                                  settings.train_captions, "--train-captions")
