@@ -154,8 +154,8 @@ def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.T
     return None if blocks is None else np.concatenate(blocks)
 
 
-PROBE_IMAGES = 16
-PROBE_CAPTIONS = 256
+PROBE_IMAGES = CPU_IMAGE_SHARD  # a real shard, so that the per-chunk cost is the real one
+PROBE_CAPTIONS = 32
 PROBE_FACTOR = 100  # smaller work is over before an estimate would help
 
 
