@@ -255,10 +255,8 @@ def test_the_unspoiled_run_succeeds(base, tmp_path):
         partial.write_text("{")
     assert main(eval_args(root)) == 0
     assert not stale.exists() and live.exists() and atomic.is_partial(live)
-    umask = os.umask(0)
-    os.umask(umask)
     for name in ("run.json", "run.csv", "sims.npy"):
-        assert (root / "results" / name).stat().st_mode & 0o777 == 0o666 & ~umask
+        assert (root / "results" / name).stat().st_mode & 0o777 == atomic.umask_mode()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
@@ -321,3 +319,12 @@ def test_opt_validation_refuses_before_building(tmp_path):
     opt.sgr_step = 10**6
     with pytest.raises(BenchError, match=r"opt.sgr_step is 1000000"):
         ModelConfig.from_opt(opt, source="x")
+
+
+def test_a_file_another_tool_wrote_gets_umask_permissions(tmp_path):
+    """gdown's part files are mkstemp's 0600; the kept archive and checkpoints must not be."""
+    part = tmp_path / "data.zip.part"
+    part.write_bytes(b"zip")
+    part.chmod(0o600)
+    atomic.move_into_place(part, tmp_path / "data.zip")
+    assert (tmp_path / "data.zip").stat().st_mode & 0o777 == atomic.umask_mode() and not part.exists()

@@ -56,7 +56,7 @@ def is_partial(path: str | os.PathLike) -> bool:
 
 
 def _new_temporary(final: Path, suffix: str) -> Path:
-    """Create an empty temporary beside `final`, honouring the umask (mode 0666 & ~umask)."""
+    """Create an empty temporary beside `final`; os.open applies the umask to 0666."""
     while True:
         tmp = final.parent / f".{final.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
         try:
@@ -105,6 +105,20 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def umask_mode() -> int:
+    """The permissions a new file gets here: 0666 less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def move_into_place(source: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Rename a finished file (a download another tool wrote with mkstemp's 0600) into place
+    with the umask's permissions, like every file written here."""
+    os.chmod(source, umask_mode())
+    os.replace(source, final)
 
 
 def write_all(writers: Mapping[str | os.PathLike | None, Callable[[Path], object]]) -> None:

@@ -5,7 +5,6 @@ extracted later without fetching 34 GB again); transfers in progress in
 `<root>/downloads/.partial/`. A file reaches its final name only complete and verified.
 """
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from bench.download.fetch import FetchOptions, fetch, partial_files, sources_for
 from bench.download.manifest import Manifest, directory_lock
 from bench.download.prepare import check_outputs, extract_members, place_checkpoints
 from bench.download.registry import Item, split_of
+from bench.common.atomic import move_into_place
 from bench.common.errors import BenchError
 from bench.data.nltk_home import nltk_home
 
@@ -140,7 +140,7 @@ def _kept_or_fetched(item: Item, root: Path, manifest: Manifest, ctx: Context) -
     except BenchError as err:
         path.unlink()  # a corrupt or wrong file must not be resumed or trusted next time
         raise BenchError(f"{err}; deleted it: run again to download it afresh") from None
-    os.replace(path, kept)
+    move_into_place(path, kept)
     trust(item, kept, manifest, sha256=digest, origin=origin)
     return kept
 

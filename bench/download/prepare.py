@@ -4,7 +4,6 @@ Only what was asked is extracted (one dataset, one split); checkpoints are found
 archive by what their `opt` says, not by their file names, which the releases do not document.
 """
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from bench.download.convert import read_npy_header
 from bench.download.fetch import check_disk_space
 from bench.download.manifest import Manifest, remove_quietly
 from bench.download.registry import Item, release_sizes_checked, split_of
+from bench.common.atomic import move_into_place
 from bench.common.errors import BenchError
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
@@ -129,7 +129,7 @@ def place_checkpoints(item: Item, download: Path, root: Path, manifest: Manifest
             verify.check_checkpoint(chosen.path, dataset, module, layout=release_sizes_checked())
             dest = root / output
             if move and chosen.path == download:
-                os.replace(download, dest)
+                move_into_place(download, dest)
             else:
                 copy_file(chosen.path, dest)
             manifest.record(dest, item.name, sha256_of(dest), origin=f"{download.name}:{chosen.member}")
