@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,12 +150,12 @@ JUNIT = """<testsuites><testsuite name="pytest">
 def test_golden_training_runs_the_test_on_the_device_and_reads_its_report(tmp_path, monkeypatch):
     calls = []
 
-    def fake_pytest(args, env, **kwargs):
+    def fake_pytest(args, env):
         calls.append((args, env))
         report = next(a for a in args if a.startswith("--junitxml=")).split("=", 1)[1]
         Path(report).write_text(JUNIT)
 
-    monkeypatch.setattr(gpu_parts.subprocess, "run", fake_pytest)
+    monkeypatch.setattr(gpu_parts, "run_child", fake_pytest)
     ctx = gpu_parts.CheckContext(torch.device("cpu"), quick=False, workdir=tmp_path, started=0.0,
                                  budget_seconds=1.0, speed_seconds=1.0)
     rows = gpu_parts.golden_train(ctx)
@@ -164,6 +165,33 @@ def test_golden_training_runs_the_test_on_the_device_and_reads_its_report(tmp_pa
     assert [(r["check"], r["status"]) for r in rows] == [("test_a[SGR]", "pass"), ("test_a[SAF]", "fail"),
                                                          ("test_b[SGR]", "n/a")]
     assert rows[1]["detail"] == "assert 3e-05 <= 1e-05"
-    monkeypatch.setattr(gpu_parts.subprocess, "run", lambda *a, **k: None)  # pytest missing: no report
+    monkeypatch.setattr(gpu_parts, "run_child", lambda *a, **k: None)  # pytest missing: no report
     with pytest.raises(RuntimeError, match="is pytest installed"):
         gpu_parts.golden_train(gpu_parts.CheckContext(torch.device("cpu"), False, tmp_path / "x", 0.0, 1.0, 1.0))
+
+
+def test_a_hung_child_is_killed_with_its_own_children(tmp_path, monkeypatch):
+    """torchrun's workers live in the launcher's process group: a timeout must end them all."""
+    monkeypatch.setattr(gpu_parts, "COMMAND_TIMEOUT", 2)
+    pid_file = tmp_path / "grandchild.pid"
+    code = ("import subprocess, sys, time\n"
+            "worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],\n"
+            "                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            f"open({str(pid_file)!r}, 'w').write(str(worker.pid))\n"
+            "time.sleep(60)\n")
+    with pytest.raises(subprocess.TimeoutExpired):
+        gpu_parts.run_child([sys.executable, "-c", code], dict(os.environ))
+    worker = int(pid_file.read_text())
+    for _ in range(50):
+        if not _alive(worker):
+            break
+        time.sleep(0.1)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.split(")")[-1].split()[0] != "Z"  # a zombie has ended

@@ -8,6 +8,7 @@ process (a process group of one: NCCL on a GPU, gloo on the CPU self-test).
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ SCORE_TOLERANCE = {"fp32": 1e-4, "tf32": 3e-2, "bf16": 0.15}
 GOLDEN_METRICS = ("r1", "r5", "r10", "medr", "meanr", "asp")  # the order of expected.npz's `full` rows
 ASP_TOLERANCE = 0.05  # tie breaking in the relevance ranks differs from the original (golden README)
 TRAIN_STEPS = 20
-COMMAND_TIMEOUT = 300
+COMMAND_TIMEOUT = 180  # a hung NCCL start must not eat the device's time
 
 
 @dataclass
@@ -64,10 +65,23 @@ def child_env(ctx: CheckContext) -> dict:
     return env
 
 
+def run_child(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Run a child in its own process group; on timeout the whole group is killed (torchrun's
+    workers too, so that a hung one does not keep the GPU for the parts after it)."""
+    with subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as child:
+        try:
+            out, err = child.communicate(timeout=COMMAND_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            raise
+    return subprocess.CompletedProcess(args, child.returncode, out, err)
+
+
 def run_command(args: list[str], ctx: CheckContext) -> None:
     """Run a command of this project; a non-zero exit raises with its last stderr line."""
-    result = subprocess.run(args, env=child_env(ctx), cwd=REPO, capture_output=True, text=True,
-                            timeout=COMMAND_TIMEOUT)
+    result = run_child(args, child_env(ctx))
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()] or ["(no output)"]
         raise RuntimeError(f"exit {result.returncode}: {lines[-1][:240]}")
@@ -203,9 +217,8 @@ def golden_train(ctx: CheckContext) -> list[dict]:
     report = ctx.workdir / "golden-train.xml"
     selection = "golden_relevance_reproduces and SGR" if ctx.quick else "golden_relevance_reproduces or within_1e5"
     env = dict(child_env(ctx), BENCH_TEST_DEVICE=ctx.device.type)
-    subprocess.run([sys.executable, "-m", "pytest", str(test_file), "-k", selection, "-p", "no:cacheprovider",
-                    f"--junitxml={report}"], env=env, cwd=REPO, capture_output=True, text=True,
-                   timeout=COMMAND_TIMEOUT)
+    run_child([sys.executable, "-m", "pytest", str(test_file), "-k", selection, "-p", "no:cacheprovider",
+               f"--junitxml={report}"], env)
     if not report.is_file():
         raise RuntimeError("pytest wrote no report (is pytest installed? its wheels can go in .whl/, see README)")
     return [junit_row(case) for case in ElementTree.parse(report).iter("testcase")]
