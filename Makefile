@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Users get the default PyTorch build for their platform (CUDA on most Linux machines);
 # CI sets TORCH_SPEC to the CPU build it has on disk.
-TORCH_SPEC ?= torch>=2.4
+TORCH_SPEC ?= torch>=2.5
 DATA_ROOT ?= data
 MODELS_ROOT ?= models
 RESULTS ?= results

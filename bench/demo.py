@@ -20,18 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.data import synthetic
-
 from bench.model import random_weights
-from bench.eval.score_split import checkpoint_facts, data_manifest, score_split
-from bench.eval.protocols import evaluate, get_protocol
-from bench.results.provenance import base_provenance
-from bench.results.uncertainty import query_outputs
-from bench.results.rows import figure_rows, write_results
-from bench.eval.scoring import resolve_device
-from bench.data.splits import load_split
+from bench.results.evaluate import evaluate
 from bench.training.loop import train
 from bench.training.settings import TrainSettings
-from bench.data.vocab import tokenizer_path
 
 DATA_NAME = "f30k_precomp"  # the demo poses as Flickr30K so that the f30k-1k protocol scores it
 PROTOCOL = "f30k-1k"
@@ -85,31 +77,13 @@ def chance_rsum(n_images: int) -> float:
     return 100 * (sum(i2t) + sum(t2i))
 
 
-def _demo_rows(run_id: str, label: str, checkpoints: list[Path], evaluation: dict, intervals: dict) -> list[dict]:
-    """The eval command's rows; generated data has no published figure to compare with."""
-    rows = figure_rows(run_id, PROTOCOL, label, "+".join(p.parent.name for p in checkpoints), True, evaluation,
-                       intervals)
-    for row in rows:
-        row.update(reference=None, reference_source="", delta=None, tolerance=None, status="no-reference")
-    return rows
-
-
 def evaluate_demo(label: str, checkpoints: list[Path], data_root: Path, results: Path) -> dict:
-    """Score the test split as `bench eval` does and write results/demo-<label>.{csv,json}."""
-    split = load_split(data_root, DATA_NAME, "test")
-    device = resolve_device("cpu")
-    scored = score_split([str(p) for p in checkpoints], split, data_root, None, device, "fp32")
-    evaluation = evaluate(get_protocol(PROTOCOL), scored.sims, split.texts)
+    """Score the test split with bench.evaluate (as `bench eval` does); write results/demo-<label>.*."""
     run_id = f"demo-{label.lower()}"
-    per_query = query_outputs(evaluation.pop("queries"), PROTOCOL, split.texts, results / f"{run_id}.json")
-    payload = {"protocol": PROTOCOL, **evaluation, **per_query.payload, "provenance": base_provenance() | {
-        "device": "cpu", "precision": "fp32", "checkpoints": checkpoint_facts(scored.checkpoints),
-        "data": data_manifest(split), "tokenizer": tokenizer_path(), "seconds": scored.stage_seconds,
-        "note": "generated data (bench.data.synthetic); no published reference"}}
-    rows = _demo_rows(run_id, label, checkpoints, evaluation, per_query.intervals)
-    write_results(rows, results / f"{run_id}.csv", results / f"{run_id}.json", payload,
-                  [(per_query.path, per_query.data)])
-    return evaluation["metrics"]
+    result = evaluate(checkpoints, PROTOCOL, data_root=data_root, device="cpu", run_id=run_id)
+    result = result.without_references("generated data (bench.data.synthetic); no published reference")
+    result.write(json_path=results / f"{run_id}.json", csv_path=results / f"{run_id}.csv")
+    return result.metrics
 
 
 def print_summary(metrics: dict[str, dict], chance: float, console: Console | None = None) -> None:

@@ -11,7 +11,8 @@ from bench.cli.main import main
 from bench.common.errors import BenchError
 from bench.eval.metrics import i2t_ranks, t2i_ranks
 from bench.eval.per_query import add_coco_ids, load_queries, to_npz_bytes, top_items
-from bench.eval.protocols import PROTOCOLS, evaluate
+from bench.eval.protocol_metrics import protocol_metrics
+from bench.eval.protocols import PROTOCOLS
 
 TEXTS = [f"a {w} dog on grass ." for w in ("red", "blue", "big", "small", "old")] * 10
 
@@ -23,7 +24,7 @@ def test_top_items_are_best_first_with_ties_to_the_lower_index():
 
 def test_evaluate_keeps_the_per_query_values_of_its_figures():
     sims = np.random.default_rng(0).random((10, 50)).astype(np.float32)
-    result = evaluate(PROTOCOLS["f30k-1k"], sims, TEXTS)
+    result = protocol_metrics(PROTOCOLS["f30k-1k"], sims, TEXTS)
     queries = result["queries"]
     np.testing.assert_array_equal(queries["i2t"]["rank"], i2t_ranks(sims))
     np.testing.assert_array_equal(queries["t2i"]["rank"], t2i_ranks(sims))
@@ -34,7 +35,7 @@ def test_evaluate_keeps_the_per_query_values_of_its_figures():
 
 def test_coco_1k_queries_carry_their_fold_and_split_wide_indices():
     sims = np.random.default_rng(1).random((10, 50)).astype(np.float32)
-    queries = evaluate(PROTOCOLS["coco-1k"], sims, TEXTS)["queries"]
+    queries = protocol_metrics(PROTOCOLS["coco-1k"], sims, TEXTS)["queries"]
     np.testing.assert_array_equal(queries["t2i"]["index"], np.arange(50))
     np.testing.assert_array_equal(queries["t2i"]["fold"], np.arange(50) // 10)
     fold_of_top = queries["t2i"]["top"] // 2  # images of fold k are 2k, 2k + 1
@@ -45,7 +46,7 @@ def test_coco_1k_queries_carry_their_fold_and_split_wide_indices():
 
 def test_npz_round_trip(tmp_path):
     sims = np.random.default_rng(2).random((10, 50)).astype(np.float32)
-    queries = evaluate(PROTOCOLS["coco-5k"], sims, TEXTS)["queries"]
+    queries = protocol_metrics(PROTOCOLS["coco-5k"], sims, TEXTS)["queries"]
     queries["t2i"]["pmrp"] = np.where(np.arange(150).reshape(50, 3) % 7 == 0, np.nan, 0.5)
     path = tmp_path / "run.queries.npz"
     path.write_bytes(to_npz_bytes(queries, "coco-5k", TEXTS))

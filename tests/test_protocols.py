@@ -6,7 +6,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from bench.eval.asp import asp, descending_ranks
 from bench.common.errors import BenchError
-from bench.eval.protocols import PROTOCOLS, evaluate, fold_bounds, relevance_rows, saved_matrix
+from bench.eval.protocol_metrics import protocol_metrics, relevance_rows
+from bench.eval.protocols import PROTOCOLS, fold_bounds, saved_matrix
 from bench.data.semantics import split_relevance
 
 WORDS = "dog cat the of on red bus man a tree sits runs".split()
@@ -85,7 +86,7 @@ def test_coco_1k_averages_the_five_diagonal_blocks():
     sims = np.full((10, 50), 1e9)  # off-diagonal blocks must be ignored
     for k, (images, caps) in enumerate(fold_bounds(COCO_1K, 10)):
         sims[images, caps] = perfect if k % 2 == 0 else 1 - perfect
-    result = evaluate(COCO_1K, sims, captions(10))
+    result = protocol_metrics(COCO_1K, sims, captions(10))
     assert len(result["folds"]) == 5
     assert result["folds"][1]["i2t"]["r10"] == 100.0 and result["folds"][1]["i2t"]["medr"] == 6.0
     mean = result["metrics"]
@@ -100,7 +101,7 @@ def test_fold_asp_uses_tfidf_fitted_on_the_whole_split():
     texts = captions(10, seed=3)
     sims = np.random.default_rng(3).random((10, 50))
     relevance = dense_relevance(texts)
-    result = evaluate(COCO_1K, sims, texts)
+    result = protocol_metrics(COCO_1K, sims, texts)
     images, caps = fold_bounds(COCO_1K, 10)[3]
     assert result["folds"][3]["i2t"]["asp"] == pytest.approx(
         direct_asp(sims[images, caps], relevance[images, caps]), abs=1e-6)
@@ -112,7 +113,7 @@ def test_stacked_fold_blocks_give_the_same_result():
     texts, sims = captions(10), np.random.default_rng(4).random((10, 50)).astype(np.float32)
     stacked = saved_matrix(COCO_1K, sims)
     assert stacked.shape == (5, 2, 10) and stacked.dtype == np.float32
-    from_blocks, from_full = evaluate(COCO_1K, stacked, texts), evaluate(COCO_1K, sims, texts)
+    from_blocks, from_full = protocol_metrics(COCO_1K, stacked, texts), protocol_metrics(COCO_1K, sims, texts)
     queries_blocks, queries_full = from_blocks.pop("queries"), from_full.pop("queries")
     for direction in ("i2t", "t2i"):
         for field, values in queries_full[direction].items():
@@ -127,7 +128,7 @@ def test_stacked_fold_blocks_give_the_same_result():
 ])
 def test_bad_inputs_are_clear_errors(sims, texts, message):
     with pytest.raises(BenchError, match=message):
-        evaluate(F30K, sims, texts)
+        protocol_metrics(F30K, sims, texts)
 
 
 def golden_texts(golden_dir, dataset: str) -> list[str]:
@@ -155,13 +156,13 @@ def test_whole_matrix_protocols_match_the_original(golden_dir, golden_expected, 
     else:
         sims = golden_expected[f"{dataset}_{model}/sims"]
     protocol = COCO_5K if dataset == "coco" else F30K
-    result = evaluate(protocol, sims, golden_texts(golden_dir, dataset))
+    result = protocol_metrics(protocol, sims, golden_texts(golden_dir, dataset))
     assert_matches_original(as_vector(result["metrics"]), golden_expected[f"{dataset}_{model}/full"])
 
 
 @pytest.mark.parametrize("model", ["sgr", "saf"])
 def test_coco_1k_folds_match_the_original(golden_dir, golden_expected, model):
-    result = evaluate(COCO_1K, golden_expected[f"coco_{model}/sims"], golden_texts(golden_dir, "coco"))
+    result = protocol_metrics(COCO_1K, golden_expected[f"coco_{model}/sims"], golden_texts(golden_dir, "coco"))
     original = golden_expected[f"coco_{model}/fold5"]
     assert_matches_original(np.stack([as_vector(f) for f in result["folds"]]), original)
     assert_matches_original(as_vector(result["metrics"]), original.mean(axis=0))
@@ -169,4 +170,4 @@ def test_coco_1k_folds_match_the_original(golden_dir, golden_expected, model):
 
 def test_captions_without_words_are_a_clear_error():
     with pytest.raises(BenchError, match="cannot fit TF-IDF"):
-        evaluate(F30K, np.zeros((2, 10)), ["a ."] * 10)
+        protocol_metrics(F30K, np.zeros((2, 10)), ["a ."] * 10)

@@ -10,7 +10,8 @@ import pytest
 from bench.cli.main import main
 from bench.common.errors import BenchError
 from bench.results.summary import write_summary
-from bench.results.rows import figure_rows, write_results
+from bench.results.rows import figure_rows
+from bench.results.run_result import RunResult
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,8 +20,8 @@ def write_run(results, run_id: str, protocol: str, model: str, r1: float) -> lis
     direction = {"r1": r1, "r5": 95.8, "r10": 98.6, "medr": 1.0, "meanr": 1.8, "asp": 68.5}
     evaluation = {"metrics": {"i2t": direction, "t2i": dict(direction), "rsum": 2 * (r1 + 194.4)}}
     rows = figure_rows(run_id, protocol, model, f"{run_id}.pth.tar", True, evaluation)
-    write_results(rows, results / f"{run_id}.csv", results / f"{run_id}.json",
-                  {"protocol": protocol, **evaluation, "provenance": {}})
+    RunResult(protocol, evaluation["metrics"], {}, rows).write(json_path=results / f"{run_id}.json",
+                                                              csv_path=results / f"{run_id}.csv")
     return rows
 
 

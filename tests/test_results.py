@@ -8,7 +8,8 @@ from rich.console import Console
 
 from bench.cli.main import main
 from bench.results.paper_figures import Reference, find_reference, status
-from bench.results.rows import FIELDS, figure_rows, print_table, write_results
+from bench.results.rows import FIELDS, figure_rows, print_table
+from bench.results.run_result import RunResult
 
 
 def metrics(r1=78.0, asp=68.5, **extra) -> dict:
@@ -82,8 +83,8 @@ def test_rows_carry_the_interval_and_whether_the_paper_lies_inside_it():
 
 def test_write_results_writes_both_files(tmp_path):
     rows = figure_rows("run", "f30k-1k", "SAF", "ck", True, {"metrics": metrics()})
-    payload = {"protocol": "f30k-1k", "metrics": metrics(), "provenance": {"tie_rule": "index"}}
-    write_results(rows, tmp_path / "out" / "run.csv", tmp_path / "out" / "run.json", payload)
+    result = RunResult("f30k-1k", metrics(), {"tie_rule": "index"}, rows)
+    result.write(csv_path=tmp_path / "out" / "run.csv", json_path=tmp_path / "out" / "run.json")
     document = json.loads((tmp_path / "out" / "run.json").read_text())
     assert document["protocol"] == "f30k-1k" and document["provenance"] == {"tie_rule": "index"}
     assert document["figures"] == rows
@@ -97,7 +98,8 @@ def test_a_failed_write_leaves_old_files_and_no_temporaries(tmp_path):
     (tmp_path / "run.csv").write_text("old")
     rows = figure_rows("run", "f30k-1k", "SAF", "ck", True, {"metrics": metrics()})
     with pytest.raises(TypeError):
-        write_results(rows, tmp_path / "run.csv", tmp_path / "run.json", {"provenance": object()})
+        RunResult("f30k-1k", metrics(), {"x": object()}, rows).write(csv_path=tmp_path / "run.csv",
+                                                                      json_path=tmp_path / "run.json")
     assert (tmp_path / "run.csv").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["run.csv"]
 
@@ -123,7 +125,14 @@ def test_eval_writes_csv_and_json(data_root, make_checkpoint, tmp_path):
     assert "rsum" in document["metrics"] and document["provenance"]["tie_rule"]
     rows = list(csv.DictReader((out / "r.csv").open()))
     assert {r["metric"] for r in rows} >= {"r1", "asp", "rsum"}
-    assert {r["status"] for r in rows} <= {"ok", "off", "no-reference"}
+    assert len(rows) == len(document["figures"])
+    for row, figure in zip(rows, document["figures"]):
+        assert float(row["value"]) == figure["value"]
+        # a random-weight model is far from every published figure: off where the paper has one
+        assert row["status"] == ("off" if figure["reference"] is not None else "no-reference")
+        if figure["reference"] is not None:
+            assert figure["delta"] == pytest.approx(figure["value"] - figure["reference"], abs=1e-3)
+    assert any(r["status"] == "off" for r in rows)
 
 
 def test_base_provenance_names_code_versions_and_tie_rule():

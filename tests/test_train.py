@@ -122,8 +122,10 @@ def test_trained_checkpoint_round_trips_through_eval(tiny_root, tmp_path):
                              "f30k-1k", "--data-root", str(tiny_root), "--device", "cpu", "--json", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    metrics = json.loads(out.read_text())["metrics"]
-    assert 0 <= metrics["rsum"] <= 600 and metrics["i2t"]["r10"] > 0
+    document = json.loads(out.read_text())
+    metrics, recorded = document["metrics"], document["provenance"]["checkpoints"][0]
+    assert metrics["rsum"] == pytest.approx(sum(metrics[d][f"r{k}"] for d in ("i2t", "t2i") for k in (1, 5, 10)))
+    assert (recorded["path"], recorded["module_name"]) == (str(best), settings.module_name)
 
 
 def test_missing_training_data_is_one_clear_line(tmp_path):

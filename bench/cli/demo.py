@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-from bench.demo import run_demo
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="the whole pipeline on generated data (CPU, no downloads)",
@@ -15,5 +13,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from bench.demo import run_demo
+
     run_demo(args.data_root, args.models_root, args.results)
     return 0

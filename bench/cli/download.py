@@ -11,11 +11,8 @@ import os
 import textwrap
 from pathlib import Path
 
-from bench.download import registry
-from bench.download.fetch import FetchOptions, sources_for
-from bench.download.pipeline import Context, ensure, status
-from bench.common.progress import console
 from bench.common.errors import BenchError
+from bench.download import registry
 
 
 def register(subparsers) -> None:
@@ -39,13 +36,17 @@ def register(subparsers) -> None:
     parser.add_argument("--hdf5", action="store_true", help="also convert each {split}_ims.npy to {split}.h5")
     parser.add_argument("--rehash", action="store_true", help="re-hash every file, even unchanged ones")
     parser.add_argument("--retries", type=int, default=5, help="retries per source on network errors")
-    parser.add_argument("--data-root", type=Path, default=Path("data"))
-    parser.add_argument("--models-root", type=Path, default=Path("models"))
+    parser.add_argument("--data-root", type=Path, default=Path("data"), help="where features, vocab and annotations go")
+    parser.add_argument("--models-root", type=Path, default=Path("models"), help="where released checkpoints go")
     parser.add_argument("--nltk-dir", type=Path, default=None, help="where punkt_tab goes (default: $NLTK_DATA, else <data root>/nltk_data, where eval and train look)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.common.progress import console
+    from bench.download.fetch import FetchOptions
+    from bench.download.pipeline import Context, ensure, status
+
     items = registry.select(args.items, args.group)
     items = registry.with_splits(registry.for_purpose(items, args.purpose), args.splits)
     if args.from_path is not None and args.from_path.is_file() and len(items) != 1:
@@ -76,6 +77,8 @@ WIDTH = 100
 
 def show(items: list[registry.Item], states: dict[str, str], mirror: str | None) -> None:
     """One entry per file (data.zip once, for both datasets): size, its items' states, addresses."""
+    from bench.download.fetch import sources_for
+
     by_file: dict[str, list[registry.Item]] = {}
     for item in items:
         by_file.setdefault(item.filename, []).append(item)

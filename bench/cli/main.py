@@ -1,13 +1,15 @@
 """`python -m bench <command>`: a thin dispatcher over the command modules in bench/cli.
 
-Every command module exposes `register(subparsers)`, which adds its parser and sets
-`func`. A BenchError becomes one line on stderr and exit status 2.
+Every command module exposes `register(subparsers)`, which adds its parser and sets `func`;
+modules import nothing heavy at load time (torch, scikit-learn, pandas wait for `func`), so
+`--help` is instant. A BenchError becomes one line on stderr and exit status 2.
 """
 
 import argparse
 import importlib
 import sys
 
+import bench
 from bench.common.errors import BenchError
 
 COMMAND_MODULES = (
@@ -15,6 +17,7 @@ COMMAND_MODULES = (
     "bench.cli.download",
     "bench.cli.report",
     "bench.cli.table",
+    "bench.cli.plot",
     "bench.cli.compare",
     "bench.cli.train",
     "bench.cli.demo",
@@ -27,11 +30,24 @@ AFTER_INTERRUPT = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except where there is none to show (None, off flags)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="daa-bench", description=__doc__.splitlines()[0])
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="daa-bench", description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {bench.__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for command in subparsers.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
 
 

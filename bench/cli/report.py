@@ -2,15 +2,12 @@
 
 from pathlib import Path
 
-from bench.common.errors import BenchError
-from bench.results.summary import counts_line, write_summary
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="gather results/<run>.json into results/summary.csv and results/summary.md")
     parser.add_argument("--results", type=Path, default=Path("results"),
-                        help="folder holding the runs' JSON (and CSV) files (default: results)")
+                        help="folder holding the runs' JSON (and CSV) files")
     parser.add_argument("--plots", action="store_true",
                         help="(re)draw each run's chart <run>.png beside its CSV (needs matplotlib); "
                              "without it, existing charts are linked and none is drawn")
@@ -19,6 +16,7 @@ def register(subparsers) -> None:
 
 def draw_charts(results: Path) -> str:
     """A chart beside every run CSV (matplotlib optional: say so and go on without)."""
+    from bench.common.errors import BenchError
     from bench.results.plots import plot_run
 
     drawn = 0
@@ -34,6 +32,8 @@ def draw_charts(results: Path) -> str:
 
 
 def run(args) -> int:
+    from bench.results.summary import counts_line, write_summary
+
     charts = draw_charts(args.results) if args.plots and args.results.is_dir() else ""
     csv_path, md_path, rows = write_summary(args.results)
     if charts:

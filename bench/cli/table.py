@@ -1,41 +1,31 @@
-"""`python -m bench table` (the paper's DAA-vs-baseline tables) and `python -m bench plot`.
+"""`python -m bench table`: the paper's DAA-vs-baseline tables (Table 1: COCO, Table 3: Flickr30K).
 
     python -m bench table --table 1 --results results/tables/table1 --markdown results/table1.md
-    python -m bench plot results/daa_coco_sgr_coco-5k.csv
 """
 
 from pathlib import Path
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
-from bench.results import tables
-from bench.common.atomic import write_all
-from bench.common.outputs import check_outputs
-from bench.results.compare_view import gains_csv
-from bench.results.daa_gains import all_gains
-from bench.results.plots import plot_run
+from bench.results.tables import TABLES
 
 
 def register(subparsers) -> None:
     table = subparsers.add_parser("table", help="the paper's Table 1 / 3: baseline vs +DAA, ours vs paper",
                                   description=__doc__.splitlines()[0])
-    table.add_argument("--table", type=int, required=True, choices=sorted(tables.TABLES))
+    table.add_argument("--table", type=int, required=True, choices=sorted(TABLES),
+                       help="1: COCO (1K and 5K); 3: Flickr30K 1K")
     table.add_argument("--results", type=Path, default=Path("results"),
                        help="folder of eval --json runs (baseline and DAA checkpoints)")
     table.add_argument("--markdown", type=Path, help="also write the table as Markdown")
     table.add_argument("--gains-csv", type=Path,
                        help="also write every +DAA-over-baseline paired bootstrap gain (bench compare's CSV)")
     table.set_defaults(func=run_table)
-    plot = subparsers.add_parser("plot", help="bar chart of one run's figures beside the paper's")
-    plot.add_argument("csv", type=Path, help="a results CSV written by eval --csv")
-    plot.add_argument("--out", type=Path, help="PNG to write (default: beside the CSV)")
-    plot.set_defaults(func=run_plot)
 
 
-def _print(grid: tables.Grid, console: Console) -> None:
+def _print(grid, console) -> None:
     """The grid in at most 100 columns: one space between columns, a rule between models."""
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=grid.title, caption="\n".join(grid.notes), box=box.SIMPLE_HEAD, padding=0, show_edge=False,
                   caption_justify="left")
     for name in grid.header:
@@ -47,6 +37,14 @@ def _print(grid: tables.Grid, console: Console) -> None:
 
 
 def run_table(args) -> int:
+    from rich.console import Console
+
+    from bench.common.atomic import write_all
+    from bench.common.outputs import check_outputs
+    from bench.results import tables
+    from bench.results.compare_view import gains_csv
+    from bench.results.daa_gains import all_gains
+
     check_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv},
                   inputs={"results": args.results.glob("*.json")})
     runs = tables.load_runs(args.results)
@@ -57,11 +55,4 @@ def run_table(args) -> int:
     console = Console()
     for grid in grids:
         _print(grid, console)
-    return 0
-
-
-def run_plot(args) -> int:
-    check_outputs({"--out": args.out}, inputs={"results CSV": args.csv})
-    path = plot_run(args.csv, args.out)
-    print(f"wrote {path} (Markdown: ![{path.stem}]({path.name}))")
     return 0

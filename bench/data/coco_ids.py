@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
-from bench.data.semantics import CAPTIONS_PER_IMAGE
+from bench.data.splits import CAPTIONS_PER_IMAGE
 
 CAPTIONS_FILE = "captions_val2014.json"
 ECCV_CAPTION_IDS = "coco_test_ids.npy"

@@ -11,8 +11,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-CAPTIONS_PER_IMAGE = 5
-
+from bench.data.splits import CAPTIONS_PER_IMAGE
 
 def fit_tfidf(captions: Sequence[str]) -> sparse.csr_matrix:
     """L2-normalised TF-IDF rows (n_captions x n_terms), fitted on exactly these captions."""

@@ -22,10 +22,11 @@ import numpy as np
 from bench.data.coco_ids import CocoIdMap, build_id_map, load_caption_ids
 from bench.common.errors import BenchError
 from bench.eval.metrics import RECALL_KS, recall_metrics
-from bench.eval.protocols import fold_blocks, get_protocol, mean_metrics
+from bench.eval.protocol_metrics import mean_metrics
+from bench.eval.protocols import fold_blocks, fold_of, fold_slice, get_protocol
 
 PACKAGE = "eccv_caption"
-FOLDS = get_protocol("coco-1k").folds
+COCO_1K = get_protocol("coco-1k")
 # eccv_rprecision is only computed when eccv_map_at_r is asked for too (the package checks a
 # misspelt name), so both are always requested.
 TARGETS = ("coco_1k_recalls", "coco_5k_recalls", "cxc_recalls",
@@ -71,7 +72,6 @@ def _ranked_lists(scores: np.ndarray, query_ids: np.ndarray, gallery_ids: np.nda
     order: every metric it computes then sees exactly what the full list would give it.
     """
     n_queries, n_gallery = scores.shape
-    fold_size = n_gallery // FOLDS
     lists = {}
     for start in range(0, n_queries, 1024):
         block = np.ascontiguousarray(scores[start:start + 1024])
@@ -80,8 +80,8 @@ def _ranked_lists(scores: np.ndarray, query_ids: np.ndarray, gallery_ids: np.nda
             if depth is None:
                 ranked = _stable_best(row, n_gallery)
             else:
-                first = (query * FOLDS // n_queries) * fold_size
-                own_fold = first + _stable_best(row[first:first + fold_size], max(RECALL_KS))
+                span = fold_slice(COCO_1K, fold_of(COCO_1K, query, n_queries), n_gallery)
+                own_fold = span.start + _stable_best(row[span], max(RECALL_KS))
                 chosen = np.union1d(_stable_best(row, depth), own_fold)
                 ranked = chosen[np.lexsort((chosen, -row[chosen]))]
             lists[int(query_ids[query])] = gallery_ids[ranked].tolist()
@@ -125,7 +125,7 @@ def _check_coverage(library, id_map: CocoIdMap) -> None:
 def _our_recalls(sims: np.ndarray) -> dict:
     """Our COCO 5K and 1K (mean over folds) recalls, keyed like the package's output."""
     five_k = recall_metrics(sims)
-    one_k = mean_metrics([recall_metrics(block) for block in fold_blocks(get_protocol("coco-1k"), sims)])
+    one_k = mean_metrics([recall_metrics(block) for block in fold_blocks(COCO_1K, sims)])
     return {f"coco_{name}_r{k}": {d: source[d][f"r{k}"] for d in ("i2t", "t2i")}
             for name, source in (("5k", five_k), ("1k", one_k)) for k in RECALL_KS}
 

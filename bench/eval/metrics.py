@@ -12,10 +12,10 @@ print(recall_metrics(np.random.rand(100, 500)))"
 import numpy as np
 
 from bench.common.errors import BenchError
-from bench.data.semantics import CAPTIONS_PER_IMAGE
+from bench.data.splits import CAPTIONS_PER_IMAGE
 
-TIE_RULE = ("equal scores are ordered by gallery index, lower index first (stable), "
-            "for recalls and for both rankings inside ASP")
+TIE_RULE = ("equal scores are ordered by gallery index, lower index first (stable), for recalls, "
+            "PMRP and both rankings inside ASP; the original broke ties arbitrarily (unstable GPU argsort)")
 RECALL_KS = (1, 5, 10)
 ROW_BLOCK = 512  # rows compared at a time: bounds the boolean temporaries to a few MB
 

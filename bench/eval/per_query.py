@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.common.errors import BenchError
 from bench.eval.asp import descending_keys
-from bench.data.semantics import CAPTIONS_PER_IMAGE
+from bench.data.splits import CAPTIONS_PER_IMAGE
 
 TOP_K = 3
 DIRECTIONS = ("i2t", "t2i")

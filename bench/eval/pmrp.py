@@ -21,7 +21,7 @@ import numpy as np
 from bench.data.coco_ids import read_annotation_pairs
 from bench.common.errors import BenchError
 from bench.eval.protocols import fold_bounds, fold_blocks, get_protocol
-from bench.data.semantics import CAPTIONS_PER_IMAGE
+from bench.data.splits import CAPTIONS_PER_IMAGE
 
 CATEGORY_SLOTS = 90  # COCO category ids run 1..90 (80 used); id c sets slot c - 1
 THRESHOLDS = (0, 1, 2)

@@ -1,23 +1,18 @@
-"""The paper's evaluation protocols: which split, which folds, and every metric of a score matrix.
+"""The paper's evaluation protocols: which split, and which folds (the one home of the COCO 1K folds).
 
 COCO 1K scores five folds of n/5 images (only the diagonal blocks) and averages every metric
-over them; COCO 5K and Flickr30K 1K score one matrix. TF-IDF relevance for ASP is fitted on
-the whole split's captions, even for the COCO 1K folds (data.md).
+over them; COCO 5K and Flickr30K 1K score one matrix. Light on purpose (numpy only): the
+CLI's `--help` reads the protocol names from here. The metrics are in protocol_metrics.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
-from bench.eval.asp import asp_figure, asp_per_query
 from bench.common.errors import BenchError
-from bench.eval.metrics import i2t_ranks, rank_summary, rsum, t2i_ranks
-from bench.data.semantics import CAPTIONS_PER_IMAGE, split_relevance
-from bench.eval.per_query import fold_queries, join_folds
+from bench.data.splits import CAPTIONS_PER_IMAGE
 
-DIRECTIONS = ("i2t", "t2i")
+DIRECTIONS = ("i2t", "t2i")  # image-to-text, text-to-image: the key of every per-direction figure
 
 
 @dataclass(frozen=True)
@@ -36,6 +31,7 @@ PROTOCOLS = {p.name: p for p in (
     Protocol("coco-1k", "coco", "coco_precomp", "testall", folds=5),
     Protocol("coco-5k", "coco", "coco_precomp", "testall"),
 )}
+PROTOCOL_NAMES = tuple(PROTOCOLS)
 
 
 def get_protocol(name: str) -> Protocol:
@@ -44,15 +40,30 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
+def fold_of(protocol: Protocol, index: int, n_items: int) -> int:
+    """The fold that item `index` of `n_items` (images or captions, in split order) belongs to."""
+    return index * protocol.folds // n_items
+
+
+def fold_slice(protocol: Protocol, fold: int, n_items: int) -> slice:
+    """Items of one fold along one axis: fold k holds items k*n/F .. (k+1)*n/F - 1."""
+    size = n_items // protocol.folds
+    return slice(fold * size, (fold + 1) * size)
+
+
 def fold_bounds(protocol: Protocol, n_images: int) -> list[tuple[slice, slice]]:
     """(image rows, caption columns) of each fold; fold k holds images k*n/F .. (k+1)*n/F - 1."""
     if n_images <= 0 or n_images % protocol.folds:
         raise BenchError(f"{protocol.name} needs a number of images divisible by {protocol.folds}, "
                          f"got {n_images}")
-    size = n_images // protocol.folds
-    return [(slice(k * size, (k + 1) * size),
-             slice(k * size * CAPTIONS_PER_IMAGE, (k + 1) * size * CAPTIONS_PER_IMAGE))
+    n_captions = n_images * CAPTIONS_PER_IMAGE
+    return [(fold_slice(protocol, k, n_images), fold_slice(protocol, k, n_captions))
             for k in range(protocol.folds)]
+
+
+def split_bounds(protocol: Protocol, n_images: int) -> list[tuple[slice, slice]] | None:
+    """The blocks to score: each fold's diagonal block, or None for the whole matrix."""
+    return fold_bounds(protocol, n_images) if protocol.folds > 1 else None
 
 
 def fold_blocks(protocol: Protocol, sims: np.ndarray) -> list[np.ndarray]:
@@ -72,65 +83,3 @@ def saved_matrix(protocol: Protocol, sims: np.ndarray) -> np.ndarray:
     if protocol.folds == 1:
         return np.asarray(sims, dtype=np.float32)
     return np.stack(fold_blocks(protocol, sims)).astype(np.float32, copy=False)
-
-
-def relevance_rows(queries: sparse.csr_matrix, gallery: sparse.csr_matrix):
-    """`rows -> dense float32 (len(rows), n_gallery)` TF-IDF relevance of query rows to the gallery.
-
-    Image profiles and caption TF-IDF rows live in one term space, so one function serves i2t
-    (queries = profiles) and t2i (queries = captions). Sparse x dense in float32 is ~10x faster
-    than the sparse x sparse float64 product: the result is nearly all non-zero (stop words);
-    zeros stay exact zeros, so the ties that matter to ASP are kept.
-    """
-    queries, gallery = queries.astype(np.float32), gallery.tocsr().astype(np.float32)
-
-    def rows_block(rows: slice) -> np.ndarray:
-        return np.ascontiguousarray((gallery @ queries[rows].toarray().T).T)
-
-    return rows_block
-
-
-def _fold_metrics(scores: np.ndarray, profiles: sparse.csr_matrix, tfidf: sparse.csr_matrix,
-                  fold: int) -> tuple[dict, dict]:
-    """Recalls, ranks and ASP of one block, and its per-query values (bench.eval.per_query).
-
-    `profiles` and `tfidf` are the block's images' and captions'.
-    """
-    ranks = {"i2t": i2t_ranks(scores), "t2i": t2i_ranks(scores)}
-    asps = {"i2t": asp_per_query(scores, relevance_rows(profiles, tfidf)),
-            "t2i": asp_per_query(scores.T, relevance_rows(tfidf, profiles))}
-    metrics = {d: rank_summary(ranks[d]) | {"asp": asp_figure(asps[d])} for d in DIRECTIONS}
-    metrics["rsum"] = rsum(metrics)
-    return metrics, fold_queries(scores, ranks["i2t"], ranks["t2i"], asps["i2t"], asps["t2i"], fold)
-
-
-def mean_metrics(folds: Sequence[dict]) -> dict:
-    """Every metric averaged over folds (rsum too: the mean of the folds' rsums)."""
-    mean = {d: {name: float(np.mean([f[d][name] for f in folds])) for name in folds[0][d]}
-            for d in DIRECTIONS}
-    mean["rsum"] = float(np.mean([f["rsum"] for f in folds]))
-    return mean
-
-
-def evaluate(protocol: Protocol, sims: np.ndarray, texts: Sequence[str]) -> dict:
-    """{"metrics": {"i2t", "t2i", "rsum"}, "queries": per-query arrays} plus per-fold "folds"
-    when the protocol has folds. "queries" holds numpy arrays: keep it out of JSON."""
-    blocks = fold_blocks(protocol, sims)
-    n_images = sum(block.shape[0] for block in blocks)
-    if len(texts) != n_images * CAPTIONS_PER_IMAGE:
-        raise BenchError(f"{protocol.name}: {len(texts)} captions for {n_images} images; "
-                         f"expected {n_images * CAPTIONS_PER_IMAGE} (five per image)")
-    for block in blocks:
-        if not np.isfinite(block).all():
-            raise BenchError("the score matrix contains NaN or infinite values; the model or its "
-                             "precision setting produced invalid scores")
-    try:
-        profiles, tfidf = split_relevance(texts)
-    except ValueError as err:  # scikit-learn: no word of two or more characters anywhere
-        raise BenchError(f"{protocol.name}: cannot fit TF-IDF on the captions ({err})") from None
-    scored = [_fold_metrics(block, profiles[images], tfidf[captions], fold) for fold, (block, (images, captions))
-              in enumerate(zip(blocks, fold_bounds(protocol, n_images)))]
-    folds, queries = [metrics for metrics, _ in scored], join_folds([q for _, q in scored])
-    if protocol.folds == 1:
-        return {"metrics": folds[0], "queries": queries}
-    return {"metrics": mean_metrics(folds), "folds": folds, "queries": queries}

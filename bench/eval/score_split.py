@@ -5,6 +5,7 @@ Two checkpoints make the SGRAF ensemble: the element-wise mean of their matrices
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,11 +91,11 @@ def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, de
     return sims
 
 
-def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, vocab_path: str | None,
-                device: torch.device, precision: str, blocks: Blocks = None,
+def score_split(checkpoint_paths: Sequence[str | Path | Checkpoint], split: Split, data_root: Path,
+                vocab_path: str | Path | None, device: torch.device, precision: str, blocks: Blocks = None,
                 image_shard: int | None = None, data_name: str | None = None,
                 allow_mismatch: bool = False) -> ScoredSplit:
-    """Score every checkpoint on the split and average the matrices (SGRAF when two).
+    """Score every checkpoint (a path, or one already read) on the split; two make SGRAF (the mean).
 
     `data_name` (the protocol's) is compared with every checkpoint's opt.data_name first.
     """
@@ -103,7 +104,7 @@ def score_split(checkpoint_paths: list[str], split: Split, data_root: Path, voca
     started = time.perf_counter()
     warn_slow_bf16(precision, device)
     search_nltk_data(data_root)
-    checkpoints = [read_checkpoint(path) for path in checkpoint_paths]
+    checkpoints = [c if isinstance(c, Checkpoint) else read_checkpoint(c) for c in checkpoint_paths]
     mismatch = data_name_mismatch(checkpoints, data_name, allow_mismatch)
     timings = {"load_checkpoints": time.perf_counter() - started}
     matrices, vocab_paths, tokenized = [], [], {}

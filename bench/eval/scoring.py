@@ -18,8 +18,8 @@ from bench.model.engine import pair_scores
 from bench.common.errors import BenchError
 from bench.model.network import SimilarityModel
 from bench.common.progress import human_duration, note, progress_bar
+from bench.eval.precisions import PRECISIONS
 
-PRECISIONS = ("fp32", "tf32", "bf16")
 CPU_IMAGE_SHARD = 128  # on CPU, small shards keep the big intermediates in cache (performance.md)
 CPU_CAPTION_CHUNK = 8
 GPU_CAPTION_CHUNK = 32

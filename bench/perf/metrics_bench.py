@@ -14,7 +14,8 @@ from bench.eval.metrics import recall_metrics
 from bench.perf.measure import peak_memory_mb, reset_peak_memory, timed
 from bench.perf.report import publish
 from bench.eval.pmrp import protocol_pmrp
-from bench.eval.protocols import PROTOCOLS, evaluate
+from bench.eval.protocol_metrics import protocol_metrics
+from bench.eval.protocols import PROTOCOLS
 from bench.data.synthetic import CONCEPTS, FILLER
 
 CPU = torch.device("cpu")
@@ -47,8 +48,8 @@ def main(argv=None) -> int:
     ids, vectors = synthetic_instances(n_images)
     stages = {
         "recalls (both directions)": lambda: recall_metrics(sims),
-        "coco-5k protocol (recalls + ASP)": lambda: evaluate(PROTOCOLS["coco-5k"], sims, texts),
-        "coco-1k protocol (5 folds)": lambda: evaluate(PROTOCOLS["coco-1k"], sims, texts),
+        "coco-5k protocol (recalls + ASP)": lambda: protocol_metrics(PROTOCOLS["coco-5k"], sims, texts),
+        "coco-1k protocol (5 folds)": lambda: protocol_metrics(PROTOCOLS["coco-1k"], sims, texts),
         "PMRP coco-5k": lambda: protocol_pmrp("coco-5k", sims, ids, vectors),
     }
     rows = []

@@ -20,6 +20,14 @@ RSUM_PARTS = tuple((d, f"r{k}") for d in ("i2t", "t2i") for k in (1, 5, 10))
 WHOLE_PROTOCOL_FOLDS = ("mean", "all")  # our labels for a protocol's headline figure
 
 
+def tolerance_text() -> str:
+    """The tolerances in words, e.g. "recalls 0.1, ASP 0.5, PMRP 0.2, rsum 0.6" (README says the same)."""
+    recalls = {TOLERANCES[m] for m in ("r1", "r5", "r10")}
+    parts = [f"recalls {recalls.pop()}"] if len(recalls) == 1 else []
+    parts += [f"{label} {TOLERANCES[m]}" for m, label in (("asp", "ASP"), ("pmrp", "PMRP"), ("rsum", "rsum"))]
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class Reference:
     """One published figure matched to one of ours."""

@@ -1,7 +1,7 @@
 """Where a number came from: code version, library versions, machine and time.
 
-The eval command adds what only it knows (device, precision, checkpoint sha256, data
-manifest, tokenizer path, seconds per stage, pairs per second) to `base_provenance()`.
+`evaluation_provenance` adds what only an evaluation knows (device, precision, checkpoint
+sha256, data manifest, tokenizer path, seconds per stage, pairs per second).
 """
 
 import datetime
@@ -13,7 +13,9 @@ from importlib import metadata
 from pathlib import Path
 
 import bench
+from bench.data.vocab import tokenizer_path
 from bench.eval.metrics import TIE_RULE
+from bench.eval.score_split import checkpoint_facts, data_manifest
 
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "nltk")
 
@@ -75,3 +77,24 @@ def base_provenance() -> dict:
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "tie_rule": TIE_RULE,
     }
+
+
+def evaluation_provenance(evaluation, precision: str) -> dict:
+    """base_provenance() plus the facts of one evaluation (a bench.eval.pipeline.Evaluation)."""
+    scored = evaluation.scored
+    scoring_seconds = sum(v for k, v in evaluation.seconds.items() if k.startswith("score_"))
+    pairs = int(scored.sims.size) * len(scored.checkpoints)
+    return base_provenance() | {
+        "device": str(evaluation.device), "device_name": device_name(evaluation.device), "precision": precision,
+        "model": scored.model_label, "daa": is_daa(scored.checkpoints),
+        "checkpoints": checkpoint_facts(scored.checkpoints), "vocab": scored.vocab_paths,
+        "data": data_manifest(evaluation.split), "mismatch": scored.mismatch, "tokenizer": tokenizer_path(),
+        "eccv": evaluation.eccv,
+        "seconds": evaluation.seconds,
+        "pairs_scored": pairs, "pairs_per_second": pairs / scoring_seconds if scoring_seconds else None,
+    }
+
+
+def is_daa(checkpoints) -> bool:
+    """Trained with the DAA loss: every checkpoint's opt has a non-zero daa_weight."""
+    return all(getattr(c.opt, "daa_weight", 0) for c in checkpoints)

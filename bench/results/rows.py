@@ -1,22 +1,18 @@
-"""One row per figure, set beside the published one; written as CSV + JSON and shown as a table.
+"""One row per figure, set beside the published one; the CSV text and the terminal table of them.
 
     rows = figure_rows("daa_coco_sgr_coco-5k", "coco-5k", "SGR", "daa_coco_sgr", True, evaluation)
-    write_results(rows, "results/run.csv", "results/run.json", payload)
+    print(csv_text(rows))
 """
 
-import contextlib
 import csv
 import io
-import json
+import math
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, find_reference, status
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
@@ -27,6 +23,7 @@ FIELDS = ("run_id", "dataset", "protocol", "model", "checkpoint", "fold", "direc
 INTERVAL_FIELDS = ("ci_low", "ci_high", "within_ci")  # absent from results written before intervals
 # "own": a checkpoint that is not a released one; the paper's figure is shown for orientation only.
 STATUS_STYLE = {"ok": "green", "off": "bold red", "own": "cyan", "no-reference": "dim"}
+NUMERIC_FIELDS = ("value", "ci_low", "ci_high", "reference", "delta", "tolerance")
 
 
 def _figures_of(metrics: dict) -> list[tuple[str, str, float]]:
@@ -82,15 +79,9 @@ def _rounded(value):
     return None if value is None else round(float(value), 4)
 
 
-def _builtin(obj):
-    """JSON fallback for numpy scalars/arrays and paths in provenance."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+def _blank_if_missing(value):
+    """None (a figure without reference) and pandas' NaN both become an empty CSV cell."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def complete_rows(rows: list[dict], source) -> list[dict]:
@@ -102,29 +93,12 @@ def complete_rows(rows: list[dict], source) -> list[dict]:
 
 
 def csv_text(rows: Sequence[dict]) -> str:
+    """The results CSV (the one writer of it: per run, and the summary)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: "" if row.get(k) is None else row[k] for k in FIELDS} for row in rows)
+    writer.writerows({k: _blank_if_missing(row.get(k)) for k in FIELDS} for row in rows)
     return buffer.getvalue()
-
-
-def write_results(rows: Sequence[dict], csv_path, json_path, payload: dict,
-                  extra: Sequence[tuple[Path, bytes]] = ()) -> None:
-    """Write the CSV, the JSON (payload + "figures") and `extra` files together: all appear, or none."""
-    outputs: list = list(extra)
-    if csv_path is not None:
-        outputs.append((csv_path, csv_text(rows)))
-    if json_path is not None:
-        document = {**payload, "figures": list(rows)}
-        outputs.append((json_path, json.dumps(document, indent=2, default=_builtin) + "\n"))
-    with contextlib.ExitStack() as stack:
-        for path, content in outputs:
-            tmp = stack.enter_context(atomic_path(path))
-            if isinstance(content, bytes):
-                tmp.write_bytes(content)
-            else:
-                tmp.write_text(content, encoding="utf-8")
 
 
 def _number(value, fmt: str) -> str:

@@ -4,37 +4,43 @@ Each run is a `<run>.json` written by `eval --json` (with its figures); a `<run>
 is read instead when present, so a hand-corrected CSV is summarised as the user sees it.
 """
 
-import csv
-import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from bench.common.atomic import write_text
 from bench.common.errors import BenchError
 from bench.results.daa_gains import all_gains, gains_markdown
-from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
+from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
+from bench.results.rows import FIELDS, INTERVAL_FIELDS, NUMERIC_FIELDS, csv_text, with_interval
+from bench.results.run_result import RunResult, find_results
 from bench.results.tables import load_runs
-from bench.results.rows import complete_rows, csv_text, with_interval
 
 SUMMARY_STEM = "summary"
 MARKDOWN_METRICS = ("r1", "r5", "r10", "asp", "pmrp")  # the paper's columns; medr/meanr stay in CSV
 LABELS = {"r1": "R@1", "r5": "R@5", "r10": "R@10", "asp": "ASP", "pmrp": "PMRP", "rsum": "rsum"}
 
 
-def _run_rows(json_path: Path) -> list[dict] | None:
-    """The figures of one run, or None when the JSON is not a run result."""
-    try:
-        document = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BenchError(f"cannot read run result {json_path}: {err}") from err
-    if not isinstance(document, dict) or "protocol" not in document:
-        return None
+def _run_table(json_path: Path, result: RunResult) -> pd.DataFrame:
+    """One run's figures; a CSV beside its JSON wins (a hand-corrected CSV is summarised as seen)."""
     csv_path = json_path.with_suffix(".csv")
-    if csv_path.exists():
-        with csv_path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        return complete_rows(rows, csv_path) if rows else rows
-    return document.get("figures", [])
+    if not csv_path.exists():
+        return result.table
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise BenchError(f"cannot read results CSV {csv_path}: {err}") from err
+    missing = set(FIELDS) - set(INTERVAL_FIELDS) - set(table.columns)
+    if missing:
+        raise BenchError(f"{csv_path} is not a results CSV: it lacks columns {', '.join(sorted(missing))}")
+    for column in INTERVAL_FIELDS:  # results written before the intervals lack them
+        if column not in table:
+            table[column] = ""
+    for column in NUMERIC_FIELDS:
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    return table
 
 
 def gather(results_dir: Path) -> list[dict]:
@@ -42,18 +48,18 @@ def gather(results_dir: Path) -> list[dict]:
     if not results_dir.is_dir():
         raise BenchError(f"results folder {results_dir} does not exist; run an evaluation first "
                          f"(make reproduce-all, or python -m bench eval ... --json FILE)")
-    rows = []
-    for path in sorted(results_dir.rglob("*.json")):
-        rows += _run_rows(path) or []
-    if not rows:
+    tables = [_run_table(path, result) for path, result in find_results(results_dir)]
+    tables = [table for table in tables if len(table)]
+    if not tables:
         raise BenchError(f"no run results (<run>.json with figures) in {results_dir}")
-    return rows
+    rows = pd.concat(tables, ignore_index=True).to_dict("records")
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
 
 
 def _cell(row: dict) -> str:
     """`ours ±half-interval (paper)`, bold with a cross when off the paper beyond tolerance."""
     text = with_interval(row)
-    if row["reference"] not in ("", None):
+    if row["reference"] is not None:
         text += f" ({float(row['reference']):.1f})"
     return f"**{text}** ✗" if row["status"] == "off" else text
 
@@ -116,7 +122,7 @@ def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "") ->
     return (
         "# daa-bench results\n\n"
         "Each cell: ours ±half the 95% bootstrap interval over queries (paper). **Bold ✗** = off "
-        "by more than the tolerance (recalls 0.1, ASP 0.5, PMRP 0.2, rsum 0.6). The tolerance "
+        f"by more than the tolerance ({tolerance_text()}). The tolerance "
         "asks whether we reproduce the published number; the interval says how much the figure "
         "would move on another sample of queries (summary.csv: ci_low, ci_high, within_ci). "
         "Headline figures only (COCO 1K: mean of the five folds); "

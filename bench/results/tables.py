@@ -8,16 +8,16 @@ whether the released checkpoints bear it out on your machine.
     python -m bench table --table 1 --results results/tables/table1
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common.errors import BenchError
+from bench.eval.protocols import DIRECTIONS
 from bench.results.daa_gains import paired_gains
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, _published
+from bench.results.run_result import RunResult, find_results
 
 MODELS = ("SGR", "SAF", "SGRAF")
-DIRECTIONS = ("i2t", "t2i")
 LABELS = {"r1": "R@1", "asp": "ASP", "pmrp": "PMRP"}
 MISSING = "–"
 
@@ -81,18 +81,10 @@ def _is_daa(provenance: dict, path: Path) -> bool:
                      f"(no provenance.daa, checkpoint names {sorted(names)}); re-run eval")
 
 
-def read_run(path: Path) -> Run | None:
-    """The run in one results JSON; None for other JSON files (e.g. the summary)."""
+def _run_of(path: Path, result: RunResult) -> Run:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BenchError(f"cannot read run result {path}: {err}") from err
-    if not isinstance(document, dict) or not {"protocol", "metrics"} <= set(document):
-        return None
-    try:
-        provenance = document["provenance"]
-        return Run(path, document["protocol"], _model_label(provenance["checkpoints"]),
-                   _is_daa(provenance, path), document["metrics"])
+        return Run(path, result.protocol, _model_label(result.provenance["checkpoints"]),
+                   _is_daa(result.provenance, path), result.metrics)
     except (KeyError, TypeError) as err:
         raise BenchError(f"{path}: run result lacks provenance.checkpoints ({err})") from err
 
@@ -104,10 +96,10 @@ def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
         raise BenchError(f"results folder {results_dir} does not exist; run "
                          f"`make reproduce-table1` (or eval --json into it) first")
     runs: dict[tuple[str, str, bool], Run] = {}
-    for path in sorted(results_dir.glob("*.json"), key=lambda p: p.stat().st_mtime):
-        run = read_run(path)
-        if run is not None:
-            runs[(run.protocol, run.model, run.daa)] = run
+    found = find_results(results_dir, recursive=False)
+    for path, result in sorted(found, key=lambda item: item[0].stat().st_mtime):
+        run = _run_of(path, result)
+        runs[(run.protocol, run.model, run.daa)] = run
     return runs
 
 

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from bench.common.distributed import WorldInfo
 from bench.model.encode import pad_tokens
 from bench.common.errors import BenchError
-from bench.data.semantics import CAPTIONS_PER_IMAGE, consecutive_groups, fit_tfidf, image_profiles, relevance_block
-from bench.data.splits import Split
+from bench.data.semantics import consecutive_groups, fit_tfidf, image_profiles, relevance_block
+from bench.data.splits import CAPTIONS_PER_IMAGE, Split
 from bench.data.vocab import Vocabulary
 
 

@@ -1,0 +1,24 @@
+"""`python -m bench plot`: one run's figures beside the paper's, as a PNG.
+
+    python -m bench plot results/daa_coco_sgr_coco-5k.csv
+"""
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    plot = subparsers.add_parser("plot", help="one run's figures as ours minus the paper's, against the tolerance band",
+                                 description=__doc__.splitlines()[0])
+    plot.add_argument("csv", type=Path, help="a results CSV written by eval --csv")
+    plot.add_argument("--out", type=Path, help="PNG to write (default: beside the CSV)")
+    plot.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bench.common.outputs import check_outputs
+    from bench.results.plots import plot_run
+
+    check_outputs({"--out": args.out}, inputs={"results CSV": args.csv})
+    path = plot_run(args.csv, args.out)
+    print(f"wrote {path} (Markdown: ![{path.stem}]({path.name}))")
+    return 0

@@ -1,0 +1,133 @@
+"""The whole evaluation of one protocol: checkpoints + split -> score matrix -> every metric.
+
+This is what `python -m bench eval` and `bench.evaluate` run: load the split, score it
+(each torchrun process a slice of the images), then on the master process the recalls, ranks
+and ASP of the protocol, PMRP where COCO instance annotations are at hand, and ECCV Caption /
+CxC when asked. bench.results.evaluate turns the outcome into a RunResult.
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.common.distributed import (cleanup_distributed, init_distributed, is_master, process_device,
+                                      world_info_from_env)
+from bench.common.errors import BenchError
+from bench.data.coco_ids import load_image_ids
+from bench.data.splits import Split, load_split
+from bench.eval.per_query import add_coco_ids
+from bench.eval.per_query import add_pmrp as add_pmrp_queries
+from bench.eval.protocol_metrics import protocol_metrics
+from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol, saved_matrix, split_bounds
+from bench.eval.score_split import ScoredSplit, score_split
+from bench.eval.scoring import resolve_device
+
+
+@dataclass
+class Evaluation:
+    """Everything one protocol run computed, before it is set beside the paper."""
+
+    protocol: Protocol
+    split: Split
+    scored: ScoredSplit
+    device: torch.device
+    metrics: dict  # {"i2t": {...}, "t2i": {...}, "rsum": x}
+    folds: list[dict] | None  # per fold, for protocols with folds (coco-1k)
+    eccv: dict | None  # ECCV Caption library facts when --eccv ran
+    seconds: dict[str, float]
+    queries: dict  # per-query values, numpy (bench.eval.per_query)
+
+    @property
+    def sims(self) -> np.ndarray:
+        """float32 (n_images, n_captions), or coco-1k's stacked (5, n/5, 5n/5) fold blocks."""
+        return saved_matrix(self.protocol, self.scored.sims)
+
+
+def add_pmrp(figures: dict, protocol: Protocol, sims: np.ndarray, split: Split, annotations: Path,
+             required: bool) -> None:
+    """Put PMRP beside the recalls (COCO only) when the instance annotations are there."""
+    from bench.eval.pmrp import INSTANCES_FILE, load_instance_vectors, protocol_pmrp
+
+    if protocol.dataset != "coco" or not (required or (annotations / INSTANCES_FILE).is_file()):
+        return
+    result = protocol_pmrp(protocol.name, sims, load_image_ids(split.directory, split.name).tolist(),
+                           load_instance_vectors(annotations))
+    add_pmrp_queries(figures["queries"], result["per_query"])
+    for direction in DIRECTIONS:
+        figures["metrics"][direction]["pmrp"] = result[direction]
+        for fold, fold_result in zip(figures.get("folds", []), result.get("folds", [])):
+            fold[direction]["pmrp"] = fold_result[direction]
+
+
+def add_eccv(figures: dict, sims: np.ndarray, split: Split, caption_ids: Path | None) -> dict:
+    """ECCV Caption / CxC figures (coco-5k) joined to the per-direction dicts; returns provenance."""
+    from bench.eval.eccv import testall_eccv_metrics
+
+    result = testall_eccv_metrics(sims, load_image_ids(split.directory, split.name).tolist(),
+                                  caption_ids_path=caption_ids)
+    for direction in DIRECTIONS:
+        figures["metrics"][direction].update(result[direction])
+    return {"library": result["library"], "recall_agreement": result["recall_agreement"]}
+
+
+def _score(checkpoints, split: Split, protocol: Protocol, data_root: Path, vocab, device: str,
+           precision: str, image_shard: int | None, allow_mismatch: bool) -> tuple[ScoredSplit | None, torch.device]:
+    """Score on this process (under torchrun: its slice); None on every process but the master."""
+    world = world_info_from_env()
+    torch_device = process_device(world, resolve_device(device))
+    init_distributed(world, torch_device)
+    try:
+        scored = score_split(list(checkpoints), split, data_root, vocab, torch_device, precision,
+                             split_bounds(protocol, split.n_images), image_shard, data_name=protocol.data_dir,
+                             allow_mismatch=allow_mismatch)
+    finally:
+        cleanup_distributed()
+    return (scored if is_master(world) else None), torch_device
+
+
+def run_protocol(checkpoints, protocol: str, *, data_root: Path, vocab=None, device: str = "auto",
+                 precision: str = "fp32", annotations: Path | None = None, eccv: bool = False,
+                 image_shard: int | None = None, caption_ids: Path | None = None,
+                 allow_mismatch: bool = False) -> Evaluation | None:
+    """Score and measure; PMRP is required when `annotations` is given, else added when found.
+
+    Checkpoints trained on another dataset than the protocol's are refused unless `allow_mismatch`.
+    """
+    started = time.perf_counter()
+    protocol = get_protocol(protocol)
+    if eccv and protocol.name != "coco-5k":
+        raise BenchError(f"--eccv needs the coco-5k protocol (the whole 5K gallery), not {protocol.name}")
+    data_root = Path(data_root)
+    split = load_split(data_root, protocol.data_dir, protocol.split)
+    scored, torch_device = _score(checkpoints, split, protocol, data_root, vocab, device, precision, image_shard,
+                                  allow_mismatch)
+    if scored is None:
+        return None
+    metrics_started = time.perf_counter()
+    figures = protocol_metrics(protocol, scored.sims, split.texts)
+    add_pmrp(figures, protocol, scored.sims, split, Path(annotations or data_root / "coco_annotations"),
+             required=annotations is not None)
+    eccv_facts = add_eccv(figures, scored.sims, split, caption_ids) if eccv else None
+    if protocol.dataset == "coco" and (split.directory / f"{split.name}_ids.txt").is_file():
+        add_coco_ids(figures["queries"], load_image_ids(split.directory, split.name))
+    seconds = dict(scored.stage_seconds, metrics=time.perf_counter() - metrics_started)
+    seconds["total"] = time.perf_counter() - started
+    return Evaluation(protocol, split, scored, torch_device, figures["metrics"], figures.get("folds"),
+                      eccv_facts, seconds, figures["queries"])
+
+
+def score(model, split: Split, *, vocab=None, device: str = "auto", precision: str = "fp32",
+          image_shard: int | None = None) -> np.ndarray:
+    """The float32 (n_images, n_captions) score matrix of one split, nothing else.
+
+    model: a checkpoint path or a bench.load_checkpoint result, or a list of two (SGR and SAF)
+    for SGRAF. split: a bench.load_split result. vocab defaults to the vocab/ folder beside
+    the split's folder, as `eval` finds it under the data root.
+    """
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    scored = score_split(models, split, split.directory.parent, vocab, resolve_device(device), precision,
+                         image_shard=image_shard)
+    return scored.sims

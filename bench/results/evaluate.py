@@ -1,0 +1,58 @@
+"""`bench.evaluate`: one protocol run from checkpoint files to a RunResult beside the paper.
+
+    import bench
+    result = bench.evaluate(["models/daa_coco_sgr.pth.tar"], "coco-5k", data_root="data")
+    print(result.metrics["rsum"]); result.to_csv("results/coco5k-sgr.csv")
+
+The same pipeline as `python -m bench eval` (which only parses arguments, calls this and
+writes what it returns), PMRP and ECCV Caption included.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.eval.pipeline import run_protocol
+from bench.results.provenance import evaluation_provenance
+from bench.results.rows import figure_rows
+from bench.results.run_result import RunResult
+from bench.results.uncertainty import query_outputs
+
+
+def evaluate(checkpoints: str | Path | Sequence[str | Path], protocol: str, *, data_root: str | Path = "data",
+             vocab: str | Path | None = None, device: str = "auto", precision: str = "fp32",
+             annotations: str | Path | None = None, eccv: bool = False, image_shard: int | None = None,
+             caption_ids: str | Path | None = None, run_id: str | None = None,
+             allow_mismatch: bool = False, own_checkpoint: bool = False) -> RunResult | None:
+    """Score `checkpoints` (one, or SGR and SAF for SGRAF) on a protocol and compare with the paper.
+
+    protocol: "f30k-1k", "coco-1k" or "coco-5k". vocab: the vocabulary JSON (default
+    <data_root>/vocab/<opt.data_name>_vocab.json). device: "auto", "cpu", "cuda", "cuda:N".
+    precision: "fp32", "tf32" or "bf16". annotations: folder with instances_val2014.json for
+    PMRP (required when given; default <data_root>/coco_annotations, used when present).
+    eccv: add ECCV Caption / CxC (coco-5k). image_shard: images per scoring step (default from
+    free memory). caption_ids: COCO caption ids for eccv. run_id: the figures' run name
+    (default "<protocol>-<model>"). allow_mismatch: score checkpoints trained on another
+    dataset than the protocol's (refused otherwise); every figure is then no-reference.
+    own_checkpoint: not a released checkpoint; figures with a published value get the status
+    "own" instead of ok/off. Under torchrun every process scores a slice of the images;
+    the master gets the result, the other processes None. Bad input raises BenchError.
+    """
+    if isinstance(checkpoints, (str, Path)):
+        checkpoints = [checkpoints]
+    evaluation = run_protocol(checkpoints, protocol, data_root=Path(data_root), vocab=vocab, device=device,
+                              precision=precision, annotations=annotations and Path(annotations), eccv=eccv,
+                              image_shard=image_shard, caption_ids=caption_ids and Path(caption_ids),
+                              allow_mismatch=allow_mismatch)
+    if evaluation is None:
+        return None
+    provenance = evaluation_provenance(evaluation, precision)
+    model = evaluation.scored.model_label
+    label = "+".join(c.path.name for c in evaluation.scored.checkpoints)
+    figures = {"metrics": evaluation.metrics} | ({"folds": evaluation.folds} if evaluation.folds else {})
+    uncertainty = query_outputs(evaluation.queries, evaluation.protocol.name, evaluation.split.texts)
+    rows = figure_rows(run_id or f"{evaluation.protocol.name}-{model.lower()}", evaluation.protocol, model, label,
+                       provenance["daa"], figures, uncertainty.intervals,
+                       compare=evaluation.scored.mismatch is None, own=own_checkpoint)
+    return RunResult(evaluation.protocol.name, evaluation.metrics, provenance, rows, evaluation.folds,
+                     evaluation.sims, extra=uncertainty.payload, queries=evaluation.queries,
+                     queries_npz=uncertainty.data)

@@ -1,0 +1,115 @@
+"""The command line as a contract: fast help without torch, defaults shown, --version, exit codes."""
+
+import argparse
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import bench
+from bench.cli import main as cli
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = ("eval", "download", "report", "table", "plot", "compare", "train", "demo")
+HEAVY = ("torch", "sklearn", "gdown", "matplotlib")
+
+HELP_PROBE = """
+import sys
+from bench.cli.main import main
+for command in sys.argv[1:]:
+    try:
+        main([*command.split(), "--help"])
+    except SystemExit as done:
+        assert done.code == 0, (command, done.code)
+print("HEAVY", *sorted(m for m in {HEAVY!r} if m in sys.modules))
+"""
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_command_is_registered():
+    assert set(_subparsers(cli.build_parser())) == set(COMMANDS)
+
+
+def test_help_imports_no_torch():
+    commands = ["", *COMMANDS]
+    probe = HELP_PROBE.replace("{HEAVY!r}", repr(HEAVY))
+    done = subprocess.run([sys.executable, "-c", probe, *commands], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY"
+
+
+def test_python_dash_m_help_lists_the_commands():
+    done = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and all(command in done.stdout for command in COMMANDS)
+
+
+def test_every_option_has_help_and_shows_its_default():
+    for name, parser in _subparsers(cli.build_parser()).items():
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name} {'/'.join(action.option_strings) or action.dest}: no help text"
+        text = parser.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+    assert "(default: auto)" in _subparsers(cli.build_parser())["eval"].format_help()
+
+
+def test_version_has_one_source(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"daa-bench {bench.__version__}"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "bench.__version__"}
+
+
+def test_declared_dependencies_are_what_the_code_imports():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    declared = {d.split(">")[0].split("=")[0].split("<")[0].strip() for d in project["project"]["dependencies"]}
+    import_names = {"scikit-learn": "sklearn"}
+    sources = "\n".join(p.read_text() for p in (REPO / "bench").rglob("*.py"))
+    for package in declared:
+        module = import_names.get(package, package)
+        assert f"import {module}" in sources or f"from {module}" in sources, f"{package} is declared, not imported"
+    for module in ("scipy", "requests", "pandas", "h5py"):
+        assert module in declared
+
+
+def test_torch_floor_is_stated_once_and_matches_the_makefile():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    floor = next(d for d in project["project"]["dependencies"] if d.startswith("torch"))
+    assert floor == "torch>=2.5"
+    assert f"TORCH_SPEC ?= {floor}" in (REPO / "Makefile").read_text()
+    assert "torch 2.5" in (REPO / "README.md").read_text()
+
+
+def test_no_command_and_unknown_command_exit_2(capsys):
+    for argv in ([], ["nonsense"]):
+        with pytest.raises(SystemExit) as done:
+            cli.main(argv)
+        assert done.value.code == 2
+    capsys.readouterr()
+
+
+def test_strict_exits_1_when_a_figure_is_off(golden_dir, tmp_path, capsys):
+    args = ["eval", "--checkpoint", str(golden_dir / "f30k_sgr.pth.tar"), "--protocol", "f30k-1k",
+            "--data-root", str(golden_dir), "--device", "cpu", "--json", str(tmp_path / "r.json")]
+    assert cli.main(args) == 0  # random weights are far off the paper: only --strict fails on that
+    assert cli.main([*args, "--strict"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--strict" in err[0] and "off" in err[0]
+    assert (tmp_path / "r.json").is_file()  # the result is still written, for the CI to inspect
+
+
+def test_strict_exits_0_when_nothing_is_off(golden_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("bench.results.rows.find_reference", lambda *args: None)
+    assert cli.main(["eval", "--checkpoint", str(golden_dir / "f30k_sgr.pth.tar"), "--protocol", "f30k-1k",
+                     "--data-root", str(golden_dir), "--device", "cpu", "--strict"]) == 0
