@@ -284,8 +284,8 @@ def test_mismatch_allowed_marks_every_figure_without_reference(base, tmp_path):
 
 
 def test_a_failing_output_leaves_none_of_the_others(base, tmp_path, capsys, monkeypatch):
-    """The JSON fails after the score matrix was written: neither appears."""
-    import bench.results.rows
+    """The CSV fails after the score matrix was written: none of the outputs appears."""
+    import bench.results.run_result
 
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -293,7 +293,7 @@ def test_a_failing_output_leaves_none_of_the_others(base, tmp_path, capsys, monk
     root = tmp_path / "w"
     shutil.copytree(base, root, symlinks=True)
     before = tree_state(root)
-    monkeypatch.setattr(bench.results.rows, "write_results", fail)
+    monkeypatch.setattr(bench.results.run_result, "csv_text", fail)
     assert main(eval_args(root)) == 2
     assert "No space left" in capsys.readouterr().err
     assert tree_state(root) == before
