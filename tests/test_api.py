@@ -83,7 +83,7 @@ def test_score_gives_the_matrix_only(golden_dir, golden_expected):
 
 def test_without_references_marks_every_figure(coco_sgraf):
     cleared = coco_sgraf.without_references("generated data")
-    assert cleared.status_counts() == {"ok": 0, "off": 0, "no-reference": len(coco_sgraf.figures)}
+    assert cleared.status_counts() == {"ok": 0, "off": 0, "own": 0, "no-reference": len(coco_sgraf.figures)}
     assert cleared.provenance["note"] == "generated data" and "note" not in coco_sgraf.provenance
 
 
