@@ -100,8 +100,10 @@ def test_unknown_name_is_an_attribute_error():
         bench.evaluat  # noqa: B018
 
 
-def test_losses_names_the_training_losses():
+def test_training_api_is_exported():
     assert callable(bench.losses.contrastive_loss) and callable(bench.losses.daa_loss)
+    settings = bench.paper_settings("f30k_precomp", "SAF")
+    assert isinstance(settings, bench.TrainSettings) and callable(bench.train)
 
 
 def test_readme_example_runs_on_the_fixtures(tmp_path):
