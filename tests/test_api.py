@@ -118,3 +118,13 @@ def test_readme_example_runs_on_the_fixtures(tmp_path):
     assert done.returncode == 0, done.stderr
     written = bench.load_result(tmp_path / "golden-sgraf.json")
     assert f"{written.metrics['rsum']}" in done.stdout and "status" in done.stdout
+
+
+def test_checkpoint_label_names_folders_only_when_file_names_agree():
+    from bench.results.evaluate import checkpoint_label
+
+    assert checkpoint_label([Path("m/daa_coco_sgr.pth.tar"), Path("m/daa_coco_saf.pth.tar")]) == \
+        "daa_coco_sgr.pth.tar+daa_coco_saf.pth.tar"
+    assert checkpoint_label([Path("t/f30k_precomp_sgr/model_best.pth.tar"),
+                             Path("t/f30k_precomp_saf/model_best.pth.tar")]) == \
+        "f30k_precomp_sgr/model_best.pth.tar+f30k_precomp_saf/model_best.pth.tar"

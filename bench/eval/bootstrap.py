@@ -17,11 +17,11 @@ import numpy as np
 
 from bench.common.errors import BenchError
 from bench.eval.metrics import RECALL_KS
+from bench.eval.protocols import DIRECTIONS
 
 RESAMPLES = 1000
 SEED = 2022
 CONFIDENCE = 0.95
-DIRECTIONS = ("i2t", "t2i")
 CHUNK_ELEMENTS = 1 << 22  # resamples x queries held as float64 counts at a time (~32 MB)
 METHOD = "percentile bootstrap over queries (coco-1k: within folds, fold figures averaged)"
 

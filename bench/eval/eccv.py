@@ -23,7 +23,7 @@ from bench.data.coco_ids import CocoIdMap, build_id_map, load_caption_ids
 from bench.common.errors import BenchError
 from bench.eval.metrics import RECALL_KS, recall_metrics
 from bench.eval.protocol_metrics import mean_metrics
-from bench.eval.protocols import fold_blocks, fold_of, fold_slice, get_protocol
+from bench.eval.protocols import DIRECTIONS, fold_blocks, fold_of, fold_slice, get_protocol
 
 PACKAGE = "eccv_caption"
 COCO_1K = get_protocol("coco-1k")
@@ -126,7 +126,7 @@ def _our_recalls(sims: np.ndarray) -> dict:
     """Our COCO 5K and 1K (mean over folds) recalls, keyed like the package's output."""
     five_k = recall_metrics(sims)
     one_k = mean_metrics([recall_metrics(block) for block in fold_blocks(COCO_1K, sims)])
-    return {f"coco_{name}_r{k}": {d: source[d][f"r{k}"] for d in ("i2t", "t2i")}
+    return {f"coco_{name}_r{k}": {d: source[d][f"r{k}"] for d in DIRECTIONS}
             for name, source in (("5k", five_k), ("1k", one_k)) for k in RECALL_KS}
 
 
@@ -158,7 +158,7 @@ def eccv_metrics(sims: np.ndarray, id_map: CocoIdMap, library=None) -> dict:
         scores = library.compute_all_metrics(i2t, t2i, target_metrics=TARGETS, Ks=RECALL_KS,
                                              verbose=False)
     worst = _cross_check(scores, _our_recalls(sims))
-    result = {d: {name: float(100.0 * scores[name][d]) for name in REPORTED} for d in ("i2t", "t2i")}
+    result = {d: {name: float(100.0 * scores[name][d]) for name in REPORTED} for d in DIRECTIONS}
     result.update(library=f"{PACKAGE} {library_version()}", recall_agreement=float(worst))
     return result
 

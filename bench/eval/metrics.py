@@ -13,6 +13,7 @@ import numpy as np
 
 from bench.common.errors import BenchError
 from bench.data.splits import CAPTIONS_PER_IMAGE
+from bench.eval.protocols import DIRECTIONS
 
 TIE_RULE = ("equal scores are ordered by gallery index, lower index first (stable), for recalls, "
             "PMRP and both rankings inside ASP; the original broke ties arbitrarily (unstable GPU argsort)")
@@ -86,7 +87,7 @@ def rank_summary(ranks: np.ndarray) -> dict:
 
 def rsum(metrics: dict) -> float:
     """R@1 + R@5 + R@10 of both directions (what the paper calls rsum)."""
-    return float(sum(metrics[d][f"r{k}"] for d in ("i2t", "t2i") for k in RECALL_KS))
+    return float(sum(metrics[d][f"r{k}"] for d in DIRECTIONS for k in RECALL_KS))
 
 
 def recall_metrics(sims: np.ndarray) -> dict:

@@ -20,9 +20,9 @@ import numpy as np
 from bench.common.errors import BenchError
 from bench.eval.asp import descending_keys
 from bench.data.splits import CAPTIONS_PER_IMAGE
+from bench.eval.protocols import DIRECTIONS
 
 TOP_K = 3
-DIRECTIONS = ("i2t", "t2i")
 ROW_BUDGET = 1 << 20  # scores keyed at a time while picking the top items (8 MB of uint64 keys)
 FORMAT = "daa-bench per-query results v1"
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.data.coco_ids import read_annotation_pairs
 from bench.common.errors import BenchError
-from bench.eval.protocols import fold_bounds, fold_blocks, get_protocol
+from bench.eval.protocols import DIRECTIONS, fold_bounds, fold_blocks, get_protocol
 from bench.data.splits import CAPTIONS_PER_IMAGE
 
 CATEGORY_SLOTS = 90  # COCO category ids run 1..90 (80 used); id c sets slot c - 1
@@ -163,8 +163,8 @@ def protocol_pmrp(protocol_name: str, sims: np.ndarray, image_ids: Sequence[int]
     per_fold = [pmrp_per_query(block, list(image_ids)[rows], vectors)
                 for block, (rows, _) in zip(blocks, bounds)]
     folds = [{d: pmrp_figure(values) for d, values in fold.items()} for fold in per_fold]
-    result = {d: float(np.mean([fold[d] for fold in folds])) for d in ("i2t", "t2i")}
+    result = {d: float(np.mean([fold[d] for fold in folds])) for d in DIRECTIONS}
     if protocol.folds > 1:
         result["folds"] = folds
-    result["per_query"] = {d: np.concatenate([fold[d] for fold in per_fold]) for d in ("i2t", "t2i")}
+    result["per_query"] = {d: np.concatenate([fold[d] for fold in per_fold]) for d in DIRECTIONS}
     return result

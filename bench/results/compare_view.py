@@ -10,6 +10,7 @@ from rich.table import Table
 
 from bench.results import compare, query_changes
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
+from bench.eval.protocols import DIRECTIONS
 
 TEXT_WIDTH = 34  # characters of a caption shown per cell; the CSV has them whole
 
@@ -51,7 +52,7 @@ def _short(text: str, width: int = TEXT_WIDTH) -> str:
 
 def print_changes(rows: Sequence[dict], console: Console) -> None:
     """The queries whose rank changed most, each run's best item (all three are in the CSV)."""
-    for direction in ("i2t", "t2i"):
+    for direction in DIRECTIONS:
         chosen = [row for row in rows if row["direction"] == direction]
         if not chosen:
             continue

@@ -47,7 +47,7 @@ def evaluate(checkpoints: str | Path | Sequence[str | Path], protocol: str, *, d
         return None
     provenance = evaluation_provenance(evaluation, precision)
     model = evaluation.scored.model_label
-    label = "+".join(c.path.name for c in evaluation.scored.checkpoints)
+    label = checkpoint_label([c.path for c in evaluation.scored.checkpoints])
     figures = {"metrics": evaluation.metrics} | ({"folds": evaluation.folds} if evaluation.folds else {})
     uncertainty = query_outputs(evaluation.queries, evaluation.protocol.name, evaluation.split.texts)
     rows = figure_rows(run_id or f"{evaluation.protocol.name}-{model.lower()}", evaluation.protocol, model, label,
@@ -56,3 +56,12 @@ def evaluate(checkpoints: str | Path | Sequence[str | Path], protocol: str, *, d
     return RunResult(evaluation.protocol.name, evaluation.metrics, provenance, rows, evaluation.folds,
                      evaluation.sims, extra=uncertainty.payload, queries=evaluation.queries,
                      queries_npz=uncertainty.data)
+
+
+def checkpoint_label(paths: list[Path]) -> str:
+    """File names joined by '+'; with the folder where two names agree (two trained `model_best.pth.tar`)."""
+    names = [path.name for path in paths]
+    if len(set(names)) < len(names):
+        names = [f"{path.parent.name}/{path.name}" for path in paths]
+    return "+".join(names)
+

@@ -13,6 +13,7 @@ import numpy as np
 
 from bench.data.semantics import CAPTIONS_PER_IMAGE
 from bench.results.compare import ComparedRun
+from bench.eval.protocols import DIRECTIONS
 
 COCO_PAGE = "http://cocodataset.org/#explore?id={}"
 FIELDS = ("direction", "change", "query_index", "query", "coco_id", "coco_url", "rank_a", "rank_b",
@@ -67,7 +68,7 @@ def biggest_changes(a: ComparedRun, b: ComparedRun, top: int = 10) -> list[dict]
     (the same query sets are assumed: bench.results.compare.check_same_queries)."""
     image_ids = _image_ids(a)
     rows = []
-    for direction in ("i2t", "t2i"):
+    for direction in DIRECTIONS:
         gain = a.queries[direction]["rank"] - b.queries[direction]["rank"]  # > 0: B ranks it higher
         for change, order in (("improved", np.argsort(-gain, kind="stable")),
                               ("worsened", np.argsort(gain, kind="stable"))):

@@ -17,6 +17,7 @@ from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
 from bench.results.rows import FIELDS, INTERVAL_FIELDS, NUMERIC_FIELDS, csv_text, with_interval
 from bench.results.run_result import RunResult, find_results
 from bench.results.tables import load_runs
+from bench.eval.protocols import DIRECTIONS
 
 SUMMARY_STEM = "summary"
 MARKDOWN_METRICS = ("r1", "r5", "r10", "asp", "pmrp")  # the paper's columns; medr/meanr stay in CSV
@@ -68,7 +69,7 @@ def markdown_table(rows: Sequence[dict]) -> str:
     """One line per run with its headline figures; columns only for metrics some run has."""
     headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
     present = {(row["direction"], row["metric"]) for row in headline}
-    columns = [(d, m) for d in ("i2t", "t2i") for m in MARKDOWN_METRICS if (d, m) in present]
+    columns = [(d, m) for d in DIRECTIONS for m in MARKDOWN_METRICS if (d, m) in present]
     columns += [("both", "rsum")] if ("both", "rsum") in present else []
     runs: dict[str, dict] = {}
     for row in headline:

@@ -24,6 +24,7 @@ from bench.common.progress import progress_bar
 from bench.data.splits import load_split
 from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
+from bench.eval.protocols import DIRECTIONS
 from bench.eval.scoring import precision_context, resolve_device, score_matrix
 from bench.model.encode import encode_captions, encode_images
 from bench.model.engine import pair_scores
@@ -217,7 +218,7 @@ def _epoch_row(position: Position, lr: float, metrics: dict, seconds: float) -> 
     batches = max(position.batch, 1)
     row = {"epoch": position.epoch, "step": position.step, "lr": lr,
            **{name: value / batches for name, value in position.loss_sums.items()}, "rsum": metrics["rsum"]}
-    row.update({f"{d}_{k}": metrics[d][k] for d in ("i2t", "t2i") for k in ("r1", "r5", "r10")})
+    row.update({f"{d}_{k}": metrics[d][k] for d in DIRECTIONS for k in ("r1", "r5", "r10")})
     row["seconds"] = round(seconds, 2)
     return row
 
