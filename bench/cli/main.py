@@ -40,7 +40,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="daa-bench", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="daa-bench", description=bench.__doc__.splitlines()[0] + " `daa-bench COMMAND --help` for each command.",
                                      formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {bench.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -126,14 +126,15 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
     first = headline[0]
     table = Table(title=f"{first['model']} on {first['protocol']} ({first['checkpoint']})",
                   box=box.SIMPLE_HEAD)
-    for name in ("dir", "metric", "ours ±95%", "paper", "delta", "tol", "source", "status", "in CI"):
-        table.add_column(name, justify="left" if name in ("dir", "metric", "source", "status") else "right")
+    for name in ("dir", "metric", "ours ±95%", "paper", "delta", "tol", "status", "in CI", "source"):
+        table.add_column(name, justify="left" if name in ("dir", "metric", "source", "status") else "right",
+                         no_wrap=name != "source")  # in 80 columns the source wraps, never a number
     for row in headline:
         style = STATUS_STYLE[row["status"]]
         table.add_row(row["direction"], row["metric"], with_interval(row),
                       _number(row["reference"], ".1f"), _number(row["delta"], "+.2f"),
-                      _number(row["tolerance"], ".1f"), row["reference_source"],
-                      f"[{style}]{row['status']}[/{style}]", _yes_no(row.get("within_ci")))
+                      _number(row["tolerance"], ".1f"), f"[{style}]{row['status']}[/{style}]",
+                      _yes_no(row.get("within_ci")), row["reference_source"])
     counts = {s: sum(row["status"] == s for row in rows) for s in STATUS_STYLE}
     parts = [f"{counts['ok']} ok", f"{counts['off']} off"]
     if counts["own"]:
