@@ -63,3 +63,17 @@ def test_expected_time_is_announced_before_scoring(plain, capsys):
     line = capsys.readouterr().err.strip()
     assert seconds > 0 and line.startswith("scoring SGR on testall: 125.0M pairs, about ") and "on this CPU" in line
     assert announce_expected_time(model, img, cap, lens, 200, "tiny") == 0 and capsys.readouterr().err == ""
+
+
+def test_metric_stage_is_announced_on_real_sized_matrices_only(plain, monkeypatch, capsys):
+    from pathlib import Path
+
+    from bench.eval import pipeline
+
+    golden = Path(__file__).parent / "fixtures" / "golden"
+    args = dict(data_root=golden, device="cpu")
+    pipeline.run_protocol([golden / "f30k_sgr.pth.tar"], "f30k-1k", **args)
+    assert "metrics on" not in capsys.readouterr().err  # the fixture's matrix is small
+    monkeypatch.setattr(pipeline, "LARGE_MATRIX", 1)
+    pipeline.run_protocol([golden / "f30k_sgr.pth.tar"], "f30k-1k", **args)
+    assert "f30k-1k: metrics on " in capsys.readouterr().err

@@ -16,6 +16,7 @@ import torch
 from bench.common.distributed import (cleanup_distributed, init_distributed, is_master, process_device,
                                       world_info_from_env)
 from bench.common.errors import BenchError
+from bench.common.progress import note
 from bench.data.coco_ids import load_image_ids
 from bench.data.splits import Split, load_split
 from bench.eval.per_query import add_coco_ids
@@ -24,6 +25,8 @@ from bench.eval.protocol_metrics import protocol_metrics
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol, saved_matrix, split_bounds
 from bench.eval.score_split import ScoredSplit, score_split
 from bench.eval.scoring import resolve_device
+
+LARGE_MATRIX = 1_000_000  # score entries from which the metric stage announces itself (real splits: 5M-125M)
 
 
 @dataclass
@@ -107,6 +110,9 @@ def run_protocol(checkpoints, protocol: str, *, data_root: Path, vocab=None, dev
     if scored is None:
         return None
     metrics_started = time.perf_counter()
+    if scored.sims.size >= LARGE_MATRIX:  # seconds, not hours: one line says what runs, no bar
+        note(f"{protocol.name}: metrics on {' x '.join(f'{n:,}' for n in scored.sims.shape)} scores "
+             "(recalls, ranks, ASP, PMRP where annotated, then bootstrap intervals): seconds to a minute")
     figures = protocol_metrics(protocol, scored.sims, split.texts)
     add_pmrp(figures, protocol, scored.sims, split, Path(annotations or data_root / "coco_annotations"),
              required=annotations is not None)
