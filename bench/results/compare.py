@@ -9,7 +9,6 @@ models with the samples.
     rows = paired_rows(a, b)
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from bench.common.errors import BenchError
 from bench.eval import bootstrap, per_query
+from bench.results.run_result import read_document
 
 LOWER_IS_BETTER = ("medr", "meanr")
 FIELDS = ("run_a", "run_b", "protocol", "fold", "direction", "metric", "value_a", "value_b", "gain",
@@ -36,10 +36,7 @@ class ComparedRun:
 
 def load_run(json_path) -> ComparedRun:
     path = Path(json_path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BenchError(f"cannot read run result {path}: {err}") from None
+    document = read_document(path)
     record = document.get("queries") if isinstance(document, dict) else None
     if not isinstance(record, dict) or not record.get("file"):
         raise BenchError(f"{path} names no per-query file: re-run eval with --json (intervals and "

@@ -123,7 +123,8 @@ class RunResult:
         self.write(sims_path=path)
 
 
-def _read_document(path: Path):
+def read_document(path: Path):
+    """A result JSON's raw document; one line naming the file when it cannot be read."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -133,7 +134,7 @@ def _read_document(path: Path):
 def load_result(path) -> RunResult:
     """A result JSON (`eval --json`, `RunResult.to_json`) read back; `sims` is None."""
     path = Path(path)
-    document = _read_document(path)
+    document = read_document(path)
     if not isinstance(document, dict):
         raise BenchError(f"{path}: not a run result (a JSON object with protocol, metrics, provenance)")
     return RunResult.from_document(document, str(path))
@@ -144,7 +145,7 @@ def find_results(folder, recursive: bool = True) -> list[tuple[Path, RunResult]]
     folder = Path(folder)
     found = []
     for path in sorted(folder.rglob("*.json") if recursive else folder.glob("*.json")):
-        document = _read_document(path)
+        document = read_document(path)
         if isinstance(document, dict) and "protocol" in document:
             found.append((path, RunResult.from_document(document, str(path))))
     return found
