@@ -38,6 +38,17 @@ def descending_keys(block: np.ndarray) -> np.ndarray:
     return bits
 
 
+def indexed_keys(block: np.ndarray, axis: int = 1) -> np.ndarray:
+    """Unique uint64 keys: `descending_keys` above, the item's index along `axis` below.
+
+    Their ascending order is the descending score order, ties to the lower index.
+    """
+    keys = descending_keys(block).astype(np.uint64)
+    keys <<= np.uint64(32)
+    keys |= np.expand_dims(np.arange(keys.shape[axis], dtype=np.uint64), 1 - axis)
+    return keys
+
+
 def descending_ranks(block: np.ndarray) -> np.ndarray:
     """1-based rank of every item in each row, highest value first, ties to the lower index.
 
@@ -48,9 +59,7 @@ def descending_ranks(block: np.ndarray) -> np.ndarray:
     block = np.asarray(block)
     n_rows, n_items = block.shape
     if block.dtype.itemsize <= 4:
-        keys = descending_keys(block).astype(np.uint64)
-        keys <<= np.uint64(32)
-        keys |= np.arange(n_items, dtype=np.uint64)
+        keys = indexed_keys(block)
         keys.sort(axis=1)
         order = keys.view(np.uint32)[:, ::2] if np.little_endian else keys.view(np.uint32)[:, 1::2]
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
-from bench.eval.asp import descending_keys
+from bench.eval.asp import indexed_keys
 from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.eval.protocols import DIRECTIONS
 
@@ -31,7 +31,7 @@ def top_items(scores: np.ndarray, axis: int = 1, k: int = TOP_K) -> np.ndarray:
     """(queries, k) gallery indices of each query's k best scores, best first; ties to the lower index.
 
     Queries are rows (axis=1, i2t) or columns (axis=0, t2i). Each score becomes a uint64 key
-    (float32 order reversed, then the gallery index), so the best item is a plain minimum,
+    (bench.eval.asp.indexed_keys), so the best item is a plain minimum,
     a reduction numpy runs fast along either axis; a picked key is then set to the maximum.
     """
     scores = np.asarray(scores)
@@ -39,12 +39,9 @@ def top_items(scores: np.ndarray, axis: int = 1, k: int = TOP_K) -> np.ndarray:
     k = min(k, n_gallery)
     top = np.empty((n_queries, k), dtype=np.int32)
     step = max(1, ROW_BUDGET // max(1, n_gallery))
-    gallery = np.expand_dims(np.arange(n_gallery, dtype=np.uint64), 1 - axis)
     for start in range(0, n_queries, step):
         window = slice(start, start + step)
-        keys = descending_keys(scores[window] if axis == 1 else scores[:, window]).astype(np.uint64)
-        keys <<= np.uint64(32)
-        keys |= gallery
+        keys = indexed_keys(scores[window] if axis == 1 else scores[:, window], axis)
         queries = np.arange(keys.shape[1 - axis])
         for place in range(k):
             best = (keys.min(axis=axis) & np.uint64(0xFFFFFFFF)).astype(np.int64)
