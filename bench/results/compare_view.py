@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.results import compare, query_changes
-from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
+from bench.results.rows import headline_table
 from bench.eval.protocols import DIRECTIONS
 
 TEXT_WIDTH = 34  # characters of a caption shown per cell; the CSV has them whole
@@ -25,14 +25,11 @@ def gains_csv(rows: Sequence[dict]) -> str:
 
 def print_gains(rows: Sequence[dict], console: Console) -> None:
     """Headline gains; per-fold rows stay in the CSV."""
-    headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
-    if not headline:
+    headline, table = headline_table(
+        rows, lambda first: f"{first['run_b']} minus {first['run_a']} ({first['protocol']})",
+        ("dir", "metric", "A", "B", "gain", "95% interval", "P(no gain)"), left=("dir", "metric"))
+    if table is None:
         return
-    first = headline[0]
-    table = Table(title=f"{first['run_b']} minus {first['run_a']} ({first['protocol']})",
-                  box=box.SIMPLE_HEAD)
-    for name in ("dir", "metric", "A", "B", "gain", "95% interval", "P(no gain)"):
-        table.add_column(name, justify="left" if name in ("dir", "metric") else "right")
     for row in headline:
         sure = row["ci_low"] > 0 or row["ci_high"] < 0
         gain = f"{row['gain']:+.2f}"

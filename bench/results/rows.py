@@ -117,18 +117,33 @@ def _yes_no(flag) -> str:
     return {True: "yes", False: "no", "True": "yes", "False": "no"}.get(flag, "")
 
 
+def headline_table(rows: Sequence[dict], title_of, columns: Sequence[str], left: Sequence[str],
+                   may_wrap: Sequence[str] | None = None) -> tuple[list[dict], Table | None]:
+    """The headline rows (whole protocol, no folds) and an empty titled table for them.
+
+    `title_of(first_row)` gives the title; `left` columns are left-justified, the rest right;
+    `may_wrap`, when given, names the only columns that may wrap. No headline rows: no table.
+    """
+    headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
+    if not headline:
+        return headline, None
+    table = Table(title=title_of(headline[0]), box=box.SIMPLE_HEAD)
+    for name in columns:
+        table.add_column(name, justify="left" if name in left else "right",
+                         no_wrap=may_wrap is not None and name not in may_wrap)
+    return headline, table
+
+
 def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
     """Headline figures: ours, paper, delta, coloured by status (per-fold rows stay in the CSV)."""
     console = console or Console()
-    headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
-    if not headline:
+    headline, table = headline_table(
+        rows, lambda first: f"{first['model']} on {first['protocol']} ({first['checkpoint']})",
+        ("dir", "metric", "ours ±95%", "paper", "delta", "tol", "status", "in CI", "source"),
+        left=("dir", "metric", "source", "status"),
+        may_wrap=("source",))  # in 80 columns the source wraps, never a number
+    if table is None:
         return
-    first = headline[0]
-    table = Table(title=f"{first['model']} on {first['protocol']} ({first['checkpoint']})",
-                  box=box.SIMPLE_HEAD)
-    for name in ("dir", "metric", "ours ±95%", "paper", "delta", "tol", "status", "in CI", "source"):
-        table.add_column(name, justify="left" if name in ("dir", "metric", "source", "status") else "right",
-                         no_wrap=name != "source")  # in 80 columns the source wraps, never a number
     for row in headline:
         style = STATUS_STYLE[row["status"]]
         table.add_row(row["direction"], row["metric"], with_interval(row),
