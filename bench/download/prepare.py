@@ -8,12 +8,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from bench.model.checkpoint import read_checkpoint, sha256_of
 from bench.download import verify
 from bench.download.archive import Archive, copy_file
-from bench.download.convert import read_npy_header
 from bench.download.fetch import check_disk_space
 from bench.download.manifest import Manifest, remove_quietly
 from bench.download.registry import Item, release_sizes_checked, split_of
@@ -97,9 +94,7 @@ def precheck_scan(item: Item, archive: Archive, found: dict[str, str]) -> None:
         member = parts["ims.npy"]
         where = f"{archive.path}: member {member}"
         with archive.open(member) as handle:
-            shape, _, dtype = read_npy_header(handle, where)
-        if dtype != np.float32:
-            raise BenchError(f"{where}: dtype {dtype}, expected float32")
+            shape = verify.npy_stream_shape(handle, where)
         captions = _count_member_lines(archive, parts["caps.txt"])
         ids = _count_member_lines(archive, parts["ids.txt"]) if "ids.txt" in parts else None
         verify.check_scan_counts(where, shape, captions, ids, feature_shape, rows.get(split))

@@ -151,9 +151,14 @@ def check_finite_weights(path: Path, state_dicts) -> None:
 def npy_shape(path: Path) -> tuple[int, ...]:
     """The float32 array's shape from the .npy header alone (no data is read)."""
     with open(path, "rb") as handle:
-        shape, _, dtype = read_npy_header(handle, path)
+        return npy_stream_shape(handle, path)
+
+
+def npy_stream_shape(handle, where: str | Path) -> tuple[int, ...]:
+    """The same from an open stream (a file, or a member read inside an archive)."""
+    shape, _, dtype = read_npy_header(handle, where)
     if dtype != np.float32:
-        raise BenchError(f"{path}: dtype {dtype}, expected float32")
+        raise BenchError(f"{where}: dtype {dtype}, expected float32")
     return shape
 
 
