@@ -84,11 +84,16 @@ def _blank_if_missing(value):
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def complete_rows(rows: list[dict], source) -> list[dict]:
-    """CSV rows checked for the results columns; files older than the intervals get them empty."""
-    missing = set(FIELDS) - set(INTERVAL_FIELDS) - set(rows[0]) if rows else set(FIELDS)
+def check_columns(columns, source) -> None:
+    """Raise unless `columns` (a CSV's header) hold the results columns; the interval ones may lack."""
+    missing = set(FIELDS) - set(INTERVAL_FIELDS) - set(columns) if len(columns) else set(FIELDS)
     if missing:
         raise BenchError(f"{source} is not a results CSV: it lacks columns {', '.join(sorted(missing))}")
+
+
+def complete_rows(rows: list[dict], source) -> list[dict]:
+    """CSV rows checked for the results columns; files older than the intervals get them empty."""
+    check_columns(rows[0] if rows else (), source)
     return [{name: "" for name in INTERVAL_FIELDS} | row for row in rows]
 
 

@@ -14,7 +14,7 @@ from bench.common.atomic import write_text
 from bench.common.errors import BenchError
 from bench.results.daa_gains import all_gains, gains_markdown
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
-from bench.results.rows import FIELDS, INTERVAL_FIELDS, NUMERIC_FIELDS, csv_text, with_interval
+from bench.results.rows import INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, with_interval
 from bench.results.run_result import RunResult, find_results
 from bench.results.tables import load_runs
 from bench.eval.protocols import DIRECTIONS
@@ -33,9 +33,7 @@ def _run_table(json_path: Path, result: RunResult) -> pd.DataFrame:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise BenchError(f"cannot read results CSV {csv_path}: {err}") from err
-    missing = set(FIELDS) - set(INTERVAL_FIELDS) - set(table.columns)
-    if missing:
-        raise BenchError(f"{csv_path} is not a results CSV: it lacks columns {', '.join(sorted(missing))}")
+    check_columns(table.columns, csv_path)
     for column in INTERVAL_FIELDS:  # results written before the intervals lack them
         if column not in table:
             table[column] = ""
