@@ -16,6 +16,7 @@ import numpy as np
 
 from bench.common.errors import BenchError
 from bench.eval import bootstrap, per_query
+from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.run_result import read_document
 
 LOWER_IS_BETTER = ("medr", "meanr")
@@ -74,7 +75,7 @@ def check_same_queries(a: ComparedRun, b: ComparedRun) -> None:
 
 
 def _point(document: dict, group: str, direction: str, metric: str) -> float | None:
-    metrics = document["metrics"] if group in ("all", "mean") else document["folds"][int(group)]
+    metrics = document["metrics"] if group in WHOLE_PROTOCOL_FOLDS else document["folds"][int(group)]
     value = metrics.get("rsum") if direction == "both" else metrics.get(direction, {}).get(metric)
     return None if value is None else float(value)
 
