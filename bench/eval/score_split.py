@@ -122,7 +122,7 @@ def score_split(checkpoint_paths: Sequence[str | Path | Checkpoint], split: Spli
     if matrices[0] is None:  # a torchrun rank other than 0: rank 0 alone holds the matrix
         return ScoredSplit(None, checkpoints, timings, vocab_paths)
     sims = matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2
-    return ScoredSplit(sims.astype(np.float32), checkpoints, timings, vocab_paths, mismatch)
+    return ScoredSplit(sims.astype(np.float32, copy=False), checkpoints, timings, vocab_paths, mismatch)
 
 
 def checkpoint_facts(checkpoints: list[Checkpoint]) -> list[dict]:
