@@ -69,21 +69,24 @@ def cleanup_distributed() -> None:
         dist.destroy_process_group()
 
 
+def _all_reduced(tensor: torch.Tensor) -> torch.Tensor:
+    """A summed copy of `tensor`, over the statistics group (the input is left as it is)."""
+    total = tensor.clone()
+    dist.all_reduce(total, group=_STATISTICS_GROUP[0])
+    return total
+
+
 class _SumAcrossProcesses(torch.autograd.Function):
     """All-reduce (sum) whose gradient is the all-reduced gradient: what SyncBatchNorm does for its
     statistics, so each process's inputs receive the gradient of every process's loss."""
 
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        total = tensor.clone()
-        dist.all_reduce(total, group=_STATISTICS_GROUP[0])
-        return total
+        return _all_reduced(tensor)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        total = grad.clone()
-        dist.all_reduce(total, group=_STATISTICS_GROUP[0])
-        return total
+        return _all_reduced(grad)
 
 
 def sum_across_processes(tensor: torch.Tensor) -> torch.Tensor:

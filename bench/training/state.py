@@ -96,17 +96,20 @@ class SavedState:
     settings: dict  # settings_record(): what --resume restores
 
 
-def _save(path: Path, state: SavedState) -> None:
-    resume = {"optimizer": state.optimizer.state_dict(), "step": state.position.step,
-              "position": state.position.record(), "rng_states": state.rng_states, "train_settings": state.settings}
+def _save(path: Path, state: SavedState, extra: dict | None = None) -> None:
+    """The published layout, plus `extra` keys."""
     save_checkpoint(path, state.model, state.opt, epoch=state.position.epoch, best_rsum=state.position.best_rsum,
-                    eiters=state.position.step, extra=resume)
+                    eiters=state.position.step, extra=extra)
+
+
+def _resume_state(state: SavedState) -> dict:
+    return {"optimizer": state.optimizer.state_dict(), "step": state.position.step,
+            "position": state.position.record(), "rng_states": state.rng_states, "train_settings": state.settings}
 
 
 def save_best(out_dir: Path, state: SavedState) -> None:
     """model_best.pth.tar: the published layout only."""
-    save_checkpoint(out_dir / BEST_NAME, state.model, state.opt, epoch=state.position.epoch,
-                    best_rsum=state.position.best_rsum, eiters=state.position.step)
+    _save(out_dir / BEST_NAME, state)
 
 
 def save_resumable(out_dir: Path, state: SavedState) -> Path:
@@ -116,18 +119,21 @@ def save_resumable(out_dir: Path, state: SavedState) -> Path:
     position = state.position
     path = epoch_checkpoint_path(out_dir, position.epoch) if position.epoch_done else \
         step_checkpoint_path(out_dir, position.epoch, position.step)
-    _save(path, state)
+    _save(path, state, _resume_state(state))
     for _, older in _checkpoint_files(out_dir):
         if older != path and "_step" in older.name:
             older.unlink(missing_ok=True)
     return path
 
 
-def check_resumable(checkpoint: Checkpoint) -> None:
+def read_resumable(path: Path) -> Checkpoint:
+    """A checkpoint with the resume state this version writes; any other is refused."""
+    checkpoint = read_checkpoint(path)
     for key in ("optimizer", "rng_states", "position", "train_settings"):
         if key not in checkpoint.extra:
             raise BenchError(f"{checkpoint.path}: has no resume state ({key}); it is not a training checkpoint "
                              "of this version")
+    return checkpoint
 
 
 def find_resume_checkpoint(out_dir: Path, resume: bool) -> Checkpoint | None:
@@ -138,9 +144,7 @@ def find_resume_checkpoint(out_dir: Path, resume: bool) -> Checkpoint | None:
     if not resume:
         raise BenchError(f"{out_dir}: already holds checkpoints ({latest.name}); pass --resume to continue "
                          "that run, or choose another --out-dir")
-    checkpoint = read_checkpoint(latest)
-    check_resumable(checkpoint)
-    return checkpoint
+    return read_resumable(latest)
 
 
 def resumed_position(checkpoint: Checkpoint) -> Position:
@@ -156,6 +160,5 @@ def settings_to_resume(out_dir: Path, given: dict) -> TrainSettings | None:
     latest = latest_checkpoint(Path(out_dir))
     if latest is None:
         return None
-    checkpoint = read_checkpoint(latest)
-    check_resumable(checkpoint)
+    checkpoint = read_resumable(latest)
     return resumed_settings(checkpoint.extra["train_settings"], given, str(latest))
