@@ -1,7 +1,5 @@
 """How `compare` shows its results: the gains CSV and the terminal tables (100 columns)."""
 
-import csv
-import io
 from collections.abc import Sequence
 
 from rich import box
@@ -9,18 +7,14 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.results import compare, query_changes
-from bench.results.rows import headline_table
+from bench.results.rows import dict_csv, headline_table
 from bench.eval.protocols import DIRECTIONS
 
 TEXT_WIDTH = 34  # characters of a caption shown per cell; the CSV has them whole
 
 
 def gains_csv(rows: Sequence[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=compare.FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+    return dict_csv(rows, compare.FIELDS)
 
 
 def print_gains(rows: Sequence[dict], console: Console) -> None:

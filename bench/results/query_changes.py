@@ -6,13 +6,11 @@ direction, the queries run B improved most and those it worsened most, with the 
 of each run: captions for i2t, images for t2i; a check mark flags a correct item.
 """
 
-import csv
-import io
-
 import numpy as np
 
 from bench.data.semantics import CAPTIONS_PER_IMAGE
 from bench.results.compare import ComparedRun
+from bench.results.rows import dict_csv
 from bench.eval.protocols import DIRECTIONS
 
 COCO_PAGE = "http://cocodataset.org/#explore?id={}"
@@ -78,8 +76,4 @@ def biggest_changes(a: ComparedRun, b: ComparedRun, top: int = 10) -> list[dict]
 
 
 def changes_csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+    return dict_csv(rows, FIELDS)

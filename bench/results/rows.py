@@ -7,7 +7,7 @@
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich import box
 from rich.console import Console
@@ -97,13 +97,18 @@ def complete_rows(rows: list[dict], source) -> list[dict]:
     return [{name: "" for name in INTERVAL_FIELDS} | row for row in rows]
 
 
+def dict_csv(rows: Iterable[dict], fields: Sequence[str]) -> str:
+    """CSV text of `rows` under a header of `fields` (the results, gains and changes CSVs)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def csv_text(rows: Sequence[dict]) -> str:
     """The results CSV (the one writer of it: per run, and the summary)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: _blank_if_missing(row.get(k)) for k in FIELDS} for row in rows)
-    return buffer.getvalue()
+    return dict_csv(({k: _blank_if_missing(row.get(k)) for k in FIELDS} for row in rows), FIELDS)
 
 
 def _number(value, fmt: str) -> str:
