@@ -55,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except BenchError as err:
-        print(f"daa-bench {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # an unwritable output path, a full disk: the system's own words
+    except (BenchError, OSError) as err:  # OSError: an unwritable output, a full disk (in its own words)
         print(f"daa-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
