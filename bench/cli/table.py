@@ -43,13 +43,14 @@ def run_table(args) -> int:
     from bench.common.outputs import check_outputs
     from bench.results import tables
     from bench.results.compare_view import gains_csv
-    from bench.results.daa_gains import all_gains
+    from bench.results.daa_gains import all_gains, gains_by_pair
 
     check_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv},
                   inputs={"results": args.results.glob("*.json")})
     runs = tables.load_runs(args.results)
-    grids = tables.build(args.table, runs)
-    gains = gains_csv(all_gains(runs)[0]) if args.gains_csv else ""
+    pairs = gains_by_pair(runs) if args.gains_csv else None  # bootstrapped once, for the grids and the CSV
+    grids = tables.build(args.table, runs, pairs)
+    gains = gains_csv(all_gains(runs, pairs)[0]) if args.gains_csv else ""
     write_all({args.markdown: lambda tmp: tmp.write_text(tables.to_markdown(grids), encoding="utf-8"),
                args.gains_csv: lambda tmp: tmp.write_text(gains, encoding="utf-8")})
     console = Console()

@@ -24,11 +24,17 @@ def paired_gains(runs: dict, protocol: str, model: str) -> tuple[list[dict], str
         return [], str(err)
 
 
-def all_gains(runs: dict) -> tuple[list[dict], list[str]]:
-    """Gain rows of every (protocol, model) that has both runs, and the notes of those that failed."""
+def gains_by_pair(runs: dict) -> dict[tuple[str, str], tuple[list[dict], str | None]]:
+    """paired_gains of every (protocol, model) that has a run, in sorted order."""
+    return {(protocol, model): paired_gains(runs, protocol, model)
+            for protocol, model in sorted({(p, m) for p, m, _ in runs})}
+
+
+def all_gains(runs: dict, pairs: dict | None = None) -> tuple[list[dict], list[str]]:
+    """Gain rows of every (protocol, model) that has both runs, and the notes of those that failed
+    (`pairs`: gains_by_pair(runs) when already computed)."""
     rows, notes = [], []
-    for protocol, model in sorted({(p, m) for p, m, _ in runs}):
-        gains, note = paired_gains(runs, protocol, model)
+    for (protocol, model), (gains, note) in (gains_by_pair(runs) if pairs is None else pairs).items():
         rows += gains
         notes += [f"{protocol} {model}: {note}"] if note else []
     return rows, notes

@@ -145,10 +145,11 @@ def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str, gains: d
             [model, "P(no gain)", *cells["p"]]]
 
 
-def _protocol_grid(spec: TableSpec, protocol: str, runs: dict) -> Grid:
+def _protocol_grid(spec: TableSpec, protocol: str, runs: dict, pairs: dict | None) -> Grid:
     wanted = [(protocol, m, daa) for m in MODELS for daa in (False, True)]
     header = ["model", "run"] + [f"{d} {LABELS[m]}" for d, m in spec.columns()]
-    gains = {model: paired_gains(runs, protocol, model) for model in MODELS}
+    gains = {model: paired_gains(runs, protocol, model) if pairs is None else pairs.get((protocol, model), ([], None))
+             for model in MODELS}
     failed = {model: note for model, (_, note) in gains.items() if note}
     gains = {model: {(r["direction"], r["metric"]): r for r in rows if r["fold"] in WHOLE_PROTOCOL_FOLDS}
              for model, (rows, _) in gains.items()}
@@ -163,15 +164,16 @@ def _protocol_grid(spec: TableSpec, protocol: str, runs: dict) -> Grid:
     return Grid(f"{spec.title}, {protocol}", header, rows, notes)
 
 
-def build(table: int, runs: dict) -> list[Grid]:
-    """One grid per protocol of the table (the paper's column groups)."""
+def build(table: int, runs: dict, pairs: dict | None = None) -> list[Grid]:
+    """One grid per protocol of the table (the paper's column groups); `pairs`: the DAA gains
+    (daa_gains.gains_by_pair(runs)) when already computed, else each grid computes its own."""
     if table not in TABLES:
         raise BenchError(f"no table {table}; choose one of {', '.join(map(str, TABLES))}")
     spec = TABLES[table]
     if not any(key[0] in spec.protocols for key in runs):
         raise BenchError(f"no run for {spec.title} in the results folder: it needs eval results "
                          f"of the {', '.join(spec.protocols)} protocol(s)")
-    return [_protocol_grid(spec, protocol, runs) for protocol in spec.protocols]
+    return [_protocol_grid(spec, protocol, runs, pairs) for protocol in spec.protocols]
 
 
 def to_markdown(grids: list[Grid]) -> str:
