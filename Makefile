@@ -3,9 +3,12 @@ SHELL := /bin/bash
 PYTHON_BIN ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Users get the default PyTorch build for their platform (CUDA on most Linux machines);
-# CI sets TORCH_SPEC to the CPU build it has on disk.
+# Users get the default PyTorch build for their platform: on most Linux machines the CUDA build, a
+# download of several GB. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu takes the CPU-only
+# build instead (pip's --index-url, for the torch step only). CI sets TORCH_SPEC to the CPU build it
+# has on disk.
 TORCH_SPEC ?= torch>=2.5
+TORCH_INDEX_URL ?=
 DATA_ROOT ?= data
 MODELS_ROOT ?= models
 RESULTS ?= results
@@ -17,14 +20,19 @@ EVAL := $(PY) -m bench eval --data-root $(DATA_ROOT) --device $(DEVICE) --precis
 	reproduce-all report bench bench-gpu gpu-check
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk -F':.*## ' -v results='$(RESULTS)' '{gsub(/\$$\(RESULTS\)/, results, $$2); printf "  %-24s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON_BIN) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e '.[test]'
-	touch $@
+	@echo "install 1/4: virtual environment $(VENV) ($(PYTHON_BIN))"
+	@$(PYTHON_BIN) -m venv $(VENV)
+	@echo "install 2/4: pip upgrade"
+	@$(PY) -m pip install -q --upgrade pip
+	@echo "install 3/4: $(TORCH_SPEC)$(if $(TORCH_INDEX_URL), from $(TORCH_INDEX_URL), (the default build: CUDA on most Linux machines, several GB; TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu for CPU only))"
+	@$(PY) -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url "$(TORCH_INDEX_URL)")
+	@echo "install 4/4: daa-bench in editable mode with its test tools"
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $@
 
 install: $(VENV)/.installed ## create .venv and install daa-bench with its test tools
 

@@ -1,6 +1,7 @@
 """The command line as a contract: fast help without torch, defaults shown, --version, exit codes."""
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -113,3 +114,31 @@ def test_strict_exits_0_when_nothing_is_off(golden_dir, tmp_path, monkeypatch):
     monkeypatch.setattr("bench.results.rows.find_reference", lambda *args: None)
     assert cli.main(["eval", "--checkpoint", str(golden_dir / "f30k_sgr.pth.tar"), "--protocol", "f30k-1k",
                      "--data-root", str(golden_dir), "--device", "cpu", "--strict"]) == 0
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_install_passes_the_torch_index_to_the_torch_step_only(tmp_path):
+    index = "https://download.pytorch.org/whl/cpu"
+    planned = subprocess.run(["make", "-n", "install", f"VENV={tmp_path / 'venv'}", f"TORCH_INDEX_URL={index}"],
+                             cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
+    pip_lines = [line for line in planned if "pip install" in line]
+    torch_steps = [line for line in pip_lines if '"torch' in line]
+    assert len(torch_steps) == 1 and f'--index-url "{index}"' in torch_steps[0]
+    assert all("--index-url" not in line for line in pip_lines if line not in torch_steps)
+    assert sum(line.startswith("echo") for line in planned) == 4  # one line per install step
+    default = subprocess.run(["make", "-n", "install", f"VENV={tmp_path / 'venv'}"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout
+    assert "--index-url" not in default
+
+
+def test_download_help_shows_one_example_per_line(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["download", "--help"])
+    out = capsys.readouterr().out
+    examples = [line.strip() for line in out.splitlines() if line.strip().startswith("python -m bench download")]
+    assert len(examples) == 4 and all(example.count("python -m bench") == 1 for example in examples)
+
+
+def test_every_command_describes_itself(capsys):
+    for name, parser in _subparsers(cli.build_parser()).items():
+        assert parser.description, f"{name} --help has no description"

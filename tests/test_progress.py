@@ -77,3 +77,10 @@ def test_metric_stage_is_announced_on_real_sized_matrices_only(plain, monkeypatc
     monkeypatch.setattr(pipeline, "LARGE_MATRIX", 1)
     pipeline.run_protocol([golden / "f30k_sgr.pth.tar"], "f30k-1k", **args)
     assert "f30k-1k: metrics on " in capsys.readouterr().err
+
+
+def test_slow_steps_show_time_per_step_never_zero_per_second():
+    slow = progress.PlainProgress("epoch 0", 1133, "steps")
+    assert slow._rate(1 / 45) == "45 s per step"
+    assert slow._rate(0.0) == "no steps done yet"
+    assert slow._rate(2.5) == "2.5 steps/s"

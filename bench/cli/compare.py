@@ -8,14 +8,12 @@ interval and the fraction of resamples where B is not better. `--queries` adds t
 whose rank changed most, with what each run retrieved for them. Heavy imports happen in `run`.
 """
 
-import argparse
 from pathlib import Path
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("compare", help="paired bootstrap gain of run B over run A",
-                                   description=__doc__.splitlines()[0],
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   description=__doc__.splitlines()[0])
     parser.add_argument("run_a", type=Path, help="result JSON of the reference run (eval --json)")
     parser.add_argument("run_b", type=Path, help="result JSON of the run compared with it")
     parser.add_argument("--csv", type=Path,

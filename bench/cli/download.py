@@ -17,7 +17,7 @@ from bench.download import registry
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("download", help="fetch, verify and prepare data and checkpoints",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   description=__doc__)
     parser.add_argument("items", nargs="*", metavar="ITEM", help="item names (see --list); default: everything")
     parser.add_argument("--group", choices=(*registry.GROUPS, "all"), help="a group of items")
     parser.add_argument("--for", dest="purpose", choices=registry.PURPOSES, default="all",
@@ -82,18 +82,25 @@ def show(items: list[registry.Item], states: dict[str, str], mirror: str | None)
     by_file: dict[str, list[registry.Item]] = {}
     for item in items:
         by_file.setdefault(item.filename, []).append(item)
-    print(f"{'file':<30} {'size':>8}  items (state); then where to fetch it")
+    print(f"{'file':<30} {'size':>10}  items (state); then where to fetch it")
     for filename, sharing in by_file.items():
-        size = human_size(max(item.approx_bytes for item in sharing))
+        size = human_size(file_bytes(sharing))
         states_text = ", ".join(f"{item.name} ({states[item.name]})" for item in sharing)
-        print(textwrap.fill(f"{filename:<30} {size:>8}  {states_text}", WIDTH, subsequent_indent=" " * 42))
+        print(textwrap.fill(f"{filename:<30} {size:>10}  {states_text}", WIDTH, subsequent_indent=" " * 44))
         for source in sources_for(sharing[0], mirror):
             inside = f" ({filename} inside)" if source.kind == "drive-folder" else ""
             print(textwrap.fill(source.describe() + inside, WIDTH, initial_indent="    ", subsequent_indent="      "))
         if sharing[0].notes and not mirror:
             print(textwrap.fill(f"or {sharing[0].notes}", WIDTH, initial_indent="    ", subsequent_indent="      "))
+    total = sum(file_bytes(sharing) for sharing in by_file.values())
+    print(f"{'total':<30} {human_size(total):>10}  (~: the registry's estimates; no sizes are published)")
+
+
+def file_bytes(sharing: list[registry.Item]) -> int:
+    """One file's estimated size (data.zip is listed once although two items come from it)."""
+    return max(item.approx_bytes for item in sharing)
 
 
 def human_size(size: int) -> str:
-    """Approximate sizes from the registry: 34.0 GB, 241.0 MB, 1.0 MB."""
-    return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
+    """The registry's estimates, marked as such: ~34.0 GiB, ~241 MiB, ~1 MiB."""
+    return f"~{size / 2**30:.1f} GiB" if size >= 2**30 else f"~{size / 2**20:.0f} MiB"

@@ -30,8 +30,9 @@ AFTER_INTERRUPT = {
 }
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows an option's default, except where there is none to show (None, off flags)."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except where there is none to show (None, off flags), and keeps a
+    description's own line breaks (examples stay one per line)."""
 
     def _get_help_string(self, action):
         if action.default is None or action.default is False or "default" in (action.help or ""):

@@ -1,11 +1,20 @@
-"""`python -m bench report [--results DIR] [--plots]`: merge every run into summary.csv and summary.md."""
+"""`python -m bench report`: gather every run under a folder into summary.csv and summary.md.
+
+    python -m bench report --results results [--plots]
+
+Reads each `<run>.json` written by `eval --json` (a `<run>.csv` beside it wins, so a corrected CSV
+is summarised as you see it), puts every headline figure beside the paper's, adds the DAA gains of
+each baseline/+DAA pair found in one folder, and links or (with --plots) draws each run's chart.
+Runs on generated data (`make demo`) are summarised apart, never beside the paper.
+"""
 
 from pathlib import Path
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "report", help="gather results/<run>.json into results/summary.csv and results/summary.md")
+        "report", help="gather results/<run>.json into results/summary.csv and results/summary.md",
+        description=__doc__)
     parser.add_argument("--results", type=Path, default=Path("results"),
                         help="folder holding the runs' JSON (and CSV) files")
     parser.add_argument("--plots", action="store_true",

@@ -70,7 +70,14 @@ class PlainProgress:
         return human_bytes(value) if self.unit == "bytes" else f"{value:,.0f}"
 
     def _rate(self, per_second: float) -> str:
-        return f"{human_bytes(per_second)}/s" if self.unit == "bytes" else f"{per_second:,.1f} {self.unit}/s"
+        """`1.2 MB/s`, `21.3 images/s`; slow work as time per item (`45 s per step`), never `0.0 steps/s`."""
+        if self.unit == "bytes":
+            return f"{human_bytes(per_second)}/s"
+        if per_second <= 0:
+            return f"no {self.unit} done yet"
+        if per_second < 1:
+            return f"{human_duration(1 / per_second)} per {self.unit.removesuffix('s')}"
+        return f"{per_second:,.1f} {self.unit}/s"
 
     def update(self, done: int, total: int | None = None) -> None:
         self.done, self.total = done, total or self.total

@@ -72,8 +72,8 @@ def _figure_class():
     try:
         from matplotlib.figure import Figure
     except ImportError as err:
-        raise BenchError("plots need matplotlib: pip install matplotlib "
-                         "(or pip install -e '.[plot]')") from err
+        raise BenchError("plots need matplotlib: pip install matplotlib (or, in a source checkout, "
+                         "pip install -e '.[plot]'; from the wheel, pip install 'daa-bench[plot]')") from err
     return Figure
 
 
