@@ -256,8 +256,8 @@ eval-trained-coco-saf: ## evaluate train-coco-saf's model on COCO 1K and 5K
 eval-trained-coco-sgraf: ## evaluate both trained COCO models as SGRAF
 	$(call eval_trained,coco,sgraf)
 
-demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRAF (CPU, ~2 min, no downloads)
-	$(PY) -m bench demo --data-root $(DATA_ROOT)/demo --models-root $(MODELS_ROOT)/demo --results $(RESULTS)
+demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRAF -> $(RESULTS)/demo/ (CPU, ~2 min)
+	$(PY) -m bench demo --data-root $(DATA_ROOT)/demo --models-root $(MODELS_ROOT)/demo --results $(RESULTS)/demo
 
 .PHONY: train-coco-sgr train-coco-saf train-f30k-sgr train-f30k-saf \
 	$(foreach d,coco f30k,$(foreach m,sgr saf sgraf,eval-trained-$(d)-$(m)))

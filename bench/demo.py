@@ -3,9 +3,11 @@
 Generates a small SCAN-format dataset whose captions name the concepts its region features
 mix, trains SGR and SAF with the DAA loss for a few epochs (the same loop as `bench train`),
 scores the test split with each model and their SGRAF ensemble (the same engine and metrics
-as `bench eval`), and writes `results/demo-{sgr,saf,sgraf}.{csv,json}`.
+as `bench eval`), and writes `results/demo/demo-{sgr,saf,sgraf}.{csv,json}`, marked in their
+provenance as runs on generated data so that `table`, `report` and `plot` never set them beside
+the paper's Flickr30K figures.
 
-    python -m bench demo --data-root data/demo --models-root models/demo --results results
+    python -m bench demo --data-root data/demo --models-root models/demo --results results/demo
 """
 
 import math
@@ -20,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.data import synthetic
+from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.model import random_weights
 from bench.results.evaluate import evaluate
 from bench.training.loop import train
@@ -27,6 +30,7 @@ from bench.training.settings import TrainSettings
 
 DATA_NAME = "f30k_precomp"  # the demo poses as Flickr30K so that the f30k-1k protocol scores it
 PROTOCOL = "f30k-1k"
+GENERATOR = "bench.data.synthetic"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ def write_demo_data(root: Path, plan: DemoPlan) -> None:
 
 def train_demo_model(module_name: str, data_root: Path, models_root: Path, plan: DemoPlan) -> Path:
     out_dir = models_root / module_name.lower()
+    Console(stderr=True).print(f"demo: training {module_name} with DAA, {plan.num_epochs} epochs -> {out_dir}",
+                               highlight=False)
     shutil.rmtree(out_dir, ignore_errors=True)  # the demo's own previous run
     dims = random_weights.small_config(module_name, DATA_NAME, 1)
     settings = TrainSettings(data_name=DATA_NAME, module_name=module_name, out_dir=out_dir, data_root=data_root,
@@ -70,23 +76,23 @@ def train_demo_model(module_name: str, data_root: Path, models_root: Path, plan:
 
 
 def chance_rsum(n_images: int) -> float:
-    """Expected rsum of random scores: i2t finds one of 5 captions, t2i the one image."""
-    n_captions = 5 * n_images
-    i2t = [1 - math.comb(n_captions - 5, k) / math.comb(n_captions, k) for k in (1, 5, 10)]
+    """Expected rsum of random scores: i2t finds one of its captions, t2i the one image."""
+    n_captions = CAPTIONS_PER_IMAGE * n_images
+    i2t = [1 - math.comb(n_captions - CAPTIONS_PER_IMAGE, k) / math.comb(n_captions, k) for k in (1, 5, 10)]
     t2i = [min(k / n_images, 1.0) for k in (1, 5, 10)]
     return 100 * (sum(i2t) + sum(t2i))
 
 
 def evaluate_demo(label: str, checkpoints: list[Path], data_root: Path, results: Path) -> dict:
-    """Score the test split with bench.evaluate (as `bench eval` does); write results/demo-<label>.*."""
+    """Score the test split with bench.evaluate (as `bench eval` does); write <results>/demo-<label>.*."""
     run_id = f"demo-{label.lower()}"
     result = evaluate(checkpoints, PROTOCOL, data_root=data_root, device="cpu", run_id=run_id)
-    result = result.without_references("generated data (bench.data.synthetic); no published reference")
+    result = result.on_generated_data(GENERATOR)
     result.write(json_path=results / f"{run_id}.json", csv_path=results / f"{run_id}.csv")
     return result.metrics
 
 
-def print_summary(metrics: dict[str, dict], chance: float, console: Console | None = None) -> None:
+def print_summary(metrics: dict[str, dict], chance: float, results: Path, console: Console | None = None) -> None:
     table = Table(title=f"demo: {PROTOCOL} protocol on generated data", box=box.SIMPLE_HEAD)
     columns = [("i2t", "r1"), ("i2t", "r5"), ("i2t", "r10"), ("t2i", "r1"), ("t2i", "r5"), ("t2i", "r10")]
     for name in ["model", *(f"{d} {k.upper()}" for d, k in columns), "ASP i2t", "ASP t2i", "rsum"]:
@@ -94,7 +100,7 @@ def print_summary(metrics: dict[str, dict], chance: float, console: Console | No
     for label, m in metrics.items():
         table.add_row(label, *(f"{m[d][k]:.1f}" for d, k in columns), f"{m['i2t']['asp']:.1f}",
                       f"{m['t2i']['asp']:.1f}", f"{m['rsum']:.1f}")
-    table.caption = f"chance rsum {chance:.1f}; rows per figure in results/demo-*.csv"
+    table.caption = f"chance rsum {chance:.1f}; rows per figure in {results / 'demo-*.csv'}"
     (console or Console(width=120)).print(table)
 
 
@@ -109,6 +115,6 @@ def run_demo(data_root: Path, models_root: Path, results: Path, plan: DemoPlan =
     metrics = {label: evaluate_demo(label, paths, data_root, results)
                for label, paths in (("SGR", [best["SGR"]]), ("SAF", [best["SAF"]]),
                                     ("SGRAF", [best["SGR"], best["SAF"]]))}
-    print_summary(metrics, chance_rsum(plan.test_images))
+    print_summary(metrics, chance_rsum(plan.test_images), results)
     Console().print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return metrics

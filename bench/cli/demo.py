@@ -8,7 +8,8 @@ def register(subparsers) -> None:
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, default=Path("data/demo"), help="where the generated data goes")
     parser.add_argument("--models-root", type=Path, default=Path("models/demo"), help="where the trained models go")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="where demo-*.csv/json go")
+    parser.add_argument("--results", type=Path, default=Path("results/demo"),
+                        help="where demo-*.csv/json go (a folder of their own: they are runs on generated data)")
     parser.set_defaults(func=run)
 
 

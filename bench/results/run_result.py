@@ -27,6 +27,7 @@ from bench.results.uncertainty import queries_path
 
 STATUSES = ("ok", "off", "own", "no-reference")
 CORE_KEYS = ("protocol", "metrics", "folds", "provenance", "figures")
+GENERATED_KEY = "generated_data"  # provenance: what generated the data, for runs not on a real dataset
 
 
 def _builtin(obj):
@@ -75,6 +76,17 @@ class RunResult:
                        within_ci=None)
         figures = [row | cleared for row in self.figures]
         return dataclasses.replace(self, figures=figures, provenance=self.provenance | {"note": reason})
+
+    def on_generated_data(self, source: str) -> "RunResult":
+        """A copy marked as scored on generated data (the demo's): no figure is set beside the paper's,
+        and `table`, `report` and `plot` keep it apart from runs on the real datasets."""
+        marked = self.without_references(f"generated data ({source}); no published reference")
+        return dataclasses.replace(marked, provenance=marked.provenance | {GENERATED_KEY: source})
+
+    @property
+    def generated_data(self) -> bool:
+        """Scored on generated data: its figures mean nothing beside the paper's."""
+        return bool(self.provenance.get(GENERATED_KEY))
 
     def document(self, queries_file: str | None = None) -> dict:
         """The result JSON: protocol, metrics, folds (if any), extra keys, provenance, figures."""

@@ -44,10 +44,18 @@ def _run_table(json_path: Path, result: RunResult) -> pd.DataFrame:
 
 def gather(results_dir: Path) -> list[dict]:
     """All figure rows of all runs under `results_dir` (subfolders too, e.g. tables/), by path."""
+    return _rows_of(results_dir, _runs_in(results_dir))
+
+
+def _runs_in(results_dir: Path) -> list[tuple[Path, RunResult]]:
     if not results_dir.is_dir():
         raise BenchError(f"results folder {results_dir} does not exist; run an evaluation first "
                          f"(make reproduce-all, or python -m bench eval ... --json FILE)")
-    tables = [_run_table(path, result) for path, result in find_results(results_dir)]
+    return find_results(results_dir)
+
+
+def _rows_of(results_dir: Path, runs: list[tuple[Path, RunResult]]) -> list[dict]:
+    tables = [_run_table(path, result) for path, result in runs]
     tables = [table for table in tables if len(table)]
     if not tables:
         raise BenchError(f"no run results (<run>.json with figures) in {results_dir}")
@@ -117,7 +125,20 @@ def counts_line(rows: Sequence[dict]) -> str:
             "(medr and meanr included, per-fold rows not)")
 
 
-def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "") -> str:
+def generated_section(rows: Sequence[dict]) -> str:
+    """Runs on generated data (the demo's), apart from the paper's datasets and without its figures."""
+    if not rows:
+        return ""
+    return ("\n## Runs on generated data\n\nScored on generated data (`make demo`), not on Flickr30K or "
+            "COCO: no published figure applies, so none is shown and none of these runs enters the "
+            "comparisons above.\n\n" + markdown_table(rows))
+
+
+def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "",
+                     generated_runs: frozenset[str] = frozenset()) -> str:
+    """summary.md: the runs on real data beside the paper, then any runs on generated data apart."""
+    generated = [row for row in rows if row["run_id"] in generated_runs]
+    rows = [row for row in rows if row["run_id"] not in generated_runs]
     return (
         "# daa-bench results\n\n"
         "Each cell: ours ±half the 95% bootstrap interval over queries (paper). **Bold ✗** = off "
@@ -126,15 +147,17 @@ def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "") ->
         "would move on another sample of queries (summary.csv: ci_low, ci_high, within_ci). "
         "Headline figures only (COCO 1K: mean of the five folds); "
         f"per-fold rows, medr and meanr are in summary.csv.\n\n"
-        f"{counts_line(rows)}.\n\n" + markdown_table(rows) + gains + charts
+        f"{counts_line(rows)}.\n\n" + markdown_table(rows) + gains + generated_section(generated) + charts
     )
 
 
 def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
     """Write summary.csv and summary.md; return their paths and the rows summarised."""
-    rows = gather(results_dir)
+    runs = _runs_in(results_dir)
+    rows = _rows_of(results_dir, runs)
+    generated = frozenset(result.run_id for _, result in runs if result.generated_data)
     csv_path = results_dir / f"{SUMMARY_STEM}.csv"
     md_path = results_dir / f"{SUMMARY_STEM}.md"
     write_text(csv_path, csv_text(rows))
-    write_text(md_path, summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir)))
+    write_text(md_path, summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir), generated))
     return csv_path, md_path, rows

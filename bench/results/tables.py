@@ -90,7 +90,8 @@ def _run_of(path: Path, result: RunResult) -> Run:
 
 
 def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
-    """(protocol, model, daa) -> run; when several runs match, the newest file wins."""
+    """(protocol, model, daa) -> run; when several runs match, the newest file wins. Runs on
+    generated data (the demo's) are left out: they are no Flickr30K or COCO result."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise BenchError(f"results folder {results_dir} does not exist; run "
@@ -98,6 +99,8 @@ def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
     runs: dict[tuple[str, str, bool], Run] = {}
     found = find_results(results_dir, recursive=False)
     for path, result in sorted(found, key=lambda item: item[0].stat().st_mtime):
+        if result.generated_data:
+            continue
         run = _run_of(path, result)
         runs[(run.protocol, run.model, run.daa)] = run
     return runs
@@ -172,7 +175,8 @@ def build(table: int, runs: dict, pairs: dict | None = None) -> list[Grid]:
     spec = TABLES[table]
     if not any(key[0] in spec.protocols for key in runs):
         raise BenchError(f"no run for {spec.title} in the results folder: it needs eval results "
-                         f"of the {', '.join(spec.protocols)} protocol(s)")
+                         f"of the {', '.join(spec.protocols)} protocol(s) (runs on generated data, such as "
+                         f"the demo's, are never set beside the paper)")
     return [_protocol_grid(spec, protocol, runs, pairs) for protocol in spec.protocols]
 
 
