@@ -1,5 +1,6 @@
 """The `eval` command end to end: golden figures through the CLI contract, and bad input."""
 
+import csv
 import json
 
 import numpy as np
@@ -142,3 +143,15 @@ def test_eccv_needs_coco_5k(tmp_path, capsys, data_root, make_checkpoint):
     line = _bad_run(tmp_path, capsys, ["--checkpoint", str(make_checkpoint()), "--protocol", "coco-1k",
                                        "--data-root", str(data_root), "--eccv"])
     assert "--eccv needs the coco-5k protocol" in line
+
+
+def test_a_piped_eval_table_keeps_every_cell_whole(tmp_path, golden_dir, monkeypatch, capsys):
+    """Piped (pytest's capture is no terminal) into 80 columns: rich would cut cells; never here."""
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["eval", "--protocol", "f30k-1k", "--data-root", str(golden_dir), "--device", "cpu",
+                 "--checkpoint", str(golden_dir / "f30k_sgr.pth.tar"), "--csv", str(tmp_path / "run.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and "in CI" in out
+    sources = {row["reference_source"] for row in csv.DictReader(open(tmp_path / "run.csv")) if row["fold"] == "all"}
+    assert sources - {""} and all(source in out for source in sources)
+    assert max(len(line) for line in out.splitlines()) > 80  # widened to the table, not cut to the pipe's 80

@@ -100,3 +100,13 @@ def test_compare_refuses_an_output_that_names_an_input(runs, capsys):
     before = (runs / "saf.json").read_bytes()
     assert main(["compare", str(runs / "sgr.json"), str(runs / "saf.json"), "--csv", str(runs / "saf.json")]) == 2
     assert "input" in capsys.readouterr().err and (runs / "saf.json").read_bytes() == before
+
+
+def test_piped_compare_prints_every_column_and_whole_captions(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "c.csv"
+    assert main(["compare", str(runs / "sgr.json"), str(runs / "saf.json"), "--csv", str(out), "--queries"]) == 0
+    printed = capsys.readouterr().out
+    assert "…" not in printed and "P(no gain)" in printed and "top item B" in printed
+    t2i = [r for r in _read_csv(tmp_path / "c.queries.csv") if r["direction"] == "t2i"]
+    assert t2i and all(r["query"] in printed for r in t2i)

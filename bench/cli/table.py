@@ -26,6 +26,8 @@ def _print(grid, console) -> None:
     from rich import box
     from rich.table import Table
 
+    from bench.common.wide_tables import print_table
+
     table = Table(title=grid.title, caption="\n".join(grid.notes), box=box.SIMPLE_HEAD, padding=0, show_edge=False,
                   caption_justify="left")
     for name in grid.header:
@@ -33,7 +35,7 @@ def _print(grid, console) -> None:
     for index, row in enumerate(grid.rows):
         last_of_model = index + 1 == len(grid.rows) or grid.rows[index + 1][0] != row[0]
         table.add_row(*row, end_section=last_of_model)
-    console.print(table)
+    print_table(table, console)
 
 
 def run_table(args) -> int:

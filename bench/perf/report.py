@@ -1,23 +1,17 @@
 """Benchmark rows to CSV (atomically) and to a rich table."""
 
-import csv
 import datetime
-import io
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from bench.common.atomic import write_text
+from bench.common.wide_tables import print_table
+from bench.results.rows import dict_csv
 
 
 def write_rows(rows: list[dict], path: str) -> Path:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
+    write_text(path, dict_csv(rows, list(dict.fromkeys(key for row in rows for key in row))))
     return Path(path)
 
 
@@ -28,7 +22,7 @@ def print_rows(rows: list[dict], title: str) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    Console(width=max(160, Console().width)).print(table)
+    print_table(table)
 
 
 def publish(rows: list[dict], out_dir: str, name: str, title: str) -> Path:

@@ -1,4 +1,5 @@
-"""How `compare` shows its results: the gains CSV and the terminal tables (100 columns)."""
+"""How `compare` shows its results: the gains CSV and the tables (100 columns on a terminal; whole,
+never cut, in a pipe or a log)."""
 
 from collections.abc import Sequence
 
@@ -6,6 +7,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bench.common.wide_tables import print_table
 from bench.results import compare, query_changes
 from bench.results.rows import dict_csv, headline_table
 from bench.eval.protocols import DIRECTIONS
@@ -32,7 +34,7 @@ def print_gains(rows: Sequence[dict], console: Console) -> None:
                       f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]", f"{row['p_no_gain']:.3f}")
     table.caption = ("paired bootstrap over the same queries; bold: the interval excludes 0. "
                      "medr/meanr: lower is better")
-    console.print(table)
+    print_table(table, console)
 
 
 def _short(text: str, width: int = TEXT_WIDTH) -> str:
@@ -42,18 +44,22 @@ def _short(text: str, width: int = TEXT_WIDTH) -> str:
 
 
 def print_changes(rows: Sequence[dict], console: Console) -> None:
-    """The queries whose rank changed most, each run's best item (all three are in the CSV)."""
+    """The queries whose rank changed most, each run's best item (all three are in the CSV). On a
+    terminal the texts are shortened to fit 100 columns; in a pipe or a log they are printed whole."""
+    terminal = console.is_terminal
     for direction in DIRECTIONS:
         chosen = [row for row in rows if row["direction"] == direction]
         if not chosen:
             continue
         table = Table(title=f"{direction}: queries whose rank changed most (rank A -> B)",
-                      box=box.SIMPLE_HEAD, width=100)
+                      box=box.SIMPLE_HEAD, width=100 if terminal else None)
         for name in ("change", "query", "A->B", "top item A", "top item B"):
             table.add_column(name, overflow="fold")
         for row in chosen:
             first = (row["top3_a"].split(query_changes.ITEM_SEPARATOR)[0],
                      row["top3_b"].split(query_changes.ITEM_SEPARATOR)[0])
-            table.add_row(row["change"], _short(row["query"], 40), f"{row['rank_a']}->{row['rank_b']}",
-                          _short(first[0]), _short(first[1]))
-        console.print(table)
+            texts = (row["query"], *first)
+            if terminal:
+                texts = (_short(texts[0], 40), _short(texts[1]), _short(texts[2]))
+            table.add_row(row["change"], texts[0], f"{row['rank_a']}->{row['rank_b']}", texts[1], texts[2])
+        print_table(table, console)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common.errors import BenchError
+from bench.common import wide_tables
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, find_reference, status
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
 
@@ -151,7 +152,7 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
         rows, lambda first: f"{first['model']} on {first['protocol']} ({first['checkpoint']})",
         ("dir", "metric", "ours ±95%", "paper", "delta", "tol", "status", "in CI", "source"),
         left=("dir", "metric", "source", "status"),
-        may_wrap=("source",))  # in 80 columns the source wraps, never a number
+        may_wrap=("source",))  # on a narrow terminal the source wraps, never a number
     if table is None:
         return
     for row in headline:
@@ -167,4 +168,4 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
     parts.append(f"{counts['no-reference']} without reference")
     folds = any(row["fold"] not in WHOLE_PROTOCOL_FOLDS for row in rows)
     table.caption = ", ".join(parts) + (" (all folds); per-fold rows are in the CSV" if folds else "")
-    console.print(table)
+    wide_tables.print_table(table, console)
