@@ -2,6 +2,8 @@
 
 import csv
 import json
+import shutil
+import subprocess
 
 import pytest
 from rich.console import Console
@@ -145,3 +147,23 @@ def test_base_provenance_names_code_versions_and_tie_rule():
     assert provenance["git_commit"] is None or len(provenance["git_commit"]) == 40
     assert "lower index first" in provenance["tie_rule"]
     json.dumps(provenance)  # serialisable as it is
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_commit_is_recorded_only_for_this_projects_own_tree(tmp_path):
+    from bench.results.provenance import git_state
+
+    def repository(folder, pyproject):
+        folder.mkdir(parents=True)
+        (folder / "pyproject.toml").write_text(pyproject)
+        for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+            subprocess.run(["git", *command], cwd=folder, check=True, capture_output=True)
+
+    repository(tmp_path / "user", '[project]\nname = "someone-elses"\n')
+    site = tmp_path / "user" / ".venv" / "lib" / "site-packages"  # an installed bench inside the user's repo
+    site.mkdir(parents=True)
+    assert git_state(site) == {"git_commit": None, "git_dirty": None}
+    assert git_state(tmp_path / "user") == {"git_commit": None, "git_dirty": None}  # not daa-bench
+    repository(tmp_path / "checkout", '[project]\nname = "daa-bench"\n')
+    state = git_state(tmp_path / "checkout")
+    assert len(state["git_commit"]) == 40 and state["git_dirty"] is False

@@ -9,6 +9,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -20,17 +21,34 @@ from bench.eval.score_split import checkpoint_facts, data_manifest
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "nltk")
 
 
-def git_state() -> dict:
-    """Commit of the source tree and whether it has uncommitted changes (None outside git)."""
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding bench/: a checkout, or site-packages
+PROJECT_NAME = "daa-bench"
+
+
+def _is_this_project(folder: Path) -> bool:
+    """`folder` is daa-bench's own source tree: its pyproject.toml names this project."""
+    try:
+        return tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8")) \
+            .get("project", {}).get("name") == PROJECT_NAME
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
+def git_state(source_root: Path = SOURCE_ROOT) -> dict:
+    """Commit of the source tree and whether it has uncommitted changes; None unless the package runs
+    from this project's own git checkout (an installed package inside a user's repository, say in
+    its .venv/, would otherwise record that repository's commit)."""
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
+            done = subprocess.run(["git", *args], cwd=source_root, capture_output=True,
                                   text=True, timeout=10, check=True)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip()
 
-    commit = git("rev-parse", "HEAD")
+    top = git("rev-parse", "--show-toplevel")
+    ours = top is not None and Path(top).resolve() == source_root.resolve() and _is_this_project(source_root)
+    commit = git("rev-parse", "HEAD") if ours else None
     changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {"git_commit": commit, "git_dirty": None if changes is None else bool(changes)}
 
