@@ -29,7 +29,7 @@ _EXPORTS = {
     "train": "bench.training.loop:train",
     "paper_settings": "bench.training.settings:paper_settings",
     "TrainSettings": "bench.training.settings:TrainSettings",
-    "losses": "bench.training.losses",
+    "losses": "bench.losses",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -1,7 +1,9 @@
 """The public API, used as a notebook would: bench.evaluate equals the CLI, results round-trip."""
 
+import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,14 +112,36 @@ def test_readme_example_runs_on_the_fixtures(tmp_path):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("## From Python", 1)[1]
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
-    assert len(example.strip().splitlines()) == 6
+    assert len(example.strip().splitlines()) == 7
     (tmp_path / "tests").symlink_to(REPO / "tests")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path / "tmp")}
     done = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
-    written = bench.load_result(tmp_path / "golden-sgraf.json")
-    assert f"{written.metrics['rsum']}" in done.stdout and "status" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tests", "tmp"]  # nothing written where it runs
+    written = bench.load_result(next((tmp_path / "tmp").glob("*/golden-sgraf.json")))
+    assert f"{written.metrics['rsum']}" in done.stdout and "status" in done.stdout and " off" in done.stdout
+
+
+def test_documented_python_names_import_the_documented_way():
+    """Every `bench.<module>.<name>` the README names is importable as written."""
+    from bench.losses import contrastive_loss, daa_loss  # noqa: F401  (the README's own spelling)
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    names = set(re.findall(r"`(bench(?:\.[A-Za-z_]\w*)+)", readme))
+    assert "bench.losses.daa_loss" in names
+    for dotted in names:
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                value = importlib.import_module(".".join(parts[:cut]))
+                break
+            except ModuleNotFoundError:
+                continue
+        for attribute in parts[cut:]:
+            assert hasattr(value, attribute), f"README names {dotted}, which does not import"
+            value = getattr(value, attribute)
 
 
 def test_checkpoint_label_names_folders_only_when_file_names_agree():

@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 import torch
 
-from bench.model.checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
+from bench.model.checkpoint import build_model, read_checkpoint, save_checkpoint
 from bench.model.config import ModelConfig
 from bench.common.errors import BenchError
 from bench.model.network import SimilarityModel
@@ -17,14 +17,15 @@ from bench.model.random_weights import random_model, small_config
 
 
 def test_golden_checkpoint_loads_with_module_prefix(golden_dir):
-    model, checkpoint = load_model(golden_dir / "coco_sgr.pth.tar")
+    checkpoint = read_checkpoint(golden_dir / "coco_sgr.pth.tar")
+    model = build_model(checkpoint)
     assert checkpoint.config.module_name == "SGR" and checkpoint.config.embed_size == 32
     assert not model.training
 
 
 @pytest.mark.parametrize("ddp_prefix", [True, False])
 def test_with_and_without_prefix_give_identical_weights(make_checkpoint, ddp_prefix):
-    model, _ = load_model(make_checkpoint("SAF", ddp_prefix=ddp_prefix, seed=2))
+    model = build_model(read_checkpoint(make_checkpoint("SAF", ddp_prefix=ddp_prefix, seed=2)))
     expected = random_model(small_config("SAF", "coco_precomp", model.config.vocab_size), seed=2)
     for key, value in expected.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
@@ -68,14 +69,14 @@ def test_missing_and_unexpected_keys_are_named(tmp_path):
     sim["extra.weight"] = torch.zeros(1)
     path = _save_raw(tmp_path / "bad.pth.tar", model=[model.img_enc.state_dict(), model.txt_enc.state_dict(), sim])
     with pytest.raises(BenchError, match=r"similarity encoder keys.*missing sim_eval_w.bias.*unexpected extra.weight"):
-        load_model(path)
+        build_model(read_checkpoint(path))
 
 
 def test_wrong_shape_is_named(tmp_path):
     opt = small_config("SGR", "coco_precomp", 60).to_opt()
     opt.embed_size = 16
     with pytest.raises(BenchError, match=r"shape"):
-        load_model(_save_raw(tmp_path / "shape.pth.tar", opt=opt))
+        build_model(read_checkpoint(_save_raw(tmp_path / "shape.pth.tar", opt=opt)))
 
 
 def test_opt_must_be_a_namespace_and_complete(tmp_path):

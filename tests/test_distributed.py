@@ -65,7 +65,8 @@ def _settings(module_name: str) -> TrainSettings:
 
 
 def _gradients(scorer) -> dict:
-    return {name: p.grad.clone() for name, p in distributed.unwrap(scorer).named_parameters()}
+    module = scorer.module if isinstance(scorer, torch.nn.parallel.DistributedDataParallel) else scorer
+    return {name: p.grad.clone() for name, p in module.named_parameters()}
 
 
 def _score_matrix(model: SimilarityModel):

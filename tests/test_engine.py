@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from bench.model.checkpoint import load_model
+from bench.model.checkpoint import build_model, read_checkpoint
 from bench.model.encode import encode_captions, encode_images
 from bench.model.engine import pair_scores
 from bench.model.reference_loop import caption_scores, reference_scores
 from bench.eval.scoring import score_matrix
 from bench.data.splits import load_split
 from bench.model.random_weights import random_model, small_config
+from bench.perf.gpu_parts import GOLDEN_CASES  # the four golden checkpoints, one list for the suite and gpu-check
 from bench.data.vocab import Vocabulary
 
-GOLDEN_CASES = [("coco", "testall", "sgr"), ("coco", "testall", "saf"), ("f30k", "test", "sgr"), ("f30k", "test", "saf")]
 
 
 def _embed(model, split, vocab_path):
@@ -25,7 +25,7 @@ def _embed(model, split, vocab_path):
 
 @pytest.mark.parametrize("dataset,split_name,module", GOLDEN_CASES)
 def test_both_paths_reproduce_the_original_scores(golden_dir, golden_expected, dataset, split_name, module):
-    model, _ = load_model(golden_dir / f"{dataset}_{module}.pth.tar")
+    model = build_model(read_checkpoint(golden_dir / f"{dataset}_{module}.pth.tar"))
     split = load_split(golden_dir, f"{dataset}_precomp", split_name)
     img, cap, lens = _embed(model, split, golden_dir / "vocab" / f"{dataset}_precomp_vocab.json")
     expected = golden_expected[f"{dataset}_{module}/sims"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.model.checkpoint import load_model
+from bench.model.checkpoint import build_model, read_checkpoint
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from bench.common.errors import BenchError
 from bench.data.splits import load_split
@@ -79,7 +79,7 @@ def test_learning_rate_scales_with_processes_and_decays():
 
 
 def _weights(path: Path) -> dict:
-    model, _ = load_model(path)
+    model = build_model(read_checkpoint(path))
     return model.state_dict()
 
 

@@ -50,11 +50,6 @@ def sweep_partials(final: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def is_partial(path: str | os.PathLike) -> bool:
-    """Whether `path` is one of our temporaries (tests and sweeps recognise them by name)."""
-    return Path(path).name.startswith(".") and PARTIAL_MARK in Path(path).name
-
-
 def _new_temporary(final: Path, suffix: str) -> Path:
     """Create an empty temporary beside `final`; os.open applies the umask to 0666."""
     while True:

@@ -112,10 +112,6 @@ def wrap_model(module: torch.nn.Module, world: WorldInfo, device: torch.device) 
     return DistributedDataParallel(module)
 
 
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
 def all_gather_objects(obj) -> list:
     """Every process's `obj`, in rank order (a one-element list for one process)."""
     if not dist.is_initialized():

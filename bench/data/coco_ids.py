@@ -19,7 +19,6 @@ import numpy as np
 from bench.common.errors import BenchError
 from bench.data.splits import CAPTIONS_PER_IMAGE
 
-CAPTIONS_FILE = "captions_val2014.json"
 ECCV_CAPTION_IDS = "coco_test_ids.npy"
 
 
@@ -99,12 +98,6 @@ def read_annotation_pairs(path: Path, first: str, second: str, purpose: str) -> 
             return [(int(a[first]), int(a[second])) for a in json.load(handle)["annotations"]]
     except (ValueError, KeyError, TypeError) as err:
         raise BenchError(f"{path} is not a COCO annotations file ({err})") from err
-
-
-def load_caption_owners(annotations_dir) -> dict[int, int]:
-    """caption id -> image id from COCO's `captions_val2014.json`."""
-    path = Path(annotations_dir) / CAPTIONS_FILE
-    return dict(read_annotation_pairs(path, "id", "image_id", "checking the caption ids"))
 
 
 def build_id_map(image_ids: np.ndarray, caption_ids: np.ndarray,

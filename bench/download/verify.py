@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.model.checkpoint import read_checkpoint, strip_prefix
 from bench.download.convert import read_npy_header
 from bench.common.progress import byte_progress
@@ -188,7 +189,7 @@ def check_scan_counts(where: str, shape: tuple[int, ...], captions: int, ids: in
     if len(shape) != 3 or (feature_shape is not None and tuple(shape[1:]) != tuple(feature_shape)):
         expected = f"{feature_shape[0]}, {feature_shape[1]}" if feature_shape else "regions, dim"
         raise BenchError(f"{where}: shape {shape}, expected (rows, {expected})")
-    if captions not in (shape[0], 5 * shape[0]):
+    if captions not in (shape[0], CAPTIONS_PER_IMAGE * shape[0]):
         raise BenchError(f"{where}: {shape[0]} rows but {captions} captions; expected one row per caption or per image")
     if ids is not None and ids != shape[0]:
         raise BenchError(f"{where}: {ids} ids for {shape[0]} feature rows")

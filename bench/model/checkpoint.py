@@ -108,11 +108,6 @@ def build_model(checkpoint: Checkpoint) -> SimilarityModel:
     return model.eval()
 
 
-def load_model(path: str | Path) -> tuple[SimilarityModel, Checkpoint]:
-    checkpoint = read_checkpoint(path)
-    return build_model(checkpoint), checkpoint
-
-
 def save_checkpoint(path: str | Path, model: SimilarityModel, opt: argparse.Namespace, *,
                     epoch: int = 0, best_rsum: float = 0.0, eiters: int = 0,
                     ddp_prefix: bool = True, extra: dict | None = None) -> None:

@@ -8,6 +8,7 @@ their own image's regions plus noise, so ground-truth pairs tend to score highes
 import numpy as np
 import torch
 
+from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.model.config import ModelConfig
 from bench.model.engine import alignment_nodes
 from bench.model.network import SimilarityModel
@@ -25,11 +26,11 @@ def full_size_model(module_name: str, seed: int = 0) -> SimilarityModel:
 def embeddings(n_images: int, n_captions: int, embed: int = 1024, regions: int = 36, seed: int = 0,
                device: str | torch.device = "cpu"):
     """Region embeddings (n_images, R, E), word embeddings (n_captions, L, E) and lengths (10-20 tokens
-    plus <start>/<end>, like COCO's); caption j describes image j // 5."""
+    plus <start>/<end>, like COCO's); caption j describes image j // CAPTIONS_PER_IMAGE."""
     gen = torch.Generator().manual_seed(seed)
     images = torch.nn.functional.normalize(torch.randn(n_images, regions, embed, generator=gen), dim=-1)
     lens = torch.randint(10, 21, (n_captions,), generator=gen) + 2
-    owner = (torch.arange(n_captions) // 5).clamp(max=n_images - 1)
+    owner = (torch.arange(n_captions) // CAPTIONS_PER_IMAGE).clamp(max=n_images - 1)
     picks = torch.randint(0, regions, (n_captions, int(lens.max())), generator=gen)
     words = images[owner[:, None], picks] + 0.8 * torch.randn(n_captions, int(lens.max()), embed, generator=gen) / embed**0.5
     words = torch.nn.functional.normalize(words, dim=-1)
@@ -63,7 +64,7 @@ def agreement(candidate: np.ndarray, baseline: np.ndarray) -> dict:
     """How much a reduced-precision matrix changes what retrieval reports."""
     top1_i2t = float(np.mean(candidate.argmax(1) == baseline.argmax(1)))
     top1_t2i = float(np.mean(candidate.argmax(0) == baseline.argmax(0)))
-    owner = np.arange(baseline.shape[1]) // 5
+    owner = np.arange(baseline.shape[1]) // CAPTIONS_PER_IMAGE
 
     def t2i_hits(sims):
         truth = sims[np.minimum(owner, sims.shape[0] - 1), np.arange(sims.shape[1])]
