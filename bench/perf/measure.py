@@ -28,11 +28,12 @@ def timed(fn, device: torch.device, warmup: bool = True, repeats: int = 1):
     return result, best
 
 
-def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048) -> float:
+def matmul_work(device: torch.device, dtype: torch.dtype, size: int = 2048):
+    """(run, flops): three size^3 products, the yardstick of a path's FLOP rate; timed by the
+    caller between the paths it is compared with, so that it sees the same machine they do."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
-    _, seconds = timed(lambda: [a @ b for _ in range(3)], device)
-    return 3 * 2 * size**3 / seconds / 1e9
+    return (lambda: [a @ b for _ in range(3)]), 3 * 2 * size**3
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -1,7 +1,9 @@
 """Scoring speed: the per-caption reference loop vs the batched engine, fp32 / tf32 / bf16.
 
-model_gflops counts the model's work per pair as performance.md does (the original's FLOPs,
-whatever shortcuts the engine takes), so of_matmul_peak compares paths on one scale.
+model_gflops is the rate of matrix-product work each path actually executes (workload.flops_per_pair:
+the reference loop the original's count, the batched engine its own, smaller for SGR), and
+of_matmul_peak divides it by a matmul peak timed in the same rounds as the paths, so a busy spell of
+a shared machine lowers both alike. The host's CPU features are printed and kept with the rows.
 
     python -m bench.perf.scoring_bench --device cpu                 # make bench
     python -m bench.perf.scoring_bench --device cuda --coco5k       # make bench-gpu
@@ -10,11 +12,11 @@ Every figure comes from this process: speed-ups are ratios of runs on the same i
 """
 
 import argparse
-import platform
 
 import torch
 
-from bench.perf.measure import matmul_peak_gflops, peak_memory_mb, reset_peak_memory, timed
+from bench.common.host import cpu_model, features_text
+from bench.perf.measure import matmul_work, peak_memory_mb, reset_peak_memory, timed
 from bench.perf.report import publish
 from bench.perf.workload import agreement, calibrate_spread, embeddings, flops_per_pair, full_size_model
 from bench.model.reference_loop import reference_scores
@@ -28,7 +30,7 @@ def _row(device_name, model, path, precision, pairs, seconds, reference_rate, fl
     return {"device": device_name, "model": model, "path": path, "precision": precision, "pairs": pairs,
             "seconds": round(seconds, 4), "pairs_per_s": round(rate, 1),
             "speedup_vs_reference": round(rate / reference_rate, 3) if reference_rate else None,
-            "model_gflops": round(rate * flops / 1e9, 2),
+            "mflop_per_pair": round(flops / 1e6, 2), "model_gflops": round(rate * flops / 1e9, 2),
             "of_matmul_peak": round(rate * flops / 1e9 / peak_gflops, 3) if peak_gflops else None, **extra}
 
 
@@ -48,28 +50,38 @@ def fastest_runs(runners: dict, device: torch.device, repeats: int, warmup: bool
     return best
 
 
-def bench_model(module: str, args, device: torch.device, device_name: str, peaks: dict) -> list[dict]:
+def bench_model(module: str, args, device: torch.device, device_name: str) -> list[dict]:
+    """The reference loop, the batched engine in each precision and the matmul peaks, interleaved."""
     model = full_size_model(module).to(device)
     images, words, lens = embeddings(args.images, args.captions, device=device)
     calibrate_spread(model, images, words, lens)
-    flops = flops_per_pair(module, float(lens.float().mean()))
+    mean_tokens = float(lens.float().mean())
+    original_flops = flops_per_pair(module, mean_tokens)
+    engine_flops = flops_per_pair(module, mean_tokens, executed=True)
     ref_pairs = args.reference_images * args.reference_captions
     runners = {("reference", "fp32"): lambda: reference_scores(
         model.sim_enc, images[:args.reference_images], words[:args.reference_captions], lens[:args.reference_captions])}
     for precision in args.precisions:
         runners[("batched", precision)] = lambda p=precision: score_matrix(model, images, words, lens, precision=p)
+    peak_flops = {}
+    for precision in {"fp32", *args.precisions}:
+        runners[("peak", precision)], peak_flops[precision] = matmul_work(device, PEAK_DTYPES[precision], args.peak_size)
     best = fastest_runs(runners, device, args.repeats, warmup=not args.coco5k)
+    peaks = {p: flops / best[("peak", p)][1] / 1e9 for p, flops in peak_flops.items()}
     ref_rate = ref_pairs / best[("reference", "fp32")][1]
     rows = [_row(device_name, module, "reference", "fp32", ref_pairs, best[("reference", "fp32")][1], ref_rate,
-                 flops, peaks["fp32"])]
+                 original_flops, peaks["fp32"])]
     baseline = best[("batched", args.precisions[0])][0]
     for precision in args.precisions:
         sims, seconds, peak_mb = best[("batched", precision)]
         extra = {"peak_memory_mb": peak_mb}
         if precision != args.precisions[0]:
             extra |= agreement(sims, baseline)
-        rows.append(_row(device_name, module, "batched", precision, sims.size, seconds, ref_rate, flops,
+        rows.append(_row(device_name, module, "batched", precision, sims.size, seconds, ref_rate, engine_flops,
                          peaks[precision], **extra))
+    for precision, value in sorted(peaks.items()):
+        rows.append({"device": device_name, "model": module, "path": f"matmul {args.peak_size}^3 peak",
+                     "precision": precision, "model_gflops": round(value, 1)})
     return rows
 
 
@@ -100,12 +112,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU x{torch.get_num_threads()}"
-    peaks = {p: matmul_peak_gflops(device, PEAK_DTYPES[p], args.peak_size) for p in {"fp32", *args.precisions}}
-    rows = [row for module in args.models for row in bench_model(module, args, device, name, peaks)]
-    for precision, value in sorted(peaks.items()):
-        rows.append({"device": name, "model": "matmul", "path": f"{args.peak_size}^3 peak", "precision": precision,
-                     "model_gflops": round(value, 1)})
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()} x{torch.get_num_threads()}"
+    print(f"host: {cpu_model()}, {torch.get_num_threads()} threads; CPU features: {features_text()}", flush=True)
+    rows = [row for module in args.models for row in bench_model(module, args, device, name)]
     publish(rows, args.out, f"{device.type}-scoring", f"scoring on {name}")
     return 0
 

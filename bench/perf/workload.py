@@ -52,12 +52,27 @@ def calibrate_spread(model: SimilarityModel, images, words, lens, target_std: fl
 
 
 def flops_per_pair(module_name: str, n: float, embed: int = 1024, sim: int = 256, regions: int = 36,
-                   sgr_steps: int = 3) -> float:
-    """The model's work per (image, caption) pair of n tokens (performance.md)."""
+                   sgr_steps: int = 3, executed: bool = False) -> float:
+    """Matrix-product work per (image, caption) pair of n tokens (docs/performance.md).
+
+    By default the original's: every SGR step applies three S x S Linears (query, key, update) to
+    all n + 1 nodes. `executed=True` counts what the batched engine runs instead: query and key
+    folded into one S x S product, so two per node, and the last step on the global node only
+    (the one row read). Each step also multiplies its edge rows by the nodes twice (scores and
+    weighted sum). Work per image or per caption (the self-attention encoders) is not per pair.
+    """
+    nodes = n + 1
     attention = 4 * regions * embed * n
-    alignment = 2 * embed * sim * (n + 1)
-    head = sgr_steps * 3 * 2 * sim * sim * (n + 1) if module_name == "SGR" else 2 * sim * (n + 1)
-    return float(attention + alignment + head)
+    alignment = 2 * embed * sim * nodes
+    if module_name != "SGR":
+        return float(attention + alignment + 2 * sim * nodes + 2 * sim)
+    def step(rows: int, linears: int) -> int:  # `rows` nodes updated; each Linear S x S on them
+        return linears * 2 * sim * sim * rows + 2 * 2 * rows * nodes * sim
+    if executed:
+        head = (sgr_steps - 1) * step(nodes, 2) + step(1, 2)
+    else:
+        head = sgr_steps * step(nodes, 3)
+    return float(attention + alignment + head + 2 * sim)
 
 
 def agreement(candidate: np.ndarray, baseline: np.ndarray) -> dict:

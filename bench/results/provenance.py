@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 import bench
+from bench.common.host import cpu_model
 from bench.data.vocab import tokenizer_path
 from bench.eval.metrics import TIE_RULE
 from bench.eval.score_split import checkpoint_facts, data_manifest
@@ -62,17 +63,6 @@ def package_versions() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (Linux /proc/cpuinfo), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith(("model name", "hardware")) and ":" in line:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def device_name(device) -> str:
