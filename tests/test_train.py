@@ -6,10 +6,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from bench.model.checkpoint import build_model, read_checkpoint
+from bench.model.encode import encode_captions, encode_images
+from bench.model.reference_loop import reference_scores
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from bench.common.errors import BenchError
 from bench.data.splits import load_split
@@ -117,15 +120,37 @@ def test_checkpoint_has_published_layout_and_resume_state(tiny_root, tmp_path):
 def test_trained_checkpoint_round_trips_through_eval(tiny_root, tmp_path):
     settings = tiny_settings(tiny_root, tmp_path / "run", num_epochs=1)
     best = train(settings)
-    out = tmp_path / "eval.json"
+    out, sims_path = tmp_path / "eval.json", tmp_path / "sims.npy"
     result = subprocess.run([sys.executable, "-m", "bench", "eval", "--checkpoint", str(best), "--protocol",
-                             "f30k-1k", "--data-root", str(tiny_root), "--device", "cpu", "--json", str(out)],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+                             "f30k-1k", "--data-root", str(tiny_root), "--device", "cpu", "--json", str(out),
+                             "--save-sims", str(sims_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     document = json.loads(out.read_text())
     metrics, recorded = document["metrics"], document["provenance"]["checkpoints"][0]
-    assert metrics["rsum"] == pytest.approx(sum(metrics[d][f"r{k}"] for d in ("i2t", "t2i") for k in (1, 5, 10)))
     assert (recorded["path"], recorded["module_name"]) == (str(best), settings.module_name)
+    # the matrix eval scored is the trained model's (the per-caption reference loop on the saved weights) ...
+    model = build_model(read_checkpoint(best))
+    split = load_split(tiny_root, DATA_NAME, "test")
+    vocab = Vocabulary.load(tiny_root / "vocab" / f"{DATA_NAME}_vocab.json")
+    with torch.no_grad():
+        words, lens = encode_captions(model, vocab, split.captions, torch.device("cpu"))
+        expected = reference_scores(model.sim_enc, encode_images(model, split, torch.device("cpu")), words, lens)
+    sims = np.load(sims_path)
+    assert np.abs(sims - expected.numpy()).max() < 1e-5
+    # ... and its recalls are those of that matrix, counted here by hand
+    by_hand = _recalls_by_hand(sims)
+    for key, value in by_hand.items():
+        assert metrics[key[0]][key[1]] == pytest.approx(value)
+    assert metrics["rsum"] == pytest.approx(sum(by_hand.values()))
+
+
+def _recalls_by_hand(sims: np.ndarray) -> dict:
+    """R@1/5/10 both ways: image i owns captions 5i..5i+4; rank of its best caption / of the image."""
+    n = sims.shape[0]
+    best_caption = [int(np.flatnonzero(np.argsort(-sims[i], kind="stable") // 5 == i)[0]) for i in range(n)]
+    image_rank = [int(np.flatnonzero(np.argsort(-sims[:, j], kind="stable") == j // 5)[0]) for j in range(5 * n)]
+    return {(d, f"r{k}"): 100.0 * float(np.mean(np.array(ranks) < k))
+            for d, ranks in (("i2t", best_caption), ("t2i", image_rank)) for k in (1, 5, 10)}
 
 
 def test_missing_training_data_is_one_clear_line(tmp_path):
@@ -137,9 +162,20 @@ def test_missing_training_data_is_one_clear_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_bf16_step_gives_finite_loss_and_gradients(tiny_root):
-    settings = tiny_settings(tiny_root, tiny_root / "unused", precision="bf16")
-    scorer, batch = scorer_and_batch(tiny_root, settings)
-    terms = backward_batch(scorer, batch, settings, torch.device("cpu"))
-    assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
-    assert all(torch.isfinite(p.grad).all() for p in scorer.parameters() if p.grad is not None)
+def test_a_bf16_step_follows_the_fp32_step(tiny_root):
+    """The same model and batch (no dropout) under bf16 autocast: the loss terms and the gradient
+    stay close to fp32's; a step that broke precision handling would drift or vanish."""
+    steps = {}
+    for precision in ("fp32", "bf16"):
+        settings = tiny_settings(tiny_root, tiny_root / "unused", precision=precision, dropout=0.0)
+        scorer, batch = scorer_and_batch(tiny_root, settings)
+        terms = backward_batch(scorer, batch, settings, torch.device("cpu"))
+        gradient = torch.cat([p.grad.flatten() for p in scorer.parameters() if p.grad is not None])
+        steps[precision] = (terms, gradient)
+    (fp32_terms, fp32_grad), (bf16_terms, bf16_grad) = steps["fp32"], steps["bf16"]
+    assert bf16_terms.keys() == fp32_terms.keys()
+    for name, value in fp32_terms.items():
+        assert bf16_terms[name] == pytest.approx(value, rel=0.05, abs=1e-3), name
+    assert torch.isfinite(bf16_grad).all() and bf16_grad.shape == fp32_grad.shape
+    assert float(torch.nn.functional.cosine_similarity(bf16_grad, fp32_grad, dim=0)) > 0.95
+    assert float(bf16_grad.norm()) == pytest.approx(float(fp32_grad.norm()), rel=0.1)
