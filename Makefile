@@ -189,7 +189,7 @@ reproduce-table3: install download-f30k download-checkpoints ## paper Table 3: S
 	$(PY) -m bench table --table 3 --results $(TABLES_DIR)/table3 --markdown $(TABLES_DIR)/table3.md \
 	  --gains-csv $(TABLES_DIR)/table3-gains.csv
 
-# ---- issue 5: retrain SGR / SAF with the DAA loss (paper settings, training.md); the demo ----
+# ---- issue 5: retrain SGR / SAF with the DAA loss (paper settings, docs/training.md); the demo ----
 # Checkpoints, log.csv, steps.csv (and TensorBoard scalars when installed) land in
 # $(call trained_dir,DATA,MODEL) = $(MODELS_ROOT)/trained/<data>_precomp_<model in lower case>/, the CLI's
 # default folder (bench.training.settings.default_out_dir; a test checks that they agree).

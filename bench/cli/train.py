@@ -1,4 +1,4 @@
-"""`python -m bench train`: train SGR or SAF with the DAA loss (training.md).
+"""`python -m bench train`: train SGR or SAF with the DAA loss (docs/training.md).
 
     python -m bench train --data-name f30k_precomp --module-name SGR
     torchrun --nproc_per_node 4 -m bench train --data-name coco_precomp --module-name SAF

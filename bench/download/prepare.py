@@ -1,4 +1,4 @@
-"""Turn a verified download into the layout the rest of daa-bench reads (`design.md`).
+"""Turn a verified download into the layout the rest of daa-bench reads (docs/data.md).
 
 Only what was asked is extracted (one dataset, one split); checkpoints are found inside an
 archive by what their `opt` says, not by their file names, which the releases do not document.

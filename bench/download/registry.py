@@ -1,6 +1,6 @@
 """Every downloadable item in one table: where it comes from, what it yields, how it is checked.
 
-Sources are listed in order of preference (the project spec's sources.md). No hash of these
+Sources are listed in order of preference (docs/downloads.md). No hash of these
 files is published, so `sha256` stays empty and the manifest records what was downloaded
 (trust on first use); an entry given a `sha256` is held to it. Family helpers below fill in
 what entries of one kind share, so each entry lists only what differs.

@@ -1,4 +1,4 @@
-"""ASP, the DAA paper's Average Semantic Precision (evaluation.md), one block of rows at a time.
+"""ASP, the DAA paper's Average Semantic Precision (docs/evaluation.md), one block of rows at a time.
 
 For each query row, the gallery is ranked twice (by model score and by semantic relevance),
 and ASP_q = mean over items of min(rank_X, rank_M) / max(rank_X, rank_M). Relevance has many

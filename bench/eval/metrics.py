@@ -1,4 +1,4 @@
-"""Retrieval ranks and recalls of a score matrix (evaluation.md), vectorised.
+"""Retrieval ranks and recalls of a score matrix (docs/evaluation.md), vectorised.
 
 `sims[i, j]` scores image i against caption j; caption j belongs to image j // 5. Ranks are
 0-based positions of the best ground truth when the gallery is ordered by score, highest

@@ -3,7 +3,7 @@
 Two COCO images match plausibly within threshold `th` when the L1 distance of their
 90-slot instance-category multi-hot vectors is at most `th`. For a query, `R` = the number
 of plausible gallery items; its R-precision = plausible items among its top `R` / `R`.
-PMRP = 100 x mean over thresholds {0, 1, 2} of the mean over queries (evaluation.md).
+PMRP = 100 x mean over thresholds {0, 1, 2} of the mean over queries (docs/evaluation.md).
 The original built one Python dict per (query, item) pair; here each block of queries has
 its scores sorted once and every threshold reads its top-R cutoff off that sort (COCO 5K:
 about 10 s on a 2-core CPU).

@@ -1,7 +1,7 @@
 """Every metric of a score matrix under a protocol: recalls, ranks and ASP, per fold and mean.
 
 TF-IDF relevance for ASP is fitted on the whole split's captions, even for the COCO 1K folds
-(data.md). The folds themselves come from bench.eval.protocols.
+(docs/data.md). The folds themselves come from bench.eval.protocols.
 """
 
 from collections.abc import Sequence

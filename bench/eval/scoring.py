@@ -20,7 +20,7 @@ from bench.model.network import SimilarityModel
 from bench.common.progress import human_duration, note, progress_bar
 from bench.eval.precisions import PRECISIONS
 
-CPU_IMAGE_SHARD = 128  # on CPU, small shards keep the big intermediates in cache (performance.md)
+CPU_IMAGE_SHARD = 128  # on CPU, small shards keep the big intermediates in cache (docs/performance.md)
 CPU_CAPTION_CHUNK = 8
 GPU_CAPTION_CHUNK = 32
 MEMORY_SHARE = 0.5  # of free memory one shard's intermediates may take

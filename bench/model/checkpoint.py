@@ -1,4 +1,4 @@
-"""Read and write checkpoints in the published DAA / SGRAF layout (`model.md`).
+"""Read and write checkpoints in the published DAA / SGRAF layout (`docs/model.md`).
 
 A checkpoint is `torch.save({"epoch", "model": [img_sd, txt_sd, sim_sd], "best_rsum", "opt",
 "Eiters"})`. DAA's keys carry DistributedDataParallel's `module.` prefix, SGRAF's do not.

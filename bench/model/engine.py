@@ -2,7 +2,7 @@
 
 Captions are grouped by length, so no padded word ever enters a length-dependent step
 (the per-region norm over words, TextSA's softmax and mean, SGR's softmax over nodes,
-SAF's l1 norm): the result equals the per-pair definition of `model.md` to float32
+SAF's l1 norm): the result equals the per-pair definition of `docs/model.md` to float32
 rounding. Within a group, captions go in small chunks against a whole image shard so the
 (images x captions x words x E) intermediates stay small.
 """

@@ -1,6 +1,6 @@
 """The per-caption reference path: the original evaluation loop, written plainly.
 
-For each caption, repeat it across an image shard and run the model.md formulas on that
+For each caption, repeat it across an image shard and run the docs/model.md formulas on that
 one (images x words) problem. Slow, obviously right, and independent of bench.model.engine's
 batching: tests compare the two, and `make bench` measures the engine against it.
 """

@@ -14,7 +14,7 @@ from bench.eval.protocols import DIRECTIONS
 
 DAA_SOURCES = ("readme-full", "authors-eval-log", "paper-table1", "paper-table3")
 BASELINE_SOURCES = ("sgraf-readme", "paper-table1", "paper-table3")
-# evaluation.md: recalls are printed to 0.1, ASP moves with tie-breaking, PMRP slightly.
+# docs/evaluation.md: recalls are printed to 0.1, ASP moves with tie-breaking, PMRP slightly.
 TOLERANCES = {"r1": 0.1, "r5": 0.1, "r10": 0.1, "medr": 0.1, "meanr": 0.1, "asp": 0.5, "pmrp": 0.2,
               "rsum": 0.6}
 RSUM_PARTS = tuple((d, f"r{k}") for d in DIRECTIONS for k in (1, 5, 10))

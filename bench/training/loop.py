@@ -1,4 +1,4 @@
-"""Train SGR or SAF with the DAA loss, as the paper did (training.md), on CPU, one GPU or many.
+"""Train SGR or SAF with the DAA loss, as the paper did (docs/training.md), on CPU, one GPU or many.
 
     from bench.training.loop import train
     from bench.training.settings import paper_settings

@@ -1,7 +1,7 @@
 """Training losses: VSE++ hinge (contrastive) and DAA, the paper's differentiable ASP.
 
 `scores[i, j]` scores the image of batch sample i against the caption of sample j, so the
-matching pairs lie on the diagonal; `sems[i, j]` is their TF-IDF relevance (training.md).
+matching pairs lie on the diagonal; `sems[i, j]` is their TF-IDF relevance (docs/training.md).
 
     python -c "import torch; from bench.training.losses import daa_loss; \
 s = torch.rand(8, 8); print(daa_loss(s, torch.rand(8, 8)))"
@@ -37,7 +37,7 @@ def soft_ranks(x: torch.Tensor, temperature: float, form: str = "released") -> t
 
     "row" compares x[b, a] with x[b, c], the rank of item c within row b. "released" compares
     x[a, b] (a column entry) with x[b, c], exactly what the released DAA code computes and what
-    the published checkpoints were trained with (its index mix-up; see training.md).
+    the published checkpoints were trained with (its index mix-up; see docs/training.md).
     """
     if form not in DAA_FORMS:
         raise ValueError(f"DAA form {form!r}: expected one of {DAA_FORMS}")

@@ -1,6 +1,6 @@
 """What a training run is: its settings, and the paper's settings per dataset and model.
 
-`PAPER_RUNS` is the one home of the paper's table (training.md, README "Training"); the CLI
+`PAPER_RUNS` is the one home of the paper's table (docs/training.md, README "Training"); the CLI
 fills unset flags from it and a test checks the Makefile and README against it. Torch-free,
 so that `python -m bench train --help` starts fast.
 
@@ -84,7 +84,7 @@ class TrainSettings:
     resume: bool = False
     quiet: bool = False
     # Hook: an object with block(caption_indices) -> (B, B) relevance in collate order; None: the
-    # TF-IDF relevance of the training captions (training.md). Tests inject reference matrices here.
+    # TF-IDF relevance of the training captions (docs/training.md). Tests inject reference matrices here.
     relevance: object | None = field(default=None, repr=False, compare=False)
 
     @property
