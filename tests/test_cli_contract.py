@@ -142,3 +142,10 @@ def test_download_help_shows_one_example_per_line(capsys):
 def test_every_command_describes_itself(capsys):
     for name, parser in _subparsers(cli.build_parser()).items():
         assert parser.description, f"{name} --help has no description"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_help_shows_folders_not_make_syntax():
+    listed = subprocess.run(["make", "-s", "help", "RESULTS=out"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout
+    assert "$(" not in listed and "out/trained_f30k_sgr_f30k-1k" in listed and "out/demo/" in listed

@@ -46,7 +46,8 @@ def test_list_names_each_file_once_with_its_addresses_in_100_columns(tmp_path, c
     out = capsys.readouterr().out.splitlines()
     assert max(map(len, out)) <= 100
     [data_zip] = [line for line in out if line.startswith("data.zip")]
-    assert "34.0 GB" in data_zip and "scan-coco (missing)" in data_zip and "scan-f30k (missing)" in data_zip
+    assert "~34.0 GiB" in data_zip and "scan-coco (missing)" in data_zip and "scan-f30k (missing)" in data_zip
+    assert out[-1].startswith("total") and "~36.6 GiB" in out[-1] and "estimates" in out[-1]
     at = out.index(data_zip)
     assert out[at + 1].strip() == "https://iudata.blob.core.windows.net/scan/data.zip"
     assert "1os1Kr7HeTbh8FajBNegW8rjJf6GIhFqC" in out[at + 2] and "kuanghueilee/scan-features" in out[at + 3]

@@ -102,7 +102,7 @@ def chart_links(results_dir: Path) -> str:
 
 def folder_gains(results_dir: Path) -> str:
     """The DAA-gain section for every folder under `results_dir` whose runs pair a baseline with
-    +DAA; folders whose runs do not say whether they are DAA (the demo's) have no pairs."""
+    +DAA; runs on generated data (the demo's) never pair (load_runs leaves them out)."""
     rows, notes = [], []
     for folder in sorted({p.parent for p in results_dir.rglob("*.json")}):
         try:
