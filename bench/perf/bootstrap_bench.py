@@ -24,7 +24,7 @@ def synthetic_queries(n_images: int, seed: int = 0) -> dict:
         pmrp = rng.random((n, 3))
         pmrp[rng.random((n, 3)) < 0.05] = np.nan
         return {"rank": rng.geometric(0.15, n) - 1, "asp": rng.random(n), "pmrp": pmrp,
-                "fold": np.zeros(n, dtype=np.int16)}
+                "index": np.arange(n), "fold": np.zeros(n, dtype=np.int16)}
 
     return {"i2t": direction(n_images), "t2i": direction(5 * n_images)}
 
