@@ -90,6 +90,29 @@ def test_compare_refuses_a_per_query_file_changed_after_the_run(runs, tmp_path, 
     assert "sha256" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("edit", [("metrics", "i2t", "r1"), ("metrics", "rsum")])
+def test_compare_refuses_a_json_whose_figures_its_per_query_file_contradicts(runs, tmp_path, capsys, edit):
+    edited = json.loads((runs / "saf.json").read_text())
+    target = edited
+    for key in edit[:-1]:
+        target = target[key]
+    target[edit[-1]] = 99.0
+    (tmp_path / "saf.json").write_text(json.dumps(edited))
+    shutil.copy(runs / "saf.queries.npz", tmp_path)
+    assert main(["compare", str(runs / "sgr.json"), str(tmp_path / "saf.json"),
+                 "--csv", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "saf.json") in err and "per-query" in err
+    assert "Traceback" not in err and not (tmp_path / "out.csv").exists()
+
+
+def test_compare_shows_intervals_as_bounds_and_holm_p_values(runs, tmp_path, capsys):
+    assert main(["compare", str(runs / "sgr.json"), str(runs / "saf.json"), "--csv", str(tmp_path / "g.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "±" not in out and "p (Holm)" in out
+    assert any(line.lstrip().startswith("i2t") and "[" in line and "]" in line for line in out.splitlines())
+
+
 def test_the_compare_command_module_imports_no_torch():
     import subprocess
     import sys
