@@ -116,3 +116,17 @@ def test_display_of_intervals_and_p_values():
     assert interval_text(8.0, 30.0) == "[8.00, 30.00]" and interval_text(-1.234, 2.0, "+", 1) == "[-1.2, +2.0]"
     assert interval_text("", 3.0) == "" and interval_text(None, None) == ""
     assert p_text(0.0005) == "< 0.001" and p_text(0.0123) == "0.012" and p_text(None) == "–"
+
+
+def test_coco_1k_pairs_permute_within_folds_and_test_each_fold_as_its_own_family():
+    run_a, run_b = _run_pair(seed=2)
+    for run in (run_a, run_b):
+        for direction, values in run.items():
+            values["fold"] = (np.arange(len(values["fold"])) >= len(values["fold"]) // 2).astype(np.int16)
+    gains = paired.paired_gains(run_a, run_b, bootstrap.Settings(resamples=100), n_permutations=100)
+    assert set(gains) == {"mean", "0", "1"}
+    for key, gain in gains["mean"].items():
+        assert gain["gain"] == pytest.approx((gains["0"][key]["gain"] + gains["1"][key]["gain"]) / 2)
+    for group in gains.values():
+        tested = {key: g["p_value"] for key, g in group.items() if g["p_value"] is not None}
+        assert {key: group[key]["p_holm"] for key in tested} == paired.holm(tested)

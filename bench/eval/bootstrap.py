@@ -190,15 +190,19 @@ def fold_generator(seed: int, fold: ImageFold) -> np.random.Generator:
     return np.random.default_rng([seed, int(fold.label)])
 
 
-def group_figures(folds: list[ImageFold], chunks_of: Callable[[ImageFold], Iterator[np.ndarray]]) -> dict:
-    """{group: {(direction, metric): values}}; group "all" (one fold) or "mean" and "0".."F-1"
-    (coco-1k), as the result rows name them. `chunks_of(fold)` yields its image counts."""
-    per_fold = {fold.label: fold.figures(chunks_of(fold)) for fold in folds}
+def by_group(per_fold: dict) -> dict:
+    """{fold label: {key: values}} -> {group: {key: values}}: group "all" (one fold) or "mean" and
+    "0".."F-1" (coco-1k), as the result rows name them; the mean averages the folds' values."""
     if len(per_fold) == 1:
         return {"all": next(iter(per_fold.values()))}
     keys = next(iter(per_fold.values())).keys()
-    mean = {key: np.mean([figures[key] for figures in per_fold.values()], axis=0) for key in keys}
+    mean = {key: np.mean([values[key] for values in per_fold.values()], axis=0) for key in keys}
     return {"mean": mean, **per_fold}
+
+
+def group_figures(folds: list[ImageFold], chunks_of: Callable[[ImageFold], Iterator[np.ndarray]]) -> dict:
+    """{group: {(direction, metric): values}} (see by_group); `chunks_of(fold)` yields its image counts."""
+    return by_group({fold.label: fold.figures(chunks_of(fold)) for fold in folds})
 
 
 def point_figures(queries: dict, fields: tuple[str, ...] = VALUE_FIELDS) -> dict:

@@ -63,16 +63,12 @@ def fold_permutation_gains(fold_a: bootstrap.ImageFold, fold_b: bootstrap.ImageF
 
 
 def permutation_gains(folds_a: list, folds_b: list, seed: int, n_permutations: int) -> dict:
-    """{group: {(direction, metric): permuted gains}}, grouped as bootstrap.group_figures."""
+    """{group: {(direction, metric): permuted gains}}, grouped as bootstrap.by_group."""
     per_fold = {}
     for fold_a, fold_b in zip(folds_a, folds_b):
         rng = np.random.default_rng([seed, int(fold_a.label), PERMUTATION_STREAM])
         per_fold[fold_a.label] = fold_permutation_gains(fold_a, fold_b, rng, n_permutations)
-    if len(per_fold) == 1:
-        return {"all": next(iter(per_fold.values()))}
-    keys = next(iter(per_fold.values())).keys()
-    return {"mean": {key: np.mean([gains[key] for gains in per_fold.values()], axis=0) for key in keys},
-            **per_fold}
+    return bootstrap.by_group(per_fold)
 
 
 def permutation_p(observed: float, permuted: np.ndarray) -> float:
