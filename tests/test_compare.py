@@ -90,7 +90,8 @@ def test_compare_refuses_a_per_query_file_changed_after_the_run(runs, tmp_path, 
     assert "sha256" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("edit", [("metrics", "i2t", "r1"), ("metrics", "rsum")])
+@pytest.mark.parametrize("edit", [("metrics", "i2t", "r1"), ("metrics", "rsum"), ("figures", 0, "value"),
+                                  ("metrics", "t2i", "pmrp")])
 def test_compare_refuses_a_json_whose_figures_its_per_query_file_contradicts(runs, tmp_path, capsys, edit):
     edited = json.loads((runs / "saf.json").read_text())
     target = edited

@@ -75,28 +75,49 @@ def check_same_queries(a: ComparedRun, b: ComparedRun) -> None:
                                  f"queries differ ({field}); a paired comparison needs the same queries")
 
 
-def _recorded(document: dict, group: str, direction: str, metric: str) -> float | None:
-    """The figure the result JSON states (None when it has none)."""
-    if group in WHOLE_PROTOCOL_FOLDS:
-        metrics = document.get("metrics") or {}
-    else:
-        folds = document.get("folds") or []
-        metrics = folds[int(group)] if int(group) < len(folds) else {}
-    value = metrics.get("rsum") if direction == "both" else (metrics.get(direction) or {}).get(metric)
-    return None if value is None else float(value)
+def _metric_figures(group: str, metrics) -> list[tuple[tuple, object]]:
+    """((group, direction, metric), value) of a JSON metrics dict ("metrics" or one of "folds")."""
+    if not isinstance(metrics, dict):
+        return []
+    found = [((group, "both", "rsum"), metrics["rsum"])] if "rsum" in metrics else []
+    for direction, values in metrics.items():
+        if isinstance(values, dict):
+            found += [((group, direction, metric), value) for metric, value in values.items()]
+    return found
+
+
+def stated_figures(document: dict) -> list[tuple[tuple, object, str]]:
+    """Every figure a result JSON states, as ((group, direction, metric), value, where): its
+    metrics, its folds' metrics and its figure rows (what the CSV and summary show)."""
+    headline = "all" if not document.get("folds") else "mean"
+    stated = [(key, value, "metrics") for key, value in _metric_figures(headline, document.get("metrics"))]
+    for fold, metrics in enumerate(document.get("folds") or []):
+        stated += [(key, value, "folds") for key, value in _metric_figures(str(fold), metrics)]
+    for row in document.get("figures") or []:
+        if isinstance(row, dict):
+            key = (str(row.get("fold")), row.get("direction"), row.get("metric"))
+            stated.append((key, row.get("value"), "figures"))
+    return stated
 
 
 def check_figures(run: ComparedRun) -> None:
     """Refuse a JSON whose figures are not those of its per-query file (an edited JSON, or a
     per-query file copied from another run): compare computes from the per-query values."""
-    for group, figures in bootstrap.point_figures(run.queries).items():
-        for (direction, metric), value in figures.items():
-            stated = _recorded(run.document, group, direction, metric)
-            if stated is not None and abs(stated - value) > FIGURE_TOLERANCE:
-                where = "" if group in WHOLE_PROTOCOL_FOLDS else f" (fold {group})"
-                raise BenchError(f"{run.path}: {direction} {metric}{where} is {stated:g} but its per-query "
-                                 f"file {run.npz.name} gives {value:.4f}; the JSON was edited or the files "
-                                 f"belong to different runs")
+    recomputed = {(group, *key): value for group, figures in bootstrap.point_figures(run.queries).items()
+                  for key, value in figures.items()}
+    for key, stated, where in stated_figures(run.document):
+        if key not in recomputed:
+            continue
+        try:
+            agrees = abs(float(stated) - recomputed[key]) <= FIGURE_TOLERANCE
+        except (TypeError, ValueError):
+            agrees = False
+        if not agrees:
+            group, direction, metric = key
+            fold = "" if group in WHOLE_PROTOCOL_FOLDS else f" (fold {group})"
+            raise BenchError(f"{run.path}: {direction} {metric}{fold} is {stated!r} in its {where} but its "
+                             f"per-query file {run.npz.name} gives {recomputed[key]:.4f}; the JSON was "
+                             f"edited or the files belong to different runs")
 
 
 def paired_rows(a: ComparedRun, b: ComparedRun,
