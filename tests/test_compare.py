@@ -35,7 +35,9 @@ def test_a_run_compared_with_itself_gains_exactly_nothing(runs):
     rows = paired_rows(run, load_run(runs / "sgr.json"))
     assert len(rows) == 15
     for row in rows:
-        assert (row["gain"], row["ci_low"], row["ci_high"], row["p_no_gain"]) == (0.0, 0.0, 0.0, 1.0)
+        assert (row["gain"], row["ci_low"], row["ci_high"]) == (0.0, 0.0, 0.0)
+        tested = row["metric"] != "medr"
+        assert (row["frac_not_better"], row["p_value"], row["p_holm"]) == ((1.0, 1.0, 1.0) if tested else (None,) * 3)
 
 
 def test_compare_writes_gains_and_the_queries_that_changed_most(runs, tmp_path, capsys):
@@ -46,6 +48,8 @@ def test_compare_writes_gains_and_the_queries_that_changed_most(runs, tmp_path, 
     a, b = json.loads((runs / "sgr.json").read_text()), json.loads((runs / "saf.json").read_text())
     r1 = gains[("i2t", "r1")]
     assert float(r1["gain"]) == pytest.approx(b["metrics"]["i2t"]["r1"] - a["metrics"]["i2t"]["r1"], abs=1e-3)
+    assert float(r1["ci_low"]) <= float(r1["ci_high"]) and 0 < float(r1["p_value"]) <= float(r1["p_holm"]) <= 1
+    assert gains[("i2t", "medr")]["p_value"] == ""  # no p-value for medr
     changes = _read_csv(tmp_path / "sgr-vs-saf.queries.csv")
     ranks_a, ranks_b = (load_queries(runs / f"{n}.queries.npz")["t2i"]["rank"] for n in ("sgr", "saf"))
     t2i = [r for r in changes if r["direction"] == "t2i"]
@@ -60,8 +64,9 @@ def test_compare_writes_gains_and_the_queries_that_changed_most(runs, tmp_path, 
 
 
 def test_swapping_the_runs_mirrors_every_gain_on_the_same_draws(runs):
-    """Paired on the same resamples: B over A is exactly minus A over B, interval mirrored; and
-    'B not better' and 'A not better' together cover every resample (ties count in both)."""
+    """Paired on the same resamples: B over A is exactly minus A over B, interval mirrored; 'B not
+    better' and 'A not better' together cover every resample (ties count in both); the two-sided
+    p-value does not depend on the order."""
     sgr, saf = load_run(runs / "sgr.json"), load_run(runs / "saf.json")
     forward = {(r["fold"], r["direction"], r["metric"]): r for r in paired_rows(sgr, saf)}
     backward = {(r["fold"], r["direction"], r["metric"]): r for r in paired_rows(saf, sgr)}
@@ -70,7 +75,9 @@ def test_swapping_the_runs_mirrors_every_gain_on_the_same_draws(runs):
         mirrored = backward[key]
         assert mirrored["gain"] == pytest.approx(-row["gain"], abs=1e-9)
         assert (mirrored["ci_low"], mirrored["ci_high"]) == pytest.approx((-row["ci_high"], -row["ci_low"]), abs=1e-9)
-        assert row["p_no_gain"] + mirrored["p_no_gain"] >= 1 - 1e-9
+        if row["frac_not_better"] is not None:  # (medr has neither share nor p-value)
+            assert row["frac_not_better"] + mirrored["frac_not_better"] >= 1 - 1e-9
+            assert mirrored["p_value"] == pytest.approx(row["p_value"])
 
 
 def test_compare_refuses_runs_over_different_queries(runs, tmp_path, capsys):
@@ -100,6 +107,30 @@ def test_compare_refuses_a_per_query_file_changed_after_the_run(runs, tmp_path, 
     assert "sha256" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("edit", [("metrics", "i2t", "r1"), ("metrics", "rsum"), ("figures", 0, "value"),
+                                  ("metrics", "t2i", "pmrp")])
+def test_compare_refuses_a_json_whose_figures_its_per_query_file_contradicts(runs, tmp_path, capsys, edit):
+    edited = json.loads((runs / "saf.json").read_text())
+    target = edited
+    for key in edit[:-1]:
+        target = target[key]
+    target[edit[-1]] = 99.0
+    (tmp_path / "saf.json").write_text(json.dumps(edited))
+    shutil.copy(runs / "saf.queries.npz", tmp_path)
+    assert main(["compare", str(runs / "sgr.json"), str(tmp_path / "saf.json"),
+                 "--csv", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "saf.json") in err and "per-query" in err
+    assert "Traceback" not in err and not (tmp_path / "out.csv").exists()
+
+
+def test_compare_shows_intervals_as_bounds_and_holm_p_values(runs, tmp_path, capsys):
+    assert main(["compare", str(runs / "sgr.json"), str(runs / "saf.json"), "--csv", str(tmp_path / "g.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "±" not in out and "p (Holm)" in out
+    assert any(line.lstrip().startswith("i2t") and "[" in line and "]" in line for line in out.splitlines())
+
+
 def test_the_compare_command_module_imports_no_torch():
     import subprocess
     import sys
@@ -120,6 +151,6 @@ def test_piped_compare_prints_every_column_and_whole_captions(runs, tmp_path, mo
     out = tmp_path / "c.csv"
     assert main(["compare", str(runs / "sgr.json"), str(runs / "saf.json"), "--csv", str(out), "--queries"]) == 0
     printed = capsys.readouterr().out
-    assert "…" not in printed and "P(no gain)" in printed and "top item B" in printed
+    assert "…" not in printed and "p (Holm)" in printed and "top item B" in printed
     t2i = [r for r in _read_csv(tmp_path / "c.queries.csv") if r["direction"] == "t2i"]
     assert t2i and all(r["query"] in printed for r in t2i)
