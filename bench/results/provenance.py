@@ -1,7 +1,8 @@
 """Where a number came from: code version, library versions, machine and time.
 
 `evaluation_provenance` adds what only an evaluation knows (device, precision, checkpoint
-sha256, data manifest, tokenizer path, seconds per stage, pairs per second).
+sha256, data manifest, tokenizer path, seconds per stage, pairs per second); `scores_provenance`
+the same for a score file from another model (its sha256 instead of checkpoints').
 """
 
 import datetime
@@ -76,6 +77,16 @@ def base_provenance() -> dict:
         "command": sys.orig_argv,  # the interpreter command line, e.g. python -m bench eval ...
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "tie_rule": TIE_RULE,
+    }
+
+
+def scores_provenance(evaluation, model: str) -> dict:
+    """base_provenance() plus the facts of another model's score-file run (`eval --scores`):
+    the file's sha256 stands where a checkpoint run has its checkpoints'."""
+    return base_provenance() | {
+        "model": model, "daa": False, "other_model": True, "scores": evaluation.scored.facts(), "checkpoints": [],
+        "data": data_manifest(evaluation.split), "tokenizer": tokenizer_path(), "eccv": evaluation.eccv,
+        "seconds": evaluation.seconds,
     }
 
 
