@@ -90,7 +90,8 @@ def test_without_references_marks_every_figure(coco_sgraf):
 
 def test_import_bench_is_lazy():
     code = ("import sys, bench; assert 'torch' not in sys.modules, 'import bench loaded torch'; "
-            "assert {'evaluate', 'evaluate_scores', 'RunResult', 'load_result', 'score', 'train', 'losses'} <= set(dir(bench)); "
+            "assert {'evaluate', 'evaluate_scores', 'RunResult', 'load_result', 'score', 'train', 'losses'} "
+            "<= set(dir(bench)); "
             "bench.load_result; assert 'torch' not in sys.modules; bench.evaluate; assert 'torch' in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

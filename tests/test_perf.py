@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 
-from bench.perf import bootstrap_bench, metrics_bench, scoring_bench
+from bench.perf import bootstrap_bench, metrics_bench, scores_bench, scoring_bench
 from bench.perf.workload import agreement, flops_per_pair
 
 
@@ -34,6 +34,13 @@ def test_bootstrap_bench_times_every_figure(tmp_path):
     (written,) = tmp_path.glob("cpu-bootstrap-*.csv")
     header, row = written.read_text().splitlines()
     assert header.startswith("stage,queries,resamples,figures,seconds") and ",50,15," in row
+
+
+def test_scores_bench_measures_a_whole_eval_scores_run(tmp_path):
+    assert scores_bench.main(["--images", "20", "--out", str(tmp_path)]) == 0
+    (row,) = _rows(tmp_path, "cpu-scores-memory-*.csv")
+    assert row["matrix"] == "20 x 100 float32" and float(row["peak_rss_mb"]) > 0 and row["host"]
+    assert row["figures"] == "15" and float(row["rsum"]) > 0  # recalls, ranks, ASP and PMRP of both directions
 
 
 def test_flop_count_matches_performance_notes():

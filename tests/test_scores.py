@@ -22,6 +22,12 @@ def _eval(*args) -> None:
     assert main(["eval", *map(str, args)]) == 0
 
 
+def _lift_ground_truth(sims: np.ndarray) -> np.ndarray:
+    """A clearly better "model": every image's own five captions scored a little higher."""
+    n_images, n_captions = sims.shape
+    return sims + 0.05 * (np.arange(n_captions)[None, :] // 5 == np.arange(n_images)[:, None])
+
+
 def _csv(path):
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -91,6 +97,20 @@ def test_any_float_dtype_gives_the_same_figures(checkpoint_runs, captions_only, 
     as_float64 = bench.evaluate_scores(tmp_path / "wide.npy", "f30k-1k", data_root=captions_only, model="Mine")
     assert as_float64.metrics == as_float32.metrics
     assert as_float64.figures[0]["model"] == "Mine" and as_float64.figures[0]["checkpoint"] == "wide.npy"
+    half = bench.evaluate_scores(sims.astype(np.float16), "f30k-1k", data_root=captions_only)
+    assert half.provenance["scores"]["dtype"] == "float16" and set(half.metrics) == set(as_float32.metrics)
+
+
+def test_compare_takes_two_score_runs_over_the_same_queries(checkpoint_runs, captions_only, tmp_path, capsys):
+    sims = np.load(checkpoint_runs / "f30k-1k.npy")
+    np.save(tmp_path / "sharper.npy", _lift_ground_truth(sims))
+    for name, path in (("same", checkpoint_runs / "f30k-1k.npy"), ("sharper", tmp_path / "sharper.npy")):
+        _eval("--scores", path, "--protocol", "f30k-1k", "--data-root", captions_only, "--json",
+              tmp_path / f"{name}.json")
+    assert main(["compare", str(tmp_path / "same.json"), str(tmp_path / "sharper.json"),
+                 "--csv", str(tmp_path / "gains.csv")]) == 0
+    rsum = next(r for r in _csv(tmp_path / "gains.csv") if r["metric"] == "rsum")
+    assert float(rsum["gain"]) > 0 and float(rsum["ci_low"]) > 0
 
 
 def test_table_leaves_other_models_out(checkpoint_runs, captions_only, tmp_path):
@@ -185,8 +205,7 @@ def test_report_ranks_every_run_of_a_protocol_with_its_gain_over_the_best_daa_ru
     for name in ("coco-5k.json", "coco-5k.queries.npz", "f30k-1k.json", "f30k-1k.queries.npz"):
         shutil.copy(checkpoint_runs / name, results / name)
     sims = np.load(checkpoint_runs / "coco-5k.npy")
-    sharper = sims + 0.05 * (np.arange(150)[None, :] // 5 == np.arange(30)[:, None])  # ground truth lifted
-    np.save(tmp_path / "sharper.npy", sharper)
+    np.save(tmp_path / "sharper.npy", _lift_ground_truth(sims))
     _eval("--scores", tmp_path / "sharper.npy", "--model-name", "Sharper", "--protocol", "coco-5k", "--data-root",
           captions_only, "--json", results / "sharper.json")
     assert main(["report", "--results", str(results)]) == 0

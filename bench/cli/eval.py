@@ -1,4 +1,4 @@
-"""`python -m bench eval`: score a split with one checkpoint (or SGR + SAF), or take another model's scores, and report metrics.
+"""`python -m bench eval`: score a split with checkpoints, or take any model's scores, and report metrics.
 
     python -m bench eval --checkpoint models/daa_coco_sgr.pth.tar --protocol coco-5k \
         --json results/coco5k-sgr.json --csv results/coco5k-sgr.csv

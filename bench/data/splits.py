@@ -106,11 +106,15 @@ def _repeats_images(features) -> bool:
     return len(first) == CAPTIONS_PER_IMAGE and bool((first == first[:1]).all())
 
 
+def _check_caption_count(n_captions: int, captions_path: Path) -> None:
+    if n_captions == 0 or n_captions % CAPTIONS_PER_IMAGE:
+        raise BenchError(f"{captions_path}: {n_captions} captions is not a positive multiple of {CAPTIONS_PER_IMAGE}")
+
+
 def _infer_rows_per_image(features, n_captions: int, path: Path, captions_path: Path) -> int:
     """5 (a row per caption) or 1 (a row per image); an ambiguous or impossible count is refused."""
     rows = features.shape[0]
-    if n_captions == 0 or n_captions % CAPTIONS_PER_IMAGE:
-        raise BenchError(f"{captions_path}: {n_captions} captions is not a positive multiple of {CAPTIONS_PER_IMAGE}")
+    _check_caption_count(n_captions, captions_path)
     if rows == n_captions:
         return CAPTIONS_PER_IMAGE
     if rows * CAPTIONS_PER_IMAGE == n_captions:
@@ -166,8 +170,7 @@ def load_text_split(data_root: str | Path, data_dir: str, split: str) -> Split:
     directory = Path(data_root) / data_dir
     captions_path = directory / f"{split}_caps.txt"
     captions = _read_captions(captions_path)
-    if not captions or len(captions) % CAPTIONS_PER_IMAGE:
-        raise BenchError(f"{captions_path}: {len(captions)} captions is not a positive multiple of {CAPTIONS_PER_IMAGE}")
+    _check_caption_count(len(captions), captions_path)
     ids_path = directory / f"{split}_ids.txt"
     ids, rows_per_image = None, 1
     if ids_path.is_file():

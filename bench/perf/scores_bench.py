@@ -78,12 +78,14 @@ def main(argv=None) -> int:
         write_split(workdir / "data", args.images)
         write_matrix(workdir / "scores.npy", args.images)
         seconds, peak = eval_in_child(workdir / "scores.npy", workdir / "data", workdir / "run.json")
+        metrics = json.loads((workdir / "run.json").read_text(encoding="utf-8"))["metrics"]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     peak_mb = peak / 2**20
     row = {"benchmark": "eval --scores coco-5k (PMRP included)", "matrix": f"{args.images} x {5 * args.images} float32",
            "matrix_mb": round(args.images * 5 * args.images * 4 / 2**20, 1), "seconds": round(seconds, 1),
            "peak_rss_mb": round(peak_mb, 1), "limit_mb": LIMIT_MB, "ok": peak_mb < LIMIT_MB,
+           "rsum": round(metrics["rsum"], 2), "figures": sum(len(metrics[d]) for d in ("i2t", "t2i")) + 1,
            "host": socket.gethostname(), "cpu": cpu_model(), "cores": os.cpu_count()}
     publish([row], args.out, "cpu-scores-memory", "peak memory of eval --scores")
     return 0 if row["ok"] else 1
