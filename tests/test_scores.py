@@ -199,7 +199,7 @@ def test_neither_checkpoint_nor_scores_is_refused(tmp_path, capsys, golden_dir):
 
 
 def test_report_ranks_every_run_of_a_protocol_with_its_gain_over_the_best_daa_run(checkpoint_runs, captions_only,
-                                                                                  tmp_path):
+                                                                                  data_root, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     for name in ("coco-5k.json", "coco-5k.queries.npz", "f30k-1k.json", "f30k-1k.queries.npz"):
@@ -208,11 +208,15 @@ def test_report_ranks_every_run_of_a_protocol_with_its_gain_over_the_best_daa_ru
     np.save(tmp_path / "sharper.npy", _lift_ground_truth(sims))
     _eval("--scores", tmp_path / "sharper.npy", "--model-name", "Sharper", "--protocol", "coco-5k", "--data-root",
           captions_only, "--json", results / "sharper.json")
+    generated = bench.evaluate_scores(np.random.default_rng(0).random((30, 150)), "coco-5k", data_root=data_root,
+                                      run_id="elsewhere")  # the same protocol on other (generated) queries
+    generated.write(json_path=results / "elsewhere.json")
     assert main(["report", "--results", str(results)]) == 0
     markdown = (results / "summary.md").read_text(encoding="utf-8")
     board = markdown.split("### coco-5k")[1].split("###")[0]
     assert board.index("| 1 | sharper | Sharper | other model |") < board.index("| 2 | coco-5k | SGR | DAA |")
-    assert "rsum gain over coco-5k [95%]" in board and "+0.00 [+0.00, +0.00] |" in board
+    assert "+0.00 [+0.00, +0.00] vs coco-5k |" in board
+    assert "| elsewhere | other | other model |" in board and "- elsewhere: no DAA run over the same queries" in board
     assert "### f30k-1k" in markdown
     summary = {(r["run_id"], r["fold"], r["direction"], r["metric"]): r for r in _csv(results / "summary.csv")}
     gained = summary[("sharper", "all", "both", "rsum")]

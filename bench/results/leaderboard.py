@@ -1,8 +1,9 @@
-"""Every run of a protocol on one board, sorted by rsum, each beside the best DAA run of that protocol.
+"""Every run of a protocol on one board, sorted by rsum, each beside the best DAA run on its queries.
 
 Released checkpoints, your own and other models' score files (`eval --scores`) stand together.
-Each run's gain over the best DAA run (the DAA run with the highest rsum) is the paired bootstrap
-of `compare`, where the two runs scored the same queries; otherwise the board says why not.
+Each run's gain over the best DAA run (the DAA run with the highest rsum among those that scored
+the same queries: generated data shares a protocol name with the real split) is the paired
+bootstrap of `compare`; where there is none, the board says why.
 `report` puts the boards in summary.md and their columns (LEADERBOARD_FIELDS) in summary.csv.
 """
 
@@ -29,8 +30,9 @@ class Entry:
     path: Path
     result: RunResult
     headline: dict
+    best_daa: "Entry | None" = None  # the best DAA run over the same queries
     gains: dict = field(default_factory=dict)  # (fold, direction, metric) -> compare row
-    note: str = ""  # why there is no gain (different queries, no per-query file)
+    note: str = ""  # why there is no gain (no DAA run on these queries, no per-query file)
 
     @property
     def rsum(self) -> float:
@@ -45,12 +47,17 @@ class Entry:
         own = any(row["status"] == "own" for row in self.headline.values())
         return ("own " if own else "") + ("DAA" if provenance.get("daa") else "baseline")
 
+    @property
+    def queries(self) -> str | None:
+        """What identifies the queries: the split's caption sha256 (generated data and the real
+        split share a protocol name, never their captions)."""
+        return ((self.result.provenance.get("data") or {}).get("captions_sha256"))
+
 
 @dataclass
 class Board:
     protocol: str
     entries: list[Entry]  # best rsum first
-    best_daa: Entry | None
 
 
 def _entry(path: Path, result: RunResult) -> Entry:
@@ -58,19 +65,22 @@ def _entry(path: Path, result: RunResult) -> Entry:
     return Entry(path, result, headline)
 
 
-def _add_gains(board: Board) -> None:
-    """Paired gains of every entry over the best DAA run (itself included: exactly zero)."""
-    if board.best_daa is None:
-        return
-    try:
-        best = compare.load_run(board.best_daa.path)
-    except BenchError as err:
-        for entry in board.entries:
-            entry.note = f"no gains: {err}"
-        return
-    for entry in board.entries:
+def _add_gains(entries: list[Entry]) -> None:
+    """Each entry's paired gains over the best DAA run on its queries (that run itself: exactly zero)."""
+    best: dict[str | None, Entry] = {}
+    for entry in entries:  # best rsum first
+        if entry.kind.endswith("DAA") and entry.queries is not None:
+            best.setdefault(entry.queries, entry)
+    loaded: dict[Path, compare.ComparedRun] = {}
+    for entry in entries:
+        entry.best_daa = best.get(entry.queries)
+        if entry.best_daa is None:
+            entry.note = "no DAA run over the same queries"
+            continue
         try:
-            rows = compare.paired_rows(best, compare.load_run(entry.path))
+            if entry.best_daa.path not in loaded:
+                loaded[entry.best_daa.path] = compare.load_run(entry.best_daa.path)
+            rows = compare.paired_rows(loaded[entry.best_daa.path], compare.load_run(entry.path))
         except BenchError as err:
             entry.note = str(err)
             continue
@@ -83,14 +93,10 @@ def boards(found: Sequence[tuple[Path, RunResult]]) -> list[Board]:
     for path, result in found:
         if result.figures:
             by_protocol.setdefault(result.protocol, []).append(_entry(path, result))
-    result_boards = []
-    for protocol, entries in sorted(by_protocol.items()):
+    for entries in by_protocol.values():
         entries.sort(key=lambda e: -e.rsum)
-        daa = [e for e in entries if e.kind.endswith("DAA")]
-        board = Board(protocol, entries, daa[0] if daa else None)
-        _add_gains(board)
-        result_boards.append(board)
-    return result_boards
+        _add_gains(entries)
+    return [Board(protocol, entries) for protocol, entries in sorted(by_protocol.items())]
 
 
 def csv_columns(board_list: Sequence[Board]) -> dict[tuple, dict]:
@@ -102,7 +108,7 @@ def csv_columns(board_list: Sequence[Board]) -> dict[tuple, dict]:
                 key = (row["fold"], row["direction"], row["metric"])
                 gain = entry.gains.get(key, {})
                 columns[(entry.result.run_id, *key)] = {
-                    "rank": rank, "best_daa_run": board.best_daa.result.run_id if board.best_daa else "",
+                    "rank": rank, "best_daa_run": entry.best_daa.result.run_id if entry.best_daa else "",
                     "gain_vs_best_daa": gain.get("gain", ""), "gain_ci_low": gain.get("ci_low", ""),
                     "gain_ci_high": gain.get("ci_high", ""), "p_no_gain": gain.get("p_no_gain", "")}
     return columns
@@ -112,15 +118,14 @@ def _gain_cell(entry: Entry) -> str:
     gain = entry.gains.get(("all", "both", "rsum")) or entry.gains.get(("mean", "both", "rsum"))
     if gain is None:
         return "–"
-    return f"{gain['gain']:+.2f} [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]"
+    return f"{gain['gain']:+.2f} [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}] vs {entry.best_daa.result.run_id}"
 
 
 def board_markdown(board: Board) -> str:
     present = {key for entry in board.entries for key in entry.headline}
     columns = [(d, m) for d in DIRECTIONS for m in BOARD_METRICS if (d, m) in present] + [("both", "rsum")]
-    best = board.best_daa.result.run_id if board.best_daa else None
     header = ["#", "run", "model", "kind"] + [f"{d} {LABELS[m]}" if d != "both" else "rsum" for d, m in columns]
-    header.append(f"rsum gain over {best} [95%]" if best else "rsum gain (no DAA run)")
+    header.append("rsum gain over the best DAA run [95%]")
     lines = [f"### {board.protocol}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, entry in enumerate(board.entries, start=1):
         cells = [str(rank), entry.result.run_id, entry.headline.get(("both", "rsum"), {}).get("model", ""), entry.kind]
@@ -137,5 +142,5 @@ def leaderboard_markdown(board_list: Sequence[Board]) -> str:
         return ""
     intro = ("\n## Leaderboard per protocol (every run, by rsum)\n\n"
              "Each cell: ours ±half the 95% interval. Gain: paired bootstrap over the same queries "
-             "against the protocol's best DAA run (every figure's gain is in summary.csv).\n\n")
+             "against the best DAA run on those queries (every figure's gain is in summary.csv).\n\n")
     return intro + "\n".join(board_markdown(board) for board in board_list)
