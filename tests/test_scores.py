@@ -138,6 +138,12 @@ def _save(tmp_path, name, array, **kwargs):
     return path
 
 
+def _truncated(path):
+    """The file cut short by a few bytes: its header still promises the whole matrix."""
+    path.write_bytes(path.read_bytes()[:-8])
+    return path
+
+
 class Exploit:
     """Unpickling this would create the file `PWNED` in the working directory."""
 
@@ -154,6 +160,7 @@ class Exploit:
     ("text", "not a .npy file"),
     ("npz", "an .npz archive"),
     ("missing", "score file not found"),
+    ("truncated", "cannot map the score matrix"),
 ])
 def test_bad_score_files_are_refused_in_one_line(tmp_path, capsys, golden_dir, case, needle):
     good = np.zeros((25, 125), dtype=np.float32)
@@ -167,7 +174,8 @@ def test_bad_score_files_are_refused_in_one_line(tmp_path, capsys, golden_dir, c
              "complex": lambda: _save(tmp_path, "s.npy", good.astype(np.complex128)),
              "text": lambda: tmp_path.joinpath("s.npy").write_text("0.1 0.2\n") and tmp_path / "s.npy",
              "npz": lambda: np.savez(tmp_path / "s.npz", good) or tmp_path / "s.npz",
-             "missing": lambda: tmp_path / "nope.npy"}
+             "missing": lambda: tmp_path / "nope.npy",
+             "truncated": lambda: _truncated(_save(tmp_path, "s.npy", good))}
     path = paths[case]()
     line = _refused(tmp_path, capsys, "--scores", path, "--protocol", "f30k-1k", "--data-root", golden_dir)
     assert needle in line
