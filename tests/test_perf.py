@@ -31,9 +31,10 @@ def test_metrics_bench_covers_every_stage(tmp_path):
 
 def test_bootstrap_bench_times_every_figure(tmp_path):
     assert bootstrap_bench.main(["--images", "20", "--resamples", "50", "--out", str(tmp_path)]) == 0
-    (written,) = tmp_path.glob("cpu-bootstrap-*.csv")
-    header, row = written.read_text().splitlines()
-    assert header.startswith("stage,queries,resamples,figures,seconds") and ",50,15," in row
+    intervals, compared = _rows(tmp_path, "cpu-bootstrap-*.csv")
+    assert (intervals["resamples"], intervals["figures"], compared["figures"]) == ("50", "15", "15")
+    assert "paired" in compared["stage"] and int(compared["permutations"]) > 0
+    assert intervals["host"] and intervals["cpu"] and float(intervals["seconds"]) >= 0
 
 
 def test_scores_bench_measures_a_whole_eval_scores_run(tmp_path):

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common.errors import BenchError
+from bench.results.interval_text import interval_text
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, find_reference, status
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
 
@@ -37,8 +38,9 @@ def _figures_of(metrics: dict) -> list[tuple[str, str, float]]:
 
 
 def within_interval(reference, low, high) -> bool | None:
-    """Does the published value lie inside our bootstrap interval (None when either is missing)?"""
-    if reference is None or low is None or high is None:
+    """Does the published value lie inside our bootstrap interval? None when either is missing,
+    or when the interval is a single point (it cannot tell a figure from its neighbours)."""
+    if reference is None or low is None or high is None or low >= high:
         return None
     return bool(low <= reference <= high)
 
@@ -120,11 +122,9 @@ def _number(value, fmt: str) -> str:
 
 
 def with_interval(row: dict) -> str:
-    """`value ±half-width` of the bootstrap interval (the exact bounds are in the CSV)."""
-    text = format(float(row["value"]), ".2f")
-    if row.get("ci_low") not in ("", None) and row.get("ci_high") not in ("", None):
-        text += f" ±{(float(row['ci_high']) - float(row['ci_low'])) / 2:.2f}"
-    return text
+    """`value [low, high]`: the figure and its bootstrap interval (not symmetric: medr, 0%/100%)."""
+    interval = interval_text(row.get("ci_low"), row.get("ci_high"))
+    return format(float(row["value"]), ".2f") + (f" {interval}" if interval else "")
 
 
 def _yes_no(flag) -> str:
@@ -153,7 +153,7 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
     console = console or Console()
     headline, table = headline_table(
         rows, lambda first: f"{first['model']} on {first['protocol']} ({first['checkpoint']})",
-        ("dir", "metric", "ours ±95%", "paper", "delta", "tol", "status", "in CI", "source"),
+        ("dir", "metric", "ours [95% interval]", "paper", "delta", "tol", "status", "in CI", "source"),
         left=("dir", "metric", "source", "status"),
         may_wrap=("source",))  # in 80 columns the source wraps, never a number
     if table is None:

@@ -58,7 +58,7 @@ def gather(results_dir: Path) -> list[dict]:
 
 
 def _cell(row: dict) -> str:
-    """`ours ±half-interval (paper)`, bold with a cross when off the paper beyond tolerance."""
+    """`ours [low, high] (paper)`, bold with a cross when off the paper beyond tolerance."""
     text = with_interval(row)
     if row["reference"] is not None:
         text += f" ({float(row['reference']):.1f})"
@@ -123,10 +123,10 @@ def counts_line(rows: Sequence[dict]) -> str:
 def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "", boards: str = "") -> str:
     return (
         "# daa-bench results\n\n"
-        "Each cell: ours ±half the 95% bootstrap interval over queries (paper). **Bold ✗** = off "
+        "Each cell: ours [95% bootstrap interval over images] (paper). **Bold ✗** = off "
         f"by more than the tolerance ({tolerance_text()}). The tolerance "
         "asks whether we reproduce the published number; the interval says how much the figure "
-        "would move on another sample of queries (summary.csv: ci_low, ci_high, within_ci). "
+        "would move on another sample of test images (summary.csv: ci_low, ci_high, within_ci). "
         "Headline figures only (COCO 1K: mean of the five folds); "
         f"per-fold rows, medr and meanr are in summary.csv.\n\n"
         f"{counts_line(rows)}.\n\n" + markdown_table(rows) + gains + boards + charts

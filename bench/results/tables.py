@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.common.errors import BenchError
 from bench.eval.protocols import DIRECTIONS
 from bench.results.daa_gains import paired_gains
+from bench.results.interval_text import interval_text, p_text
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, _published
 from bench.results.run_result import RunResult, find_results
 
@@ -132,7 +133,7 @@ def _difference(after: float | None, before: float | None) -> float | None:
 
 
 def _interval(gain: dict | None) -> str:
-    return MISSING if gain is None else f"{gain['ci_low']:+.1f}..{gain['ci_high']:+.1f}"
+    return MISSING if gain is None else interval_text(gain["ci_low"], gain["ci_high"], "+", digits=1)
 
 
 def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str, gains: dict) -> list[list[str]]:
@@ -141,7 +142,7 @@ def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str, gains: d
     for column in spec.columns():
         gain = gains.get(column)
         cells["interval"].append(_interval(gain))
-        cells["p"].append(MISSING if gain is None else f"{gain['p_no_gain']:.3f}")
+        cells["p"].append(MISSING if gain is None else p_text(gain["p_holm"]))
         ours = {daa: _ours(runs.get((protocol, model, daa)), *column) for daa in (False, True)}
         paper = {daa: _paper(spec, protocol, column, model, daa) for daa in (False, True)}
         for daa in (False, True):
@@ -150,7 +151,7 @@ def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str, gains: d
                                    _difference(paper[True], paper[False]), sign="+"))
     return [[model, "baseline", *cells[False]], [model, "+DAA", *cells[True]],
             [model, "DAA gain", *cells["gain"]], [model, "gain CI", *cells["interval"]],
-            [model, "P(no gain)", *cells["p"]]]
+            [model, "p (Holm)", *cells["p"]]]
 
 
 def _protocol_grid(spec: TableSpec, protocol: str, runs: dict, pairs: dict | None) -> Grid:
@@ -163,7 +164,8 @@ def _protocol_grid(spec: TableSpec, protocol: str, runs: dict, pairs: dict | Non
              for model, (rows, _) in gains.items()}
     rows = [row for model in MODELS for row in _model_rows(spec, protocol, runs, model, gains[model])]
     notes = [f"cells: ours ({spec.source}); DAA gain: +DAA minus baseline, ours (paper's)",
-             "gain CI (95%) and P(no gain): paired bootstrap over the same queries (bench compare)",
+             "gain CI: 95% paired bootstrap interval over the same images; p (Holm): sign-flip permutation "
+             "test over images, Holm-adjusted over the pair's figures (bench compare)",
              *([f"no gain CI for {', '.join(failed)}: {next(iter(failed.values()))}"] if failed else []),
              "runs: " + (", ".join(runs[key].path.name for key in wanted if key in runs) or "none")]
     missing = [f"{m} {'+DAA' if daa else 'baseline'}" for _, m, daa in wanted if (protocol, m, daa) not in runs]
