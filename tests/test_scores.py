@@ -230,3 +230,4 @@ def test_report_ranks_every_run_of_a_protocol_with_its_gain_over_the_best_daa_ru
     gained = summary[("sharper", "all", "both", "rsum")]
     assert gained["rank"] == "1" and gained["best_daa_run"] == "coco-5k" and float(gained["gain_ci_low"]) > 0
     assert summary[("coco-5k", "all", "i2t", "r1")]["gain_vs_best_daa"] == "0.0"
+    assert 0 <= float(gained["gain_p_value"]) < 0.05  # the lift is no accident of the sample

@@ -18,7 +18,7 @@ from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.rows import with_interval
 from bench.results.run_result import RunResult
 
-LEADERBOARD_FIELDS = ("rank", "best_daa_run", "gain_vs_best_daa", "gain_ci_low", "gain_ci_high", "p_no_gain")
+LEADERBOARD_FIELDS = ("rank", "best_daa_run", "gain_vs_best_daa", "gain_ci_low", "gain_ci_high", "gain_p_value")
 BOARD_METRICS = ("r1", "asp", "pmrp")  # per direction, then rsum; the rest of the figures are in the CSV
 LABELS = {"r1": "R@1", "asp": "ASP", "pmrp": "PMRP"}
 
@@ -110,7 +110,7 @@ def csv_columns(board_list: Sequence[Board]) -> dict[tuple, dict]:
                 columns[(entry.result.run_id, *key)] = {
                     "rank": rank, "best_daa_run": entry.best_daa.result.run_id if entry.best_daa else "",
                     "gain_vs_best_daa": gain.get("gain", ""), "gain_ci_low": gain.get("ci_low", ""),
-                    "gain_ci_high": gain.get("ci_high", ""), "p_no_gain": gain.get("p_no_gain", "")}
+                    "gain_ci_high": gain.get("ci_high", ""), "gain_p_value": gain.get("p_value", "")}
     return columns
 
 
@@ -141,6 +141,6 @@ def leaderboard_markdown(board_list: Sequence[Board]) -> str:
     if not board_list:
         return ""
     intro = ("\n## Leaderboard per protocol (every run, by rsum)\n\n"
-             "Each cell: ours ±half the 95% interval. Gain: paired bootstrap over the same queries "
-             "against the best DAA run on those queries (every figure's gain is in summary.csv).\n\n")
+             "Each cell: ours [95% interval]. Gain: paired bootstrap over the same images "
+             "against the best DAA run on those queries (every figure's gain and p-value is in summary.csv).\n\n")
     return intro + "\n".join(board_markdown(board) for board in board_list)
