@@ -25,7 +25,8 @@ from bench.data.splits import load_split
 from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
 from bench.eval.protocols import DIRECTIONS
-from bench.eval.scoring import precision_context, resolve_device, score_matrix
+from bench.eval.precision import autocast_for, precision_context, tf32_switches
+from bench.eval.scoring import resolve_device, score_matrix
 from bench.model.encode import encode_captions, encode_images
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
@@ -62,13 +63,18 @@ def compute_precision(precision: str) -> str:
 
 
 def backward_batch(scorer: nn.Module, batch: Batch, settings: TrainSettings, device: torch.device) -> dict:
-    """Forward, loss and backward of one batch; returns the loss terms as floats."""
-    with precision_context(compute_precision(settings.precision), device):
-        scores = scorer(batch.regions, batch.tokens, batch.lengths)
-    terms = training_objective(scores.to(run_dtype(settings.precision)), batch.sems, margin=settings.margin,
-                               max_violation=settings.max_violation, daa_weight=settings.daa_weight,
-                               form=settings.daa_form)
-    terms["loss"].backward()
+    """Forward, loss and backward of one batch; returns the loss terms as floats.
+
+    The TF32 switches hold for the backward too (its matmuls and cuDNN GRU kernels); bf16 autocast
+    covers the forward only, as PyTorch advises."""
+    precision = compute_precision(settings.precision)
+    with tf32_switches(precision == "tf32"):
+        with autocast_for(precision, device):
+            scores = scorer(batch.regions, batch.tokens, batch.lengths)
+        terms = training_objective(scores.to(run_dtype(settings.precision)), batch.sems, margin=settings.margin,
+                                   max_violation=settings.max_violation, daa_weight=settings.daa_weight,
+                                   form=settings.daa_form)
+        terms["loss"].backward()
     return {name: float(value.detach()) for name, value in terms.items()}
 
 
@@ -77,8 +83,9 @@ def validate(model: SimilarityModel, dev, vocab: Vocabulary, device: torch.devic
     """Recall metrics on the dev subset: each process scores a share of the images, rank 0 gathers the
     blocks and computes the metrics, which every process then receives."""
     model.eval()
-    img_emb = encode_images(model, dev, device)
-    cap_emb, cap_lens = encode_captions(model, vocab, dev.captions, device)
+    with precision_context(compute_precision(precision), device):  # the encoders as in the training forward
+        img_emb = encode_images(model, dev, device)
+        cap_emb, cap_lens = encode_captions(model, vocab, dev.captions, device)
     sims = score_matrix(model, img_emb, cap_emb, cap_lens.to(device), precision=compute_precision(precision))
     model.train()
     return distributed.broadcast_object(recall_metrics(sims) if sims is not None else None)
