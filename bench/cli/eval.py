@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="arithmetic of the scoring (fp32 is the reference)")
     parser.add_argument("--image-shard", type=int, help="images scored per step (default: from free memory)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice, "
+                                                                   "one per core); recorded in the provenance")
     parser.add_argument("--save-sims", type=Path, help="write the float32 score matrix (.npy)")
     parser.add_argument("--json", type=Path, help="write metrics and provenance (JSON)")
     parser.add_argument("--csv", type=Path, help="write one row per figure, beside the paper's (CSV)")
@@ -77,10 +79,12 @@ def check_paths(args) -> None:
 
 
 def run(args) -> int:
+    from bench.common.threads import set_threads
     from bench.results.evaluate import evaluate
     from bench.results.rows import print_table
 
     check_paths(args)
+    set_threads(args.threads)
     result = evaluate(args.checkpoint, args.protocol, data_root=args.data_root, vocab=args.vocab,
                       device=args.device, precision=args.precision, annotations=args.annotations,
                       eccv=args.eccv, image_shard=args.image_shard, caption_ids=args.caption_ids,

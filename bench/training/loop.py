@@ -21,6 +21,7 @@ from torch import nn
 from bench.common import distributed
 from bench.common.errors import BenchError
 from bench.common.progress import progress_bar
+from bench.common.threads import set_threads
 from bench.data.splits import load_split
 from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
@@ -31,6 +32,7 @@ from bench.model.encode import encode_captions, encode_images
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
 from bench.training.batches import Batch, TrainingData, TrainingSemantics, caption_subset
+from bench.training.determinism import deterministic_kernels
 from bench.training.logs import TrainLog
 from bench.training.losses import training_objective
 from bench.training.settings import TrainSettings, check_resume_matches, check_settings, settings_record
@@ -176,7 +178,8 @@ def _prepare(settings: TrainSettings, world, device: torch.device) -> tuple[Run,
     data = TrainingData(train_split, vocab, relevance, world, batch_size=settings.batch_size,
                         workers=settings.workers, seed=settings.seed)
     run = Run(settings, world, device, model, scorer, optimizer, data, dev, vocab, None,
-              published_opt(model, settings, world.world_size), settings_record(settings, dims))
+              published_opt(model, settings, world.world_size),
+              settings_record(settings, dims) | {"threads_used": torch.get_num_threads()})
     position = Position() if resumed is None else _restore(run, resumed)
     run.log = TrainLog(settings.run_dir, position.epoch, position.step, enabled=distributed.is_master(world))
     return run, position
@@ -273,10 +276,12 @@ def train(settings: TrainSettings) -> Path:
     the hook through which tests inject reference relevance matrices.
     """
     check_settings(settings)
+    set_threads(settings.threads)
     world = distributed.world_info_from_env()
     device = distributed.process_device(world, resolve_device(settings.device))
     distributed.init_distributed(world, device)
     try:
-        return _train(settings, world, device)
+        with deterministic_kernels(settings.deterministic):
+            return _train(settings, world, device)
     finally:
         distributed.cleanup_distributed()
