@@ -19,3 +19,7 @@ UNIT_ROUNDOFF = {"fp32": 2.0**-24, "tf32": 2.0**-11, "bf16": 2.0**-8}
 # that could flip a golden ranking).
 ROUNDOFFS_ALLOWED = 24
 SCORE_TOLERANCE = {"fp32": 1e-4, **{p: ROUNDOFFS_ALLOWED * UNIT_ROUNDOFF[p] for p in ("tf32", "bf16")}}
+# Smallest share of queries whose top-ranked item must equal the reference's, per direction. On the golden
+# splits (25-30 images, 125-150 captions) one flipped near-tie moves it by 3-4 points; measured on a CPU:
+# bf16 0.88-1.0, fp32 and tf32 1.0.
+TOP1_AGREEMENT = {"fp32": 0.95, "tf32": 0.9, "bf16": 0.8}
