@@ -12,17 +12,9 @@ import torch
 
 from bench.common.errors import BenchError
 from bench.training.loop import backward_batch, train
-from tests.test_train import scorer_and_batch, tiny_root, tiny_settings  # noqa: F401 (fixture)
+from tests.test_train import one_thread, scorer_and_batch, tiny_root, tiny_settings  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _switches() -> tuple[str, str]:
