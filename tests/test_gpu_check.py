@@ -247,7 +247,7 @@ def test_nothing_on_the_check_path_imports_gdown():
             "sys.meta_path.insert(0, Block())\n"
             "from bench.cli.main import build_parser\n"
             "build_parser()\n"
-            "import bench.perf.gpu_check, bench.perf.gpu_parts, bench.perf.gpu_speed\n"
+            "import bench.perf.gpu_check, bench.perf.gpu_part, bench.perf.gpu_parts, bench.perf.gpu_speed\n"
             "import bench.eval.score_split, bench.results.rows, bench.results.provenance, bench.training.loop\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
                             capture_output=True, text=True, timeout=120)

@@ -193,12 +193,13 @@ class SimilarityEncoder(nn.Module):
         return self.SAF_module(nodes)
 
     def score_vector(self, vec: torch.Tensor) -> torch.Tensor:
-        """The score head in float32 (float64 in fp64 runs) even under bf16 autocast: a bf16 score
-        has 8 significant bits, so distinct pairs would tie on its grid and the ranking would change.
-        It is one S-vector dot product per pair, a negligible share of the work."""
+        """The score head in float32 (float64 in fp64 runs) whatever the precision: a bf16 score has
+        8 significant bits, so distinct pairs would tie on its grid and the ranking would change.
+        Written as a product and a sum rather than a matmul, so TF32 tensor cores cannot round it
+        either; it is one S-vector dot product per pair, a negligible share of the work."""
         with torch.autocast(device_type=vec.device.type, enabled=False):
             head = self.sim_eval_w
-            return torch.sigmoid(head(vec.to(head.weight.dtype))).squeeze(-1)
+            return torch.sigmoid((vec.to(head.weight.dtype) * head.weight[0]).sum(-1) + head.bias[0])
 
 
 class SimilarityModel(nn.Module):
