@@ -71,12 +71,13 @@ def speed_model(module: str, quick: bool):
 def speed_part(ctx) -> list[dict]:
     n_images, n_captions = QUICK if ctx.quick else COCO_5K
     torch.manual_seed(0)
-    rows, runs_left = [], len(SPEED_MODELS) * len(PRECISIONS)
+    rows, runs_left, inputs = [], len(SPEED_MODELS) * len(PRECISIONS), None
     for module in SPEED_MODELS:
         model = speed_model(module, ctx.quick).to(ctx.device)
         config = model.config
-        inputs = embeddings(n_images, n_captions, embed=config.embed_size, regions=config.num_regions,
-                            device=ctx.device)
+        if inputs is None:  # the models share their dimensions: one set of embeddings for all
+            inputs = embeddings(n_images, n_captions, embed=config.embed_size, regions=config.num_regions,
+                                device=ctx.device)
         calibrate_spread(model, *inputs)
         flops = flops_per_pair(module, float(inputs[2].float().mean()), embed=config.embed_size,
                                sim=config.sim_dim, regions=config.num_regions, sgr_steps=config.sgr_step)
