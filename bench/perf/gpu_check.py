@@ -183,12 +183,16 @@ def run_isolated(name: str, context: dict, workdir: Path) -> list[dict]:
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
-            return [{"check": name, "status": "fail",
-                     "detail": f"stopped after {seconds:.0f} s, its share of the --budget-seconds"}]
+            return [{"check": name, "status": "fail", "detail": f"stopped after {seconds:.0f} s, its share of "
+                                                                f"the --budget-seconds; last output: {last_line(log_path)}"}]
     if rows_path.is_file():
         return json.loads(rows_path.read_text())
-    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()] or ["(no output)"]
-    return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {lines[-1][:240]}"}]
+    return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {last_line(log_path)}"}]
+
+
+def last_line(log_path: Path) -> str:
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:240] if lines else "(no output)"
 
 
 def skip_row(name: str, missing: dict[str, str]) -> dict | None:
