@@ -183,8 +183,8 @@ def run_isolated(name: str, context: dict, workdir: Path) -> list[dict]:
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
-            return [{"check": name, "status": "fail", "detail": f"stopped after {seconds:.0f} s, its share of "
-                                                                f"the --budget-seconds; last output: {last_line(log_path)}"}]
+            detail = f"stopped after {seconds:.0f} s, its share of the --budget-seconds; last output: "
+            return [{"check": name, "status": "fail", "detail": detail + last_line(log_path)}]
     if rows_path.is_file():
         return json.loads(rows_path.read_text())
     return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {last_line(log_path)}"}]
