@@ -65,3 +65,24 @@ def test_legacy_getters_still_work_after_the_switches_when_the_user_used_neither
     result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "high", result.stderr[-2000:]
+
+
+LEGACY_TORCH = """
+import torch
+from bench.eval import precision
+precision._new_api_switches = lambda: []  # a torch before 2.9, which has only the legacy API
+state = lambda: (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+before = state()
+with precision.tf32_switches(True):
+    allowed = state()
+with precision.tf32_switches(False):
+    ieee = state()
+print(allowed, ieee, state() == before)
+"""
+
+
+def test_a_torch_with_only_the_legacy_api_gets_the_same_switches():
+    result = subprocess.run([sys.executable, "-c", LEGACY_TORCH], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["('high',", "True)", "('highest',", "False)", "True"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.cli.main import main as bench_main
 from bench.common.errors import BenchError
 from bench.training.loop import backward_batch, train
 from tests.test_train import one_thread, scorer_and_batch, tiny_root, tiny_settings  # noqa: F401 (fixtures)
@@ -61,15 +62,16 @@ def test_threads_below_one_are_refused(tiny_root, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_eval_threads_are_used_and_recorded(golden_dir, tmp_path):
+def test_eval_threads_are_used_and_recorded(golden_dir, tmp_path, capsys):
     out = tmp_path / "run.json"
-    command = [sys.executable, "-m", "bench", "eval", "--protocol", "coco-5k", "--data-root", str(golden_dir),
-               "--device", "cpu", "--checkpoint", str(golden_dir / "coco_sgr.pth.tar"), "--threads"]
+    command = ["eval", "--protocol", "coco-5k", "--data-root", str(golden_dir), "--device", "cpu",
+               "--checkpoint", str(golden_dir / "coco_sgr.pth.tar"), "--threads"]
     env = dict(os.environ, PYTHONPATH=str(REPO), BENCH_QUIET="1")
-    done = subprocess.run([*command, "1", "--json", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "bench", *command, "1", "--json", str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     provenance = json.loads(out.read_text())["provenance"]
     assert provenance["threads"] == 1 and provenance["device_name"].endswith("(1 threads)")
-    refused = subprocess.run([*command, "0"], env=env, capture_output=True, text=True, timeout=300)
-    [line] = refused.stderr.strip().splitlines()
-    assert refused.returncode == 2 and "--threads 0: expected a whole number of at least 1" in line
+    assert bench_main([*command, "0"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "--threads 0: expected a whole number of at least 1" in line
