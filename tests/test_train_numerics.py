@@ -12,6 +12,7 @@ import torch
 
 from bench.cli.main import main as bench_main
 from bench.common.errors import BenchError
+from bench.training import loop
 from bench.training.loop import backward_batch, train
 from tests.test_train import one_thread, scorer_and_batch, tiny_root, tiny_settings  # noqa: F401 (fixtures)
 
@@ -47,10 +48,18 @@ def test_the_backward_runs_under_the_precision_switches(tiny_root, precision, ex
     assert _switches() == before
 
 
-def test_deterministic_training_records_its_switches_and_restores_them(tiny_root, tmp_path):
+def test_deterministic_training_records_its_switches_and_restores_them(tiny_root, tmp_path, monkeypatch):
     settings = tiny_settings(tiny_root, tmp_path / "run", num_epochs=1, deterministic=True, threads=1,
                              precision="bf16")
+    seen, real = [], loop._train
+
+    def noting(*args):
+        seen.append((torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic))
+        return real(*args)
+
+    monkeypatch.setattr(loop, "_train", noting)
     train(settings)
+    assert seen == [(True, True)]
     record = torch.load(settings.out_dir / "checkpoint_0.pth.tar", weights_only=False)["train_settings"]
     assert record["deterministic"] is True and record["threads"] == 1 and record["threads_used"] == 1
     assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
