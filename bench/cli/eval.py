@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="arithmetic of the scoring (fp32 is the reference)")
     parser.add_argument("--image-shard", type=int, help="images scored per step (default: from free memory)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice, "
+                                                                   "one per core); recorded in the provenance")
     parser.add_argument("--save-sims", type=Path, help="write the float32 score matrix (.npy)")
     parser.add_argument("--json", type=Path, help="write metrics and provenance (JSON)")
     parser.add_argument("--csv", type=Path, help="write one row per figure, beside the paper's (CSV)")
@@ -105,11 +107,13 @@ def check_paths(args) -> None:
 
 
 def run(args) -> int:
+    from bench.common.threads import set_threads
     from bench.results.evaluate import evaluate, evaluate_scores
     from bench.results.rows import print_table
 
     check_source(args)
     check_paths(args)
+    set_threads(args.threads)
     if args.scores is not None:
         result = evaluate_scores(args.scores, args.protocol, data_root=args.data_root, annotations=args.annotations,
                                  eccv=args.eccv, run_id=run_id_of(args), model=args.model_name,

@@ -15,7 +15,8 @@ import torch
 from bench.model.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
 from bench.model.encode import encode_captions, encode_images, tokenize_captions
 from bench.common.errors import BenchError
-from bench.eval.scoring import announce_expected_time, precision_context, score_matrix, warn_slow_bf16
+from bench.eval.precision import precision_context
+from bench.eval.scoring import announce_expected_time, score_matrix, warn_slow_bf16
 from bench.data.splits import Split
 from bench.data.vocab import Vocabulary, search_nltk_data
 

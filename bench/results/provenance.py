@@ -67,6 +67,13 @@ def device_name(device) -> str:
     return f"{cpu_model()} ({torch.get_num_threads()} threads)"
 
 
+def torch_threads() -> int:
+    """The CPU threads torch's kernels use (eval's --threads, else torch's default)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def base_provenance() -> dict:
     """The run-independent part of a result's provenance."""
     return {
@@ -97,6 +104,7 @@ def evaluation_provenance(evaluation, precision: str) -> dict:
     pairs = int(scored.sims.size) * len(scored.checkpoints)
     return base_provenance() | {
         "device": str(evaluation.device), "device_name": device_name(evaluation.device), "precision": precision,
+        "threads": torch_threads(),
         "model": scored.model_label, "daa": is_daa(scored.checkpoints),
         "checkpoints": checkpoint_facts(scored.checkpoints), "vocab": scored.vocab_paths,
         "data": data_manifest(evaluation.split), "mismatch": scored.mismatch, "tokenizer": tokenizer_path(),
