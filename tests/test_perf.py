@@ -11,7 +11,7 @@ from bench.common import host
 from bench.eval.scoring import score_matrix
 from bench.model.random_weights import random_model, small_config
 from bench.model.reference_loop import reference_scores
-from bench.perf import bootstrap_bench, metrics_bench, scoring_bench
+from bench.perf import bootstrap_bench, metrics_bench, scores_bench, scoring_bench
 from bench.perf.workload import agreement, embeddings, flops_per_pair
 
 
@@ -49,6 +49,13 @@ def test_bootstrap_bench_times_every_figure(tmp_path):
     assert (intervals["resamples"], intervals["figures"], compared["figures"]) == ("50", "15", "15")
     assert "paired" in compared["stage"] and int(compared["permutations"]) > 0
     assert intervals["host"] and intervals["cpu"] and float(intervals["seconds"]) >= 0
+
+
+def test_scores_bench_measures_a_whole_eval_scores_run(tmp_path):
+    assert scores_bench.main(["--images", "20", "--out", str(tmp_path)]) == 0
+    (row,) = _rows(tmp_path, "cpu-scores-memory-*.csv")
+    assert row["matrix"] == "20 x 100 float32" and float(row["peak_rss_mb"]) > 0 and row["host"]
+    assert row["figures"] == "15" and float(row["rsum"]) > 0  # recalls, ranks, ASP and PMRP of both directions
 
 
 def test_flop_count_matches_performance_notes():

@@ -59,20 +59,22 @@ def flops_per_pair(module_name: str, n: float, embed: int = 1024, sim: int = 256
     all n + 1 nodes. `executed=True` counts what the batched engine runs instead: query and key
     folded into one S x S product, so two per node, and the last step on the global node only
     (the one row read). Each step also multiplies its edge rows by the nodes twice (scores and
-    weighted sum). Work per image or per caption (the self-attention encoders) is not per pair.
+    weighted sum). Work per image or per caption (the self-attention encoders) is not per pair, and
+    the score head, one S-vector dot product per pair written as a product and a sum, is no matrix
+    product.
     """
     nodes = n + 1
     attention = 4 * regions * embed * n
     alignment = 2 * embed * sim * nodes
     if module_name != "SGR":
-        return float(attention + alignment + 2 * sim * nodes + 2 * sim)
+        return float(attention + alignment + 2 * sim * nodes)
     def step(rows: int, linears: int) -> int:  # `rows` nodes updated; each Linear S x S on them
         return linears * 2 * sim * sim * rows + 2 * 2 * rows * nodes * sim
     if executed:
         head = (sgr_steps - 1) * step(nodes, 2) + step(1, 2)
     else:
         head = sgr_steps * step(nodes, 3)
-    return float(attention + alignment + head + 2 * sim)
+    return float(attention + alignment + head)
 
 
 def agreement(candidate: np.ndarray, baseline: np.ndarray) -> dict:

@@ -24,7 +24,9 @@ FIELDS = ("run_id", "dataset", "protocol", "model", "checkpoint", "fold", "direc
           "within_ci")
 INTERVAL_FIELDS = ("ci_low", "ci_high", "within_ci")  # absent from results written before intervals
 # "own": a checkpoint that is not a released one; the paper's figure is shown for orientation only.
-STATUS_STYLE = {"ok": "green", "off": "bold red", "own": "cyan", "no-reference": "dim"}
+# "other-model": another model's score matrix (`eval --scores`); the paper's DAA figures are no reference.
+STATUS_STYLE = {"ok": "green", "off": "bold red", "own": "cyan", "no-reference": "dim", "other-model": "magenta"}
+OTHER_MODEL = "other-model"
 NUMERIC_FIELDS = ("value", "ci_low", "ci_high", "reference", "delta", "tolerance")
 
 
@@ -46,14 +48,15 @@ def within_interval(reference, low, high) -> bool | None:
 
 def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpoint_label: str,
                 daa: bool, evaluation: dict, intervals: dict | None = None, compare: bool = True,
-                own: bool = False) -> list[dict]:
+                own: bool = False, other_model: bool = False) -> list[dict]:
     """Every figure of an evaluation (headline, then per fold) with its reference and status.
 
     `intervals` ({group: {(direction, metric): (low, high)}}, bench.eval.bootstrap) adds each
     figure's bootstrap interval and whether the published value lies inside it. `compare=False`
     (a run the paper's figures do not apply to) marks every row no-reference. `own`: the
     checkpoints were trained here or by the user, so a distance from the paper is not a
-    reproduction failure: such figures get the status "own" instead of ok/off.
+    reproduction failure: such figures get the status "own" instead of ok/off. `other_model`: the
+    scores came from another model (`eval --scores`): no reference, status "other-model".
     """
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     headline = "mean" if protocol.folds > 1 else "all"
@@ -63,7 +66,8 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
     for fold, metrics in groups:
         for direction, metric, value in _figures_of(metrics):
             value = float(value)
-            ref = find_reference(protocol.name, model_label, daa, direction, metric, fold) if compare else None
+            ref = find_reference(protocol.name, model_label, daa, direction, metric, fold) \
+                if compare and not other_model else None
             low, high = (intervals or {}).get(fold, {}).get((direction, metric), (None, None))
             rows.append({
                 "run_id": run_id, "dataset": protocol.dataset, "protocol": protocol.name,
@@ -72,7 +76,7 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
                 "ci_low": _rounded(low), "ci_high": _rounded(high),
                 "reference": ref and ref.value, "reference_source": ref.source if ref else "",
                 "delta": ref and round(value - ref.value, 4), "tolerance": ref and ref.tolerance,
-                "status": "own" if own and ref else status(value, ref),
+                "status": OTHER_MODEL if other_model else "own" if own and ref else status(value, ref),
                 "within_ci": within_interval(ref and ref.value, low, high),
             })
     return rows
@@ -109,9 +113,9 @@ def dict_csv(rows: Iterable[dict], fields: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def csv_text(rows: Sequence[dict]) -> str:
-    """The results CSV (the one writer of it: per run, and the summary)."""
-    return dict_csv(({k: _blank_if_missing(row.get(k)) for k in FIELDS} for row in rows), FIELDS)
+def csv_text(rows: Sequence[dict], fields: Sequence[str] = FIELDS) -> str:
+    """The results CSV (the one writer of it: per run, and the summary with its leaderboard columns)."""
+    return dict_csv(({k: _blank_if_missing(row.get(k)) for k in fields} for row in rows), fields)
 
 
 def _number(value, fmt: str) -> str:
@@ -165,7 +169,10 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
     parts = [f"{counts['ok']} ok", f"{counts['off']} off"]
     if counts["own"]:
         parts = [f"{counts['own']} own checkpoint (not a released one: paper figures for orientation, no ok/off)"]
-    parts.append(f"{counts['no-reference']} without reference")
+    if counts[OTHER_MODEL]:
+        parts = [f"{counts[OTHER_MODEL]} of another model (the paper's DAA figures are no reference for it)"]
+    else:
+        parts.append(f"{counts['no-reference']} without reference")
     folds = any(row["fold"] not in WHOLE_PROTOCOL_FOLDS for row in rows)
     table.caption = ", ".join(parts) + (" (all folds); per-fold rows are in the CSV" if folds else "")
     wide_tables.print_table(table, console)

@@ -1,4 +1,5 @@
-"""Gather every run under results/ into results/summary.csv and a Markdown table beside the paper.
+"""Gather every run under results/ into results/summary.csv and a Markdown table beside the paper,
+with a leaderboard per protocol (bench.results.leaderboard).
 
 Each run is a `<run>.json` written by `eval --json` (with its figures); a `<run>.csv` beside it
 is read instead when present, so a hand-corrected CSV is summarised as the user sees it.
@@ -14,8 +15,9 @@ from bench.common.atomic import write_text
 from bench.common.errors import BenchError
 from bench.results.daa_gains import all_gains, gains_markdown
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
-from bench.results.rows import INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, with_interval
-from bench.results.run_result import RunResult, find_results
+from bench.results import leaderboard
+from bench.results.rows import FIELDS, INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, with_interval
+from bench.results.run_result import STATUSES, RunResult, find_results
 from bench.results.tables import load_runs
 from bench.eval.protocols import DIRECTIONS
 
@@ -42,12 +44,8 @@ def _run_table(json_path: Path, result: RunResult) -> pd.DataFrame:
     return table
 
 
-def gather(results_dir: Path) -> list[dict]:
-    """All figure rows of all runs under `results_dir` (subfolders too, e.g. tables/), by path."""
-    return _rows_of(results_dir, _runs_in(results_dir))
-
-
 def _runs_in(results_dir: Path) -> list[tuple[Path, RunResult]]:
+    """Every run under `results_dir` (subfolders too, e.g. tables/), by path."""
     if not results_dir.is_dir():
         raise BenchError(f"results folder {results_dir} does not exist; run an evaluation first "
                          f"(make reproduce-all, or python -m bench eval ... --json FILE)")
@@ -118,8 +116,9 @@ def folder_gains(results_dir: Path) -> str:
 def counts_line(rows: Sequence[dict]) -> str:
     """How the headline figures (those summary.md shows) stand against the paper."""
     headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
-    counts = {s: sum(row["status"] == s for row in headline) for s in ("ok", "off", "own", "no-reference")}
+    counts = {s: sum(row["status"] == s for row in headline) for s in STATUSES}
     own = f", {counts['own']} of own checkpoints (paper for orientation, no ok/off)" if counts["own"] else ""
+    own += f", {counts['other-model']} of other models (no reference)" if counts["other-model"] else ""
     return (f"{len(headline)} headline figures: {counts['ok']} ok, {counts['off']} off, "
             f"{counts['no-reference']} without a published reference{own} "
             "(medr and meanr included, per-fold rows not)")
@@ -134,7 +133,7 @@ def generated_section(rows: Sequence[dict]) -> str:
             "comparisons above.\n\n" + markdown_table(rows))
 
 
-def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "",
+def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "", boards: str = "",
                      generated_runs: frozenset[str] = frozenset()) -> str:
     """summary.md: the runs on real data beside the paper, then any runs on generated data apart."""
     generated = [row for row in rows if row["run_id"] in generated_runs]
@@ -147,7 +146,7 @@ def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "",
         "would move on another sample of test images (summary.csv: ci_low, ci_high, within_ci). "
         "Headline figures only (COCO 1K: mean of the five folds); "
         f"per-fold rows, medr and meanr are in summary.csv.\n\n"
-        f"{counts_line(rows)}.\n\n" + markdown_table(rows) + gains + generated_section(generated) + charts
+        f"{counts_line(rows)}.\n\n" + markdown_table(rows) + gains + boards + generated_section(generated) + charts
     )
 
 
@@ -156,8 +155,13 @@ def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
     runs = _runs_in(results_dir)
     rows = _rows_of(results_dir, runs)
     generated = frozenset(result.run_id for _, result in runs if result.generated_data)
+    board_list = leaderboard.boards([(path, result) for path, result in runs if not result.generated_data])
+    columns = leaderboard.csv_columns(board_list)
+    ranked = [row | columns.get((row["run_id"], str(row["fold"]), row["direction"], row["metric"]), {})
+              for row in rows]
     csv_path = results_dir / f"{SUMMARY_STEM}.csv"
     md_path = results_dir / f"{SUMMARY_STEM}.md"
-    write_text(csv_path, csv_text(rows))
-    write_text(md_path, summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir), generated))
+    write_text(csv_path, csv_text(ranked, FIELDS + leaderboard.LEADERBOARD_FIELDS))
+    write_text(md_path, summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir),
+                                         leaderboard.leaderboard_markdown(board_list), generated))
     return csv_path, md_path, rows

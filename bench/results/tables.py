@@ -90,9 +90,15 @@ def _run_of(path: Path, result: RunResult) -> Run:
         raise BenchError(f"{path}: run result lacks provenance.checkpoints ({err})") from err
 
 
+def is_other_model(result: RunResult) -> bool:
+    """A score file from another model (`eval --scores`): never a cell of the paper's tables."""
+    return bool(result.provenance.get("other_model"))
+
+
 def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
-    """(protocol, model, daa) -> run; when several runs match, the newest file wins. Runs on
-    generated data (the demo's) are left out: they are no Flickr30K or COCO result."""
+    """(protocol, model, daa) -> run of SGRAF-family checkpoints; when several runs match, the newest
+    file wins. Other models' runs, and runs on generated data (the demo's: no Flickr30K or COCO
+    result), are left out."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise BenchError(f"results folder {results_dir} does not exist; run "
@@ -100,7 +106,7 @@ def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
     runs: dict[tuple[str, str, bool], Run] = {}
     found = find_results(results_dir, recursive=False)
     for path, result in sorted(found, key=lambda item: item[0].stat().st_mtime):
-        if result.generated_data:
+        if result.generated_data or is_other_model(result):
             continue
         run = _run_of(path, result)
         runs[(run.protocol, run.model, run.daa)] = run

@@ -21,15 +21,18 @@ from torch import nn
 from bench.common import distributed
 from bench.common.errors import BenchError
 from bench.common.progress import progress_bar
+from bench.common.threads import set_threads
 from bench.data.splits import load_split
 from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
 from bench.eval.protocols import DIRECTIONS
-from bench.eval.scoring import precision_context, resolve_device, score_matrix
+from bench.eval.precision import autocast_for, precision_context, tf32_switches
+from bench.eval.scoring import resolve_device, score_matrix
 from bench.model.encode import encode_captions, encode_images
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
 from bench.training.batches import Batch, TrainingData, TrainingSemantics, caption_subset
+from bench.training.determinism import deterministic_kernels
 from bench.training.logs import TrainLog
 from bench.training.losses import training_objective
 from bench.training.settings import TrainSettings, check_resume_matches, check_settings, settings_record
@@ -62,13 +65,18 @@ def compute_precision(precision: str) -> str:
 
 
 def backward_batch(scorer: nn.Module, batch: Batch, settings: TrainSettings, device: torch.device) -> dict:
-    """Forward, loss and backward of one batch; returns the loss terms as floats."""
-    with precision_context(compute_precision(settings.precision), device):
-        scores = scorer(batch.regions, batch.tokens, batch.lengths)
-    terms = training_objective(scores.to(run_dtype(settings.precision)), batch.sems, margin=settings.margin,
-                               max_violation=settings.max_violation, daa_weight=settings.daa_weight,
-                               form=settings.daa_form)
-    terms["loss"].backward()
+    """Forward, loss and backward of one batch; returns the loss terms as floats.
+
+    The TF32 switches hold for the backward too (its matmuls and cuDNN GRU kernels); bf16 autocast
+    covers the forward only, as PyTorch advises."""
+    precision = compute_precision(settings.precision)
+    with tf32_switches(precision == "tf32"):
+        with autocast_for(precision, device):
+            scores = scorer(batch.regions, batch.tokens, batch.lengths)
+        terms = training_objective(scores.to(run_dtype(settings.precision)), batch.sems, margin=settings.margin,
+                                   max_violation=settings.max_violation, daa_weight=settings.daa_weight,
+                                   form=settings.daa_form)
+        terms["loss"].backward()
     return {name: float(value.detach()) for name, value in terms.items()}
 
 
@@ -77,8 +85,9 @@ def validate(model: SimilarityModel, dev, vocab: Vocabulary, device: torch.devic
     """Recall metrics on the dev subset: each process scores a share of the images, rank 0 gathers the
     blocks and computes the metrics, which every process then receives."""
     model.eval()
-    img_emb = encode_images(model, dev, device)
-    cap_emb, cap_lens = encode_captions(model, vocab, dev.captions, device)
+    with precision_context(compute_precision(precision), device):  # the encoders as in the training forward
+        img_emb = encode_images(model, dev, device)
+        cap_emb, cap_lens = encode_captions(model, vocab, dev.captions, device)
     sims = score_matrix(model, img_emb, cap_emb, cap_lens.to(device), precision=compute_precision(precision))
     model.train()
     return distributed.broadcast_object(recall_metrics(sims) if sims is not None else None)
@@ -169,7 +178,8 @@ def _prepare(settings: TrainSettings, world, device: torch.device) -> tuple[Run,
     data = TrainingData(train_split, vocab, relevance, world, batch_size=settings.batch_size,
                         workers=settings.workers, seed=settings.seed)
     run = Run(settings, world, device, model, scorer, optimizer, data, dev, vocab, None,
-              published_opt(model, settings, world.world_size), settings_record(settings, dims))
+              published_opt(model, settings, world.world_size),
+              settings_record(settings, dims) | {"threads_used": torch.get_num_threads()})
     position = Position() if resumed is None else _restore(run, resumed)
     run.log = TrainLog(settings.run_dir, position.epoch, position.step, enabled=distributed.is_master(world))
     return run, position
@@ -266,10 +276,12 @@ def train(settings: TrainSettings) -> Path:
     the hook through which tests inject reference relevance matrices.
     """
     check_settings(settings)
+    set_threads(settings.threads)
     world = distributed.world_info_from_env()
     device = distributed.process_device(world, resolve_device(settings.device))
     distributed.init_distributed(world, device)
     try:
-        return _train(settings, world, device)
+        with deterministic_kernels(settings.deterministic):
+            return _train(settings, world, device)
     finally:
         distributed.cleanup_distributed()
