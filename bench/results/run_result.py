@@ -21,8 +21,8 @@ import numpy as np
 
 from bench.common.atomic import write_all
 from bench.common.errors import BenchError
-from bench.common.outputs import check_outputs
 from bench.results.rows import FIELDS, csv_text
+from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, check_result_outputs
 from bench.results.uncertainty import queries_path
 
 STATUSES = ("ok", "off", "own", "no-reference")
@@ -102,15 +102,28 @@ class RunResult:
             raise BenchError(f"{sims_path}: this result holds no score matrix (read back from JSON?)")
         queries = queries_path(json_path or csv_path) if self.queries_npz is not None and \
             (json_path or csv_path) is not None else None
-        check_outputs({"json_path": json_path, "csv_path": csv_path, "sims_path": sims_path,
-                       "the per-query file": queries})
+        check_result_outputs({"json_path": json_path, "csv_path": csv_path, "sims_path": sims_path,
+                              "the per-query file": queries}, inputs=self.inputs(),
+                             replaces={"json_path": RESULT_JSON, "csv_path": RESULTS_CSV,
+                                       "the per-query file": PER_QUERY})
         text = json_path and json.dumps(self.document(queries and queries.name), indent=2, default=_builtin) + "\n"
         write_all({
-            sims_path: lambda tmp: np.save(tmp, np.asarray(self.sims, dtype=np.float32)),
+            sims_path: lambda tmp: _save_npy(tmp, self.sims),
             queries: lambda tmp: tmp.write_bytes(self.queries_npz),
             csv_path: lambda tmp: tmp.write_text(csv_text(self.figures), encoding="utf-8"),
             json_path: lambda tmp: tmp.write_text(text, encoding="utf-8"),
         })
+
+    def inputs(self) -> dict[str, list[str]]:
+        """The files this run read, as its provenance names them: no output may replace one."""
+        provenance = self.provenance if isinstance(self.provenance, dict) else {}
+        checkpoints = provenance.get("checkpoints") or []
+        data = provenance.get("data") if isinstance(provenance.get("data"), dict) else {}
+        directory = Path(str(data.get("directory", "")))
+        return {"checkpoint": [str(c["path"]) for c in checkpoints if isinstance(c, dict) and "path" in c],
+                "vocabulary": [str(v) for v in provenance.get("vocab") or [] if isinstance(v, (str, Path))],
+                "split data": [directory / str(name) for name in data.get("files") or {}] if data.get("directory")
+                else []}
 
     def to_json(self, path) -> None:
         self.write(json_path=path)
@@ -121,6 +134,12 @@ class RunResult:
     def save_sims(self, path) -> None:
         """The float32 score matrix as .npy (the `eval --save-sims` layout)."""
         self.write(sims_path=path)
+
+
+def _save_npy(path: Path, array) -> None:
+    """np.save through an open file: given a path, it would append `.npy` to any other name."""
+    with open(path, "wb") as handle:
+        np.save(handle, np.asarray(array, dtype=np.float32))
 
 
 def read_document(path: Path):

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.common.atomic import write_text
+from bench.common.atomic import write_all
 from bench.common.errors import BenchError
 from bench.results.daa_gains import all_gains, gains_markdown
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
 from bench.results.rows import INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, with_interval
+from bench.results.run_files import RESULTS_CSV, check_result_outputs
 from bench.results.run_result import RunResult, find_results
 from bench.results.tables import load_runs
 from bench.eval.protocols import DIRECTIONS
@@ -131,10 +132,13 @@ def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "") ->
 
 
 def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
-    """Write summary.csv and summary.md; return their paths and the rows summarised."""
-    rows = gather(results_dir)
+    """Write summary.csv and summary.md (both or neither); return their paths and the rows summarised."""
     csv_path = results_dir / f"{SUMMARY_STEM}.csv"
     md_path = results_dir / f"{SUMMARY_STEM}.md"
-    write_text(csv_path, csv_text(rows))
-    write_text(md_path, summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir)))
+    check_result_outputs({"the summary CSV": csv_path, "the summary Markdown": md_path},
+                         replaces={"the summary CSV": RESULTS_CSV})
+    rows = gather(results_dir)
+    markdown = summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir))
+    write_all({csv_path: lambda tmp: tmp.write_text(csv_text(rows), encoding="utf-8"),
+               md_path: lambda tmp: tmp.write_text(markdown, encoding="utf-8")})
     return csv_path, md_path, rows
