@@ -19,6 +19,7 @@ import shutil
 import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -137,10 +138,31 @@ def _put_in_place(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM received inside the block take effect when it ends (main thread only:
+    elsewhere Python delivers no signal anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda number, frame: received.append(number))
+                for signum in _DEFERRED_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(received):
+            if callable(previous[signum]):
+                previous[signum](signum, None)
+            elif previous[signum] == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 def _commit(pairs: list[tuple[Path, Path]]) -> None:
-    """Rename every temporary into place, or none: Ctrl-C and SIGTERM wait until all are renamed,
-    and a rename that fails puts back the files already replaced."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED_SIGNALS)
+    """Rename every temporary into place, or none: a rename that fails puts back the files
+    already replaced."""
     backups: list[Path] = []
     done: list[tuple[Path, Path | None]] = []
     try:
@@ -160,7 +182,6 @@ def _commit(pairs: list[tuple[Path, Path]]) -> None:
     finally:
         for backup in backups:
             backup.unlink(missing_ok=True)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 @contextlib.contextmanager
@@ -179,7 +200,8 @@ def atomic_paths(finals: Sequence[str | os.PathLike | None],
         for final, suffix in zip(finals, suffixes):
             temporaries.append(None if final is None else _prepare(Path(final), suffix))
         yield list(temporaries)
-        _commit([(tmp, Path(final)) for final, tmp in zip(finals, temporaries) if tmp is not None])
+        with _signals_deferred():
+            _commit([(tmp, Path(final)) for final, tmp in zip(finals, temporaries) if tmp is not None])
     finally:
         for tmp in temporaries:
             if tmp is not None and tmp.exists():

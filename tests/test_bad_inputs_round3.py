@@ -1,0 +1,173 @@
+"""Bad input, round 3: outputs that would destroy files, signals, data oddities, hostile files.
+
+Each refusal asserts what tests/bad_input_harness.py checks: exit status, exactly one stderr line
+naming the file or flag, no traceback, every file of the tree byte-identical, no process left.
+The cases start from a tree holding one finished run (`results/run.*`).
+"""
+
+import os
+import shutil
+import signal
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bad_input_harness import Case, assert_refused, base, dead_pid, eval_args, ids, one_line, replace_arg, \
+    tree_state  # noqa: F401  (base: a fixture)
+from bench.cli.main import main
+from bench.common import atomic
+
+RESULTS = "results"
+
+
+@pytest.fixture(scope="module")
+def finished(base, tmp_path_factory) -> Path:
+    """`base` plus one evaluated run: results/run.json, run.csv, run.queries.npz, sims.npy."""
+    root = tmp_path_factory.mktemp("finished") / "w"
+    shutil.copytree(base, root, symlinks=True)
+    assert main(eval_args(root)) == 0
+    return root
+
+
+@pytest.fixture
+def root(finished, tmp_path) -> Path:
+    copy = tmp_path / "w"
+    shutil.copytree(finished, copy, symlinks=True)
+    return copy
+
+
+def run_file(root: Path, name: str) -> Path:
+    return root / RESULTS / name
+
+
+def fifo(root: Path, name: str) -> Path:
+    path = run_file(root, name)
+    os.mkfifo(path)
+    return path
+
+
+def second_run(root: Path) -> Path:
+    """A copy of the finished run's JSON under another name (same per-query file)."""
+    shutil.copy(run_file(root, "run.json"), run_file(root, "b.json"))
+    return run_file(root, "b.json")
+
+
+def report_md_is_a_directory(root: Path) -> list[str]:
+    run_file(root, "summary.md").mkdir()
+    return ["report", "--results", str(root / RESULTS)]
+
+
+# ---- 1. outputs that would destroy files ---------------------------------------------------------
+OUTPUT_CASES = [
+    Case("plot-out-is-the-run-json",
+         lambda r: ["plot", str(run_file(r, "run.csv")), "--out", str(run_file(r, "run.json"))], "--out"),
+    Case("plot-default-out-is-a-fifo", lambda r: [fifo(r, "run.png") and "plot", str(run_file(r, "run.csv"))],
+         "run.png"),
+    Case("markdown-is-a-per-query-file", lambda r: ["table", "--table", "3", "--results", str(r / RESULTS),
+                                                    "--markdown", str(run_file(r, "run.queries.npz"))], "--markdown"),
+    Case("gains-csv-is-a-run-csv", lambda r: ["table", "--table", "3", "--results", str(r / RESULTS),
+                                              "--gains-csv", str(run_file(r, "run.csv"))], "--gains-csv"),
+    Case("compare-csv-is-a-run-json", lambda r: ["compare", str(run_file(r, "run.json")), str(second_run(r)),
+                                                 "--csv", str(run_file(r, "run.json"))], "--csv"),
+    Case("eval-json-over-a-run-csv", lambda r: replace_arg(eval_args(r), "--json", run_file(r, "run.csv")), "--json"),
+    Case("eval-sims-over-a-run-json", lambda r: replace_arg(
+        replace_arg(eval_args(r), "--json", run_file(r, "new.json")), "--save-sims", run_file(r, "run.json")),
+         "--save-sims"),
+    Case("eval-csv-is-a-fifo", lambda r: replace_arg(eval_args(r), "--csv", fifo(r, "new.csv")), "--csv"),
+    Case("report-summary-md-is-a-directory", report_md_is_a_directory, "summary.md"),
+]
+
+
+@pytest.mark.parametrize("case", OUTPUT_CASES, ids=ids(OUTPUT_CASES))
+def test_an_output_never_destroys_a_file(root, capsys, case):
+    assert_refused(main, case.setup(root), root, capsys, case.names)
+
+
+def test_a_character_device_output_is_written_through_not_replaced(root, capsys):
+    """`--csv /dev/null` discards the CSV; /dev/null stays the system's device."""
+    args = replace_arg(replace_arg(eval_args(root), "--csv", os.devnull), "--json", run_file(root, "new.json"))
+    assert main(replace_arg(args, "--save-sims", os.devnull)) == 0
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert run_file(root, "new.json").is_file() and run_file(root, "new.queries.npz").is_file()
+
+
+def test_a_library_write_refuses_a_file_of_another_run(root):
+    from bench.common.errors import BenchError
+    from bench.results.run_result import load_result
+
+    result = load_result(run_file(root, "run.json"))
+    before = tree_state(root)
+    with pytest.raises(BenchError, match="csv_path .*run.json: is the result JSON of an existing run"):
+        result.write(csv_path=run_file(root, "run.json"))
+    with pytest.raises(BenchError, match="png_path"):
+        from bench.results.plots import plot_run
+        plot_run(run_file(root, "run.csv"), run_file(root, "run.queries.npz"))
+    assert tree_state(root) == before
+
+
+# ---- 2. odd names ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["sims.bin", "sims", "sims.npz"])
+def test_save_sims_writes_exactly_the_name_given(root, name):
+    before = set(tree_state(root))
+    assert main(replace_arg(eval_args(root), "--save-sims", run_file(root, name))) == 0
+    assert set(tree_state(root)) - before == {f"{RESULTS}/{name}"}
+    assert np.load(run_file(root, name)).dtype == np.float32
+
+
+# ---- 3. all or nothing, Ctrl-C and SIGTERM ----------------------------------------------------------
+
+def fail_on_second(monkeypatch, action):
+    """Make the second output's final rename do `action` (raise, or signal this process)."""
+    real, calls = atomic._put_in_place, []
+
+    def put(tmp, final):
+        calls.append(final)
+        if len(calls) == 2:
+            action()
+        real(tmp, final)
+    monkeypatch.setattr(atomic, "_put_in_place", put)
+
+
+def disk_error():
+    raise OSError(5, "Input/output error")
+
+
+def test_a_rename_that_fails_puts_back_the_outputs_already_replaced(root, capsys, monkeypatch):
+    fail_on_second(monkeypatch, disk_error)
+    assert_refused(main, eval_args(root), root, capsys, "Input/output error")
+
+
+@pytest.mark.parametrize("signum, status, how", [(signal.SIGINT, 130, "interrupted"),
+                                                 (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_a_signal_between_renames_waits_and_the_line_names_what_was_written(root, capsys, monkeypatch, signum,
+                                                                            status, how):
+    fail_on_second(monkeypatch, lambda: os.kill(os.getpid(), signum))
+    capsys.readouterr()
+    assert main(eval_args(root)) == status
+    line = one_line(capsys.readouterr().err, how)
+    written = line.split("; wrote ")[1].removesuffix(" before").split(", ")
+    assert sorted(Path(p).name for p in written) == ["run.csv", "run.json", "run.queries.npz", "sims.npy"]
+    assert not [p for p in (root / RESULTS).iterdir() if atomic.is_partial(p)]
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_writing_leaves_no_file(root, capsys, monkeypatch, signum, status):
+    import bench.results.run_result
+
+    def interrupted(rows):
+        os.kill(os.getpid(), signum)
+        return ""
+    monkeypatch.setattr(bench.results.run_result, "csv_text", interrupted)
+    assert_refused(main, eval_args(root), root, capsys, "no result file was written", status=status)
+
+
+def test_stale_temporaries_of_any_output_name_are_swept(root):
+    stale = run_file(root, f".other.csv{atomic.PARTIAL_MARK}{dead_pid()}-0badc0de.csv")
+    backup = run_file(root, f".run.json{atomic.PARTIAL_MARK}{dead_pid()}-0badc0de.backup")
+    for partial in (stale, backup):
+        partial.write_text("x")
+    assert main(eval_args(root)) == 0
+    assert not stale.exists() and not backup.exists()
