@@ -44,6 +44,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.common.progress import console
+    from bench.common.terminal import shown
     from bench.download.fetch import FetchOptions
     from bench.download.pipeline import Context, ensure, status
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             console.print(f"{item.name}: {ensure(item, ctx)}", highlight=False)
         except BenchError as err:
-            console.print(f"[red]{item.name}: {err}[/red]", highlight=False)
+            console.print(f"[red]{item.name}: {shown(str(err))}[/red]", highlight=False)
             failed.append(item.name)
     if failed:
         hint = ("; without network access, serve the files from a mirror (--mirror URL or BENCH_MIRROR) or fetch "

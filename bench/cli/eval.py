@@ -51,10 +51,15 @@ def register(subparsers) -> None:
 
 
 def run_id_of(args) -> str | None:
-    """--run-id, else the stem of --json or --csv; None lets evaluate name it <protocol>-<model>."""
-    if args.run_id:
-        return args.run_id
-    return next((path.stem for path in (args.json, args.csv) if path), None)
+    """--run-id, else the stem of --json or --csv; None lets evaluate name it <protocol>-<model>.
+    Checked here, before any work, so the message names the flag it came from."""
+    from bench.results.run_files import check_run_id
+
+    flag, run_id = ("--run-id", args.run_id) if args.run_id else \
+        next(((f"the run id from {path}:", path.stem) for path in (args.json, args.csv) if path), (None, None))
+    if run_id is not None:
+        check_run_id(run_id, flag)
+    return run_id
 
 
 def check_paths(args) -> None:
@@ -83,10 +88,11 @@ def run(args) -> int:
     from bench.results.rows import print_table
 
     check_paths(args)
+    run_id = run_id_of(args)
     result = evaluate(args.checkpoint, args.protocol, data_root=args.data_root, vocab=args.vocab,
                       device=args.device, precision=args.precision, annotations=args.annotations,
                       eccv=args.eccv, image_shard=args.image_shard, caption_ids=args.caption_ids,
-                      run_id=run_id_of(args), allow_mismatch=args.allow_mismatch, own_checkpoint=args.own_checkpoint)
+                      run_id=run_id, allow_mismatch=args.allow_mismatch, own_checkpoint=args.own_checkpoint)
     if result is None:  # a torchrun process other than the master
         return 0
     result.write(json_path=args.json, csv_path=args.csv, sims_path=args.save_sims)

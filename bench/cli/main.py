@@ -15,6 +15,7 @@ import threading
 import bench
 from bench.common import atomic
 from bench.common.errors import BenchError
+from bench.common.terminal import one_line
 
 COMMAND_MODULES = (
     "bench.cli.eval",
@@ -90,7 +91,3 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
-
-def one_line(message: str) -> str:
-    """A message stays one stderr line whatever a path or a file's field holds (newlines, escapes)."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)

@@ -10,6 +10,7 @@ them would break those commands for good. Only a writer of the same kind of file
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,6 +23,15 @@ RESULT_JSON = "result JSON"
 RESULTS_CSV = "results CSV"
 PER_QUERY = "per-query file"
 _CSV_HEADER = ",".join(FIELDS[:4])
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+=@,-]{0,119}")
+
+
+def check_run_id(run_id: str, source: str = "run_id") -> None:
+    """A run id names files (compare-<A>-vs-<B>.csv) and is printed in tables: letters, digits,
+    space and `._+=@,-` only, so it can hold no folder, no terminal escape and no rich markup."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise BenchError(f"{source} {run_id!r}: a run id is 1-120 letters, digits, spaces and ._+=@,- "
+                         "(starting with a letter or digit)")
 
 
 def _is_result_json(path: Path) -> bool:
