@@ -18,6 +18,7 @@ from bad_input_harness import Case, assert_refused, base, dead_pid, eval_args, i
     tree_state  # noqa: F401  (base: a fixture)
 from bench.cli.main import main
 from bench.common import atomic
+from test_download import mirror, roots, stand_ins  # noqa: F401  (fixtures)
 
 RESULTS = "results"
 
@@ -171,3 +172,83 @@ def test_stale_temporaries_of_any_output_name_are_swept(root):
         partial.write_text("x")
     assert main(eval_args(root)) == 0
     assert not stale.exists() and not backup.exists()
+
+
+# ---- 5, 9, 10. downloads -------------------------------------------------------------------------
+
+def download_refused(args: list[str], root: Path, capsys, names: str) -> None:
+    """A failed download: exit 2, the item's line names the culprit, then the summary line; nothing
+    written (no manifest, no part file, no extracted member)."""
+    before = tree_state(root)
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) <= 2 and "Traceback" not in err and names in lines[0], err
+    assert tree_state(root) == before
+
+
+def test_a_server_that_ignores_range_restarts_from_zero(tmp_path, mirror, stand_ins):  # noqa: F811
+    mirror.ignore_range = True
+    staging = tmp_path / "data" / "downloads" / ".partial"
+    staging.mkdir(parents=True)
+    (staging / "vocab.zipABCDEFGH.part").write_bytes(b"bytes of another transfer")
+    assert main(["download", "scan-vocab", "--mirror", mirror.url, *roots(tmp_path)]) == 0
+    assert [wanted for name, wanted in mirror.log if name == "vocab.zip"][-2:] == ["bytes=25-", None]
+    assert not list(staging.iterdir()) and (tmp_path / "data/vocab/coco_precomp_vocab.json").is_file()
+
+
+def vocab_zip_with_a_big_member(mirror, tmp_path):  # noqa: F811
+    """A small archive whose vocabulary member unpacks to 5 MiB (the registry allows 4 MiB)."""
+    import zipfile
+
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("coco_precomp_vocab.json", b" " * (5 << 20))
+        archive.writestr("f30k_precomp_vocab.json", b"{}")
+    assert path.stat().st_size < 100_000
+    mirror.files["vocab.zip"] = path.read_bytes()
+    path.unlink()
+
+
+def test_a_zip_member_is_bounded_before_anything_is_read(tmp_path, mirror, stand_ins, capsys):  # noqa: F811
+    vocab_zip_with_a_big_member(mirror, tmp_path)
+    download_refused(["download", "scan-vocab", "--mirror", mirror.url, *roots(tmp_path)], tmp_path, capsys,
+                     "member coco_precomp_vocab.json declares 5 MiB")
+
+
+def test_a_zip_member_is_bounded_when_extracting(tmp_path):
+    from bench.common.errors import BenchError
+    from bench.download.archive import Archive
+
+    vocab = tmp_path / "v.zip"
+    import zipfile
+    with zipfile.ZipFile(vocab, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.json", b" " * 4096)
+    with Archive(vocab) as archive, pytest.raises(BenchError, match="member a.json is larger"):
+        archive.extract("a.json", tmp_path / "a.json", limit=1024)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.zip"]
+
+
+def fifo_from(root: Path) -> list[str]:
+    os.mkfifo(root / "by_hand.zip")
+    return ["download", "scan-vocab", "--from", str(root / "by_hand.zip"), *roots(root)]
+
+
+def failing_from(root: Path, mirror) -> list[str]:  # noqa: F811
+    vocab_zip_with_a_big_member(mirror, root)
+    (root / "by_hand.zip").write_bytes(mirror.files["vocab.zip"])
+    return ["download", "scan-vocab", "--from", str(root / "by_hand.zip"), *roots(root)]
+
+
+DOWNLOAD_CASES = [
+    Case("from-is-a-fifo", lambda r, m: fifo_from(r), "not a regular file"),
+    Case("mirror-is-a-file-url", lambda r, m: ["download", "scan-vocab", "--mirror", f"file://{r}", *roots(r)],
+         "--mirror"),
+    Case("failed-from-leaves-no-manifest", failing_from, "by_hand.zip"),
+]
+
+
+@pytest.mark.parametrize("case", DOWNLOAD_CASES, ids=ids(DOWNLOAD_CASES))
+def test_a_bad_download_source_is_one_line_and_changes_nothing(tmp_path, mirror, stand_ins, capsys, case):  # noqa: F811
+    download_refused(case.setup(tmp_path, mirror), tmp_path, capsys, case.names)

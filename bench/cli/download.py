@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from bench.download.fetch import FetchOptions
     from bench.download.pipeline import Context, ensure, status
 
+    if args.mirror and not check_mirror(args.mirror):
+        raise BenchError(f"--mirror {args.mirror}: not an http:// or https:// address with a host; for files on "
+                         "this machine use --from DIR")
     items = registry.select(args.items, args.group)
     items = registry.with_splits(registry.for_purpose(items, args.purpose), args.splits)
     if args.from_path is not None and args.from_path.is_file() and len(items) != 1:
@@ -74,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 WIDTH = 100
+
+
+def check_mirror(url: str) -> bool:
+    """A mirror is fetched over HTTP(S); `file:///srv/x` would otherwise fail as a host that does not resolve."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def show(items: list[registry.Item], states: dict[str, str], mirror: str | None) -> None:
