@@ -9,12 +9,13 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bad_input_harness import Case, assert_refused, base, dead_pid, eval_args, ids, one_line, replace_arg, \
+from bad_input_harness import REPO, Case, assert_refused, base, dead_pid, eval_args, ids, one_line, replace_arg, \
     tree_state  # noqa: F401  (base: a fixture)
 from bench.cli.main import main
 from bench.common import atomic
@@ -252,3 +253,43 @@ DOWNLOAD_CASES = [
 @pytest.mark.parametrize("case", DOWNLOAD_CASES, ids=ids(DOWNLOAD_CASES))
 def test_a_bad_download_source_is_one_line_and_changes_nothing(tmp_path, mirror, stand_ins, capsys, case):  # noqa: F811
     download_refused(case.setup(tmp_path, mirror), tmp_path, capsys, case.names)
+
+
+# ---- 11. make -----------------------------------------------------------------------------------------
+
+def make(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "NLTK_DATA")}
+    return subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=root)
+
+
+MAKE_CASES = [
+    Case("data-root-with-a-space", lambda r: ["download", f"DATA_ROOT={r}/a b", f"VENV={r}/venv"], "DATA_ROOT"),
+    Case("checkpoint-missing-before-downloads", lambda r: [
+        "reproduce-f30k-sgr", f"CHECKPOINT={r}/missing.pth.tar", f"VENV={r}/venv", f"DATA_ROOT={r}/data"],
+        "missing.pth.tar"),
+]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+@pytest.mark.parametrize("case", MAKE_CASES, ids=ids(MAKE_CASES))
+def test_make_refuses_before_creating_anything(tmp_path, case):
+    done = make(tmp_path, *case.setup(tmp_path))
+    assert done.returncode == 2
+    one_line(done.stderr, case.names)
+    assert list(tmp_path.iterdir()) == []  # no venv, no stray folder, no download
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_download_f30k_skips_present_data(base, tmp_path):
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").touch()  # newer than pyproject.toml: nothing to install
+    punkt = base / "data/nltk_data/tokenizers/punkt_tab/english/collocations.tab"
+    punkt.parent.mkdir(parents=True, exist_ok=True)
+    punkt.touch()
+    done = make(tmp_path, "download-f30k", f"VENV={venv}", "PY=false", f"DATA_ROOT={base}/data")
+    assert done.returncode == 0, done.stderr
+    assert "download-f30k: present under" in done.stdout and "bench download" not in done.stdout
+    punkt.unlink()
+    assert make(tmp_path, "download-f30k", f"VENV={venv}", "PY=false", f"DATA_ROOT={base}/data").returncode != 0
