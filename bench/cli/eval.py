@@ -64,12 +64,15 @@ def run_id_of(args) -> str | None:
 
 def check_paths(args) -> None:
     """Before any work: outputs that are directories, coincide, or overwrite an input are refused."""
+    from bench.common.errors import BenchError
     from bench.data.splits import split_files
     from bench.eval.pmrp import INSTANCES_FILE
     from bench.eval.protocols import get_protocol
     from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, check_result_outputs
     from bench.results.uncertainty import queries_path
 
+    if args.caption_ids is not None and not args.eccv:
+        raise BenchError(f"--caption-ids {args.caption_ids}: only --eccv reads caption ids; add --eccv or drop it")
     protocol = get_protocol(args.protocol)
     vocabularies = [args.vocab] if args.vocab else list(args.data_root.glob("vocab/*.json"))
     result = args.json or args.csv

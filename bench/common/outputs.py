@@ -20,11 +20,11 @@ PathLike = str | os.PathLike
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
     try:
+        if a.resolve() == b.resolve():
+            return True
         return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist yet
+    except (OSError, RuntimeError):  # one does not exist yet, or is a symbolic link loop (read: refused later)
         return False
 
 

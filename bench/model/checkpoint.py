@@ -6,6 +6,7 @@ Loading never runs pickled code: `weights_only=True` with only `argparse.Namespa
 """
 
 import argparse
+import math
 import hashlib
 import pickle
 import re
@@ -71,6 +72,8 @@ def _number(raw: dict, key: str, kind: type, default, path: Path):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BenchError(f"{path}: '{key}' is {type(value).__name__}, expected a number")
+    if not math.isfinite(value):
+        raise BenchError(f"{path}: '{key}' is {value}, expected a finite number")
     return kind(value)
 
 
