@@ -83,8 +83,9 @@ def caption_ids_path(path=None) -> Path:
     return Path(path)
 
 
-def load_caption_ids(path: Path) -> np.ndarray:
-    """COCO caption ids of the testall captions, in SCAN order."""
+def load_caption_ids(path=None) -> np.ndarray:
+    """COCO caption ids of the testall captions, in SCAN order (eccv_caption's copy by default)."""
+    path = caption_ids_path(path)
     if not path.is_file():
         raise BenchError(f"caption ids file {path} is missing")
     try:

@@ -121,7 +121,8 @@ def _unrepeated_image(features) -> int | None:
     n_images = features.shape[0] // CAPTIONS_PER_IMAGE
     for image in sorted({int(i) for i in np.linspace(0, n_images - 1, min(n_images, REPEAT_SAMPLES))}):
         rows = np.asarray(features[image * CAPTIONS_PER_IMAGE:(image + 1) * CAPTIONS_PER_IMAGE])
-        if not (rows == rows[:1]).all():
+        unreadable = ~np.isfinite(rows) | ~np.isfinite(rows[:1])  # NaN and inf are refused later, by row
+        if not ((rows == rows[:1]) | unreadable).all():
             return image
     return None if n_images else 0
 

@@ -103,7 +103,10 @@ def plot_run(csv_path, png_path=None) -> Path:
     png_path = Path(png_path) if png_path else Path(csv_path).with_suffix(".png")
     check_result_outputs({"png_path": png_path}, inputs={"results CSV": csv_path})
     rows = read_figures(csv_path)
-    points, against_paper = headline_points(rows)
+    try:
+        points, against_paper = headline_points(rows)
+    except ValueError as err:  # a hand-edited cell
+        raise BenchError(f"results CSV {csv_path}: a figure's cell is not a number ({err})") from None
     figure = _figure_class()(figsize=(max(6.0, 0.55 * len(points)), 4.5), layout="constrained")
     axes = figure.subplots()
     _draw(axes, points, against_paper)
