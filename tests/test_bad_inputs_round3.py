@@ -19,6 +19,7 @@ from bad_input_harness import REPO, Case, assert_refused, base, dead_pid, eval_a
     tree_state  # noqa: F401  (base: a fixture)
 from bench.cli.main import main
 from bench.common import atomic
+from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from test_download import mirror, roots, stand_ins  # noqa: F401  (fixtures)
 
 RESULTS = "results"
@@ -293,3 +294,79 @@ def test_make_download_f30k_skips_present_data(base, tmp_path):
     assert "download-f30k: present under" in done.stdout and "bench download" not in done.stdout
     punkt.unlink()
     assert make(tmp_path, "download-f30k", f"VENV={venv}", "PY=false", f"DATA_ROOT={base}/data").returncode != 0
+
+
+# ---- 4, 6, 7, 8. training: settings, a tampered resume state, data that fails mid-run ---------------
+
+TINY_RUN = ["--learning-rate", "0.002", "--batch-size", "16", "--embed-size", "16", "--word-dim", "8", "--sim-dim",
+            "8", "--num-epochs", "1", "--workers", "0", "--device", "cpu"]
+
+
+def train_args(root: Path, *extra: str) -> list[str]:
+    return ["train", "--data-name", DATA_NAME, "--module-name", "SAF", "--data-root", str(root / "data"),
+            "--out-dir", str(root / "run"), *TINY_RUN, *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """Tiny demo data and a run stopped after 2 steps (checkpoint_0_step2.pth.tar)."""
+    root = tmp_path_factory.mktemp("trained")
+    write_demo_data(root / "data", DemoPlan(train_images=24, dev_images=6, test_images=10, regions=4))
+    assert main(train_args(root, "--max-steps", "2")) == 0
+    return root
+
+
+def tamper(change):
+    """Rewrite the run's resume state, then resume it."""
+    def setup(root: Path) -> list[str]:
+        import torch
+
+        path = root / "run" / "checkpoint_0_step2.pth.tar"
+        raw = torch.load(path, weights_only=False)
+        change(raw)
+        torch.save(raw, path)
+        return train_args(root, "--resume", "--max-steps", "4")
+    return setup
+
+
+def position(**values):
+    return lambda raw: raw["position"].update(values)
+
+
+def nan_features(root: Path) -> list[str]:
+    path = root / "data" / DATA_NAME / "train_ims.npy"
+    features = np.load(path)
+    features[3, 1, 2] = np.nan
+    np.save(path, features)
+    return train_args(root, "--out-dir", str(root / "fresh"))
+
+
+STATE = "checkpoint_0_step2.pth.tar"
+TRAIN_CASES = [
+    Case("batch-position-negative", tamper(position(batch=-4)), STATE),
+    Case("batch-position-huge", tamper(position(batch=10**9)), STATE),
+    Case("batch-position-missing", tamper(lambda raw: raw["position"].pop("batch")), STATE),
+    Case("epoch-a-string", tamper(position(epoch="0")), STATE),
+    Case("rng-state-float", tamper(lambda raw: raw["rng_states"][0].update(torch=raw["rng_states"][0]["torch"].float())),
+         STATE),
+    Case("rng-state-short", tamper(lambda raw: raw["rng_states"][0].update(torch=raw["rng_states"][0]["torch"][:9])),
+         STATE),
+    Case("optimizer-without-groups", tamper(lambda raw: raw["optimizer"].update(param_groups=[])), STATE),
+    Case("optimizer-other-model", tamper(lambda raw: raw["optimizer"]["param_groups"][0].update(params=[0])), STATE),
+    Case("settings-a-list", tamper(lambda raw: raw.update(train_settings=[1, 2])), STATE),
+    Case("num-layers-beyond-eval", lambda r: train_args(r, "--num-layers", "100", "--out-dir", str(r / "new")),
+         "--num-layers"),
+    Case("seed-2-to-70", lambda r: train_args(r, "--seed", str(2**70), "--out-dir", str(r / "new")), "--seed"),
+    Case("workers-1000", lambda r: train_args(r, "--workers", "1000", "--out-dir", str(r / "new")), "--workers"),
+    Case("resume-with-init-from", lambda r: train_args(r, "--resume", "--init-from", str(r / "run" / STATE)),
+         "--init-from"),
+    Case("nan-features-leave-no-steps-csv", nan_features, "train_ims.npy"),
+]
+
+
+@pytest.mark.parametrize("case", TRAIN_CASES, ids=ids(TRAIN_CASES))
+def test_bad_training_input_is_one_line_and_changes_nothing(trained, tmp_path, capsys, case):
+    root = tmp_path / "w"
+    shutil.copytree(trained, root, symlinks=True)
+    args = case.setup(root)
+    assert_refused(main, args, root, capsys, case.names)

@@ -72,8 +72,8 @@ def _number(raw: dict, key: str, kind: type, default, path: Path):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BenchError(f"{path}: '{key}' is {type(value).__name__}, expected a number")
-    if not math.isfinite(value):
-        raise BenchError(f"{path}: '{key}' is {value}, expected a finite number")
+    if math.isnan(value) or (kind is int and math.isinf(value)):  # best_rsum is -inf before any validation
+        raise BenchError(f"{path}: '{key}' is {value}, expected a {'finite ' if kind is int else ''}number")
     return kind(value)
 
 
