@@ -10,13 +10,15 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bad_input_harness import REPO, Case, assert_refused, base, dead_pid, eval_args, ids, one_line, replace_arg, \
-    tree_state  # noqa: F401  (base: a fixture)
+    run_bench, tree_state  # noqa: F401  (base: a fixture)
 from bench.cli.main import main
 from bench.common import atomic
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
@@ -370,3 +372,237 @@ def test_bad_training_input_is_one_line_and_changes_nothing(trained, tmp_path, c
     shutil.copytree(trained, root, symlinks=True)
     args = case.setup(root)
     assert_refused(main, args, root, capsys, case.names)
+
+
+# ---- 4, 6, 9. eval inputs: data oddities and files that used to end in a traceback -------------------
+
+SGR = "models/f30k_sgr.pth.tar"
+SPLIT = "data/f30k_precomp"
+
+
+def rewrite_checkpoint(change):
+    def setup(root: Path) -> list[str]:
+        import torch
+
+        raw = torch.load(root / SGR, weights_only=False)
+        change(raw)
+        torch.save(raw, root / SGR)
+        return eval_args(root)
+    return setup
+
+
+def weight(transform):
+    def change(raw):
+        raw["model"][0]["module.fc.weight"] = transform(raw["model"][0]["module.fc.weight"])
+    return change
+
+
+def edit_file(name: str, change):
+    def setup(root: Path) -> list[str]:
+        path = root / name
+        path.write_bytes(change(path.read_bytes()))
+        return eval_args(root)
+    return setup
+
+
+def symlink_loop(root: Path) -> list[str]:
+    (root / "models/a.pth.tar").symlink_to(root / "models/b.pth.tar")
+    (root / "models/b.pth.tar").symlink_to(root / "models/a.pth.tar")
+    return replace_arg(eval_args(root), "--checkpoint", root / "models/a.pth.tar")
+
+
+def features_saved_as_npz(root: Path) -> list[str]:
+    path = root / SPLIT / "test_ims.npy"
+    features = np.load(path)
+    with open(path, "wb") as handle:
+        np.savez(handle, features=features)
+    return eval_args(root)
+
+
+def later_rows_not_repeats(root: Path) -> list[str]:
+    path = root / SPLIT / "test_ims.npy"
+    features = np.array(np.load(path))
+    features[-3] += 1.0  # the last image's third row; the first image's rows still repeat
+    np.save(path, features)
+    return eval_args(root)
+
+
+EVAL_CASES = [
+    Case("epoch-nan", rewrite_checkpoint(lambda raw: raw.update(epoch=float("nan"))), SGR),
+    Case("epoch-inf", rewrite_checkpoint(lambda raw: raw.update(epoch=float("inf"))), SGR),
+    Case("sparse-weight", rewrite_checkpoint(weight(lambda w: w.to_sparse())), SGR),
+    Case("meta-weight", rewrite_checkpoint(weight(lambda w: w.to("meta"))), SGR),
+    Case("checkpoint-symlink-loop", symlink_loop, "a.pth.tar"),
+    Case("npz-saved-as-npy", features_saved_as_npz, "test_ims.npy"),
+    Case("vocab-5000-digit-integer", edit_file("data/vocab/f30k_precomp_vocab.json",
+                                               lambda b: b.replace(b": 4,", b": " + b"9" * 5000 + b",", 1)),
+         "f30k_precomp_vocab.json"),
+    Case("nul-byte-in-a-caption", edit_file(f"{SPLIT}/test_caps.txt", lambda b: b.replace(b" ", b"\0", 1)),
+         "test_caps.txt"),
+    Case("later-feature-rows-not-repeats", later_rows_not_repeats, "test_ims.npy"),
+    Case("caption-ids-without-eccv", lambda r: eval_args(r, "--caption-ids", str(r / "missing.npy")), "--caption-ids"),
+    Case("run-id-with-a-slash", lambda r: eval_args(r, "--run-id", "a/b"), "--run-id"),
+    Case("run-id-with-markup", lambda r: eval_args(r, "--run-id", "[bold]x[/]"), "--run-id"),
+    Case("newline-in-an-output-name", lambda r: replace_arg(eval_args(r), "--json", run_file(r, "a\nb.json")), "a\\nb"),
+    Case("newline-in-opt-data-name", rewrite_checkpoint(lambda raw: setattr(raw["opt"], "data_name", "f30k\nx")),
+         "f30k\\nx"),
+]
+
+
+@pytest.mark.parametrize("case", EVAL_CASES, ids=ids(EVAL_CASES))
+def test_a_bad_eval_input_is_one_line_and_changes_nothing(base, tmp_path, capsys, case):
+    root = tmp_path / "w"
+    shutil.copytree(base, root, symlinks=True)
+    assert_refused(main, case.setup(root), root, capsys, case.names)
+
+
+def test_a_byte_order_mark_changes_nothing_in_the_result(root, capsys):
+    """Captions and vocabulary saved by a Windows editor (UTF-8 with BOM) give the same figures."""
+    import json
+
+    for name in (f"{SPLIT}/test_caps.txt", "data/vocab/f30k_precomp_vocab.json"):
+        (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())
+    assert main(replace_arg(eval_args(root), "--json", run_file(root, "bom.json"))) == 0
+    plain, bom = (json.loads(run_file(root, name).read_text()) for name in ("run.json", "bom.json"))
+    assert bom["metrics"] == plain["metrics"]
+    assert bom["provenance"]["data"]["captions_sha256"] == plain["provenance"]["data"]["captions_sha256"]
+
+
+def test_a_full_disk_names_the_file(root, capsys, monkeypatch):
+    import bench.results.run_result
+
+    def full(rows):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(bench.results.run_result, "csv_text", full)
+    assert_refused(main, eval_args(root), root, capsys, "No space left on device: '" + str(run_file(root, "run.csv")))
+
+
+@pytest.mark.parametrize("ids_text, names", [("-" + "9" * 20, "ids must be integers"), ("-5", "negative")])
+def test_coco_ids_out_of_range_are_one_line_naming_the_file(ids_text, names):
+    from bench.common.errors import BenchError
+    from bench.data.coco_ids import image_ids_from_rows
+
+    with pytest.raises(BenchError, match=f"testall_ids.txt: .*{names}"):
+        image_ids_from_rows([ids_text] * 5, "testall_ids.txt")
+
+
+def test_mismatched_eccv_ids_name_the_file():
+    from bench.common.errors import BenchError
+    from bench.data.coco_ids import build_id_map
+
+    with pytest.raises(BenchError, match="coco_test_ids.npy: 10 caption ids for 1 images"):
+        build_id_map(np.arange(1), np.arange(10), source="coco_test_ids.npy")
+
+
+# ---- 5, 6, 7. result files read back: compare, table, report, plot -------------------------------------
+
+def edit_run(change):
+    def setup(root: Path) -> list[str]:
+        import json
+
+        path = run_file(root, "run.json")
+        document = json.loads(path.read_text())
+        change(document)
+        path.write_text(json.dumps(document))
+        return ["compare", str(second_run(root)), str(path), "--csv", str(run_file(root, "gains.csv"))]
+    return setup
+
+
+def in_report(case_setup):
+    def setup(root: Path) -> list[str]:
+        case_setup(root)
+        run_file(root, "b.json").unlink()
+        return ["report", "--results", str(root / RESULTS)]
+    return setup
+
+
+def queries_file(value):
+    return lambda document: document["queries"].update(file=value)
+
+
+def non_numeric_cell(root: Path) -> list[str]:
+    path = run_file(root, "run.csv")
+    header, first, *rest = path.read_text().splitlines()
+    cells = first.split(",")
+    cells[header.split(",").index("value")] = "abc"
+    path.write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
+    return ["plot", str(path), "--out", str(run_file(root, "chart.png"))]
+
+
+RESULT_CASES = [
+    Case("queries-file-outside", edit_run(queries_file("../../etc/passwd")), "queries.file"),
+    Case("queries-file-dot", edit_run(queries_file(".")), "queries.file"),
+    Case("queries-file-a-number", edit_run(queries_file(5)), "queries.file"),
+    Case("figures-a-string", edit_run(lambda d: d.update(figures="x")), "figures"),
+    Case("metrics-a-list", edit_run(lambda d: d.update(metrics=[1])), "metrics"),
+    Case("metric-a-string", edit_run(lambda d: d["metrics"]["i2t"].update(r1="high")), "metrics"),
+    Case("coco-1k-without-folds", edit_run(lambda d: d.update(protocol="coco-1k")), "folds"),
+    Case("report-figures-of-numbers", in_report(edit_run(lambda d: d.update(figures=[1, 2]))), "figures"),
+    Case("report-metrics-a-list", in_report(edit_run(lambda d: d.update(metrics=[1]))), "metrics"),
+    Case("plot-non-numeric-cell", non_numeric_cell, "run.csv"),
+    Case("compare-a-run-with-itself", lambda r: ["compare", str(run_file(r, "run.json")), str(run_file(r, "run.json")),
+                                                 "--csv", str(run_file(r, "gains.csv"))], "same run"),
+]
+
+
+@pytest.mark.parametrize("case", RESULT_CASES, ids=ids(RESULT_CASES))
+def test_a_bad_result_file_is_one_line_and_changes_nothing(root, capsys, case):
+    assert_refused(main, case.setup(root), root, capsys, case.names)
+
+
+def test_compare_with_a_fifo_does_not_hang(root):
+    pipe = fifo(root, "pipe.json")
+    before = tree_state(root)
+    done = run_bench(["compare", run_file(root, "run.json"), pipe], timeout=60)
+    assert done.returncode == 2 and "not a regular file" in one_line(done.stderr, "pipe.json")
+    assert tree_state(root) == before and stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+def wait_for_handler(pid: int, signum: int, timeout: float = 60) -> None:
+    """Until process `pid` catches `signum` (its SigCgt mask in /proc), so the signal is not lost to
+    Python's start-up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+        if caught >> (signum - 1) & 1:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never installed a handler for signal {signum}")
+
+
+def test_sigterm_is_one_line_and_leaves_no_file(root):
+    """What SLURM sends on time-out: the run stops like Ctrl-C, says so, and writes nothing."""
+    before = tree_state(root)
+    args = replace_arg(eval_args(root), "--json", run_file(root, "late.json"))
+    process = subprocess.Popen([sys.executable, "-m", "bench", *args], stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)))
+    wait_for_handler(process.pid, signal.SIGTERM)  # then the command runs (imports torch, scores)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143
+    assert one_line(err, "terminated (SIGTERM)").endswith("no result file was written")
+    assert tree_state(root) == before
+
+
+def hostile_caption(root: Path) -> str:
+    """The first caption made of a screen clear, a window title and rich markup."""
+    path = root / SPLIT / "test_caps.txt"
+    lines = path.read_text().splitlines()
+    lines[0] = "\x1b[2J\x1b]0;owned\x07 [bold]x[/bold] [/] dog"
+    path.write_text("\n".join(lines) + "\n")
+    return lines[0]
+
+
+def test_captions_cannot_drive_the_terminal_or_the_csv(base, tmp_path):
+    root = tmp_path / "w"
+    shutil.copytree(base, root, symlinks=True)
+    hostile_caption(root)
+    assert main(replace_arg(eval_args(root), "--json", run_file(root, "a.json"))) == 0
+    assert main(replace_arg(eval_args(root, checkpoints=("f30k_saf",)), "--json", run_file(root, "b.json"))) == 0
+    done = run_bench(["compare", run_file(root, "a.json"), run_file(root, "b.json"), "--queries", "--top", "50",
+                      "--csv", run_file(root, "gains.csv")], timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "[bold]x[/bold]" in done.stdout
+    changes = run_file(root, "gains.queries.csv").read_text()
+    assert "[2J" in changes and "\x1b" not in changes and "\x07" not in changes
