@@ -8,6 +8,7 @@ every file of the tree unchanged, no process left behind.
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -130,3 +131,11 @@ def ids(cases: list[Case]) -> list[str]:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     return write_base(tmp_path_factory.mktemp("base"))
+
+
+@pytest.fixture
+def work(base, tmp_path) -> Path:
+    """A copy of `base` for one test to spoil."""
+    root = tmp_path / "w"
+    shutil.copytree(base, root, symlinks=True)
+    return root

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from bad_input_harness import N_IMAGES, VOCAB, Case, assert_refused, base, dead_pid, eval_args, ids, replace_arg, \
-    tree_state  # noqa: F401  (base: a fixture)
+    tree_state, work  # noqa: F401  (base, work: fixtures)
 from bench.cli.main import main
 from bench.common import atomic
 from bench.data import synthetic
@@ -194,10 +194,8 @@ def test_the_unspoiled_run_succeeds(base, tmp_path):
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_bad_input_is_one_line_and_changes_nothing(base, tmp_path, capsys, case):
-    root = tmp_path / "w"
-    shutil.copytree(base, root, symlinks=True)
-    assert_refused(main, case.setup(root), root, capsys, case.names)
+def test_bad_input_is_one_line_and_changes_nothing(work, capsys, case):
+    assert_refused(main, case.setup(work), work, capsys, case.names)
 
 
 def test_mismatch_allowed_marks_every_figure_without_reference(base, tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from bad_input_harness import REPO, Case, assert_refused, base, dead_pid, eval_args, ids, one_line, replace_arg, \
-    run_bench, tree_state  # noqa: F401  (base: a fixture)
+    run_bench, tree_state, work  # noqa: F401  (base, work: fixtures)
 from bench.cli.main import main
 from bench.common import atomic
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
@@ -450,10 +450,8 @@ EVAL_CASES = [
 
 
 @pytest.mark.parametrize("case", EVAL_CASES, ids=ids(EVAL_CASES))
-def test_a_bad_eval_input_is_one_line_and_changes_nothing(base, tmp_path, capsys, case):
-    root = tmp_path / "w"
-    shutil.copytree(base, root, symlinks=True)
-    assert_refused(main, case.setup(root), root, capsys, case.names)
+def test_a_bad_eval_input_is_one_line_and_changes_nothing(work, capsys, case):
+    assert_refused(main, case.setup(work), work, capsys, case.names)
 
 
 def test_a_byte_order_mark_changes_nothing_in_the_result(root, capsys):
@@ -594,9 +592,8 @@ def hostile_caption(root: Path) -> str:
     return lines[0]
 
 
-def test_captions_cannot_drive_the_terminal_or_the_csv(base, tmp_path):
-    root = tmp_path / "w"
-    shutil.copytree(base, root, symlinks=True)
+def test_captions_cannot_drive_the_terminal_or_the_csv(work):
+    root = work
     hostile_caption(root)
     assert main(replace_arg(eval_args(root), "--json", run_file(root, "a.json"))) == 0
     assert main(replace_arg(eval_args(root, checkpoints=("f30k_saf",)), "--json", run_file(root, "b.json"))) == 0
