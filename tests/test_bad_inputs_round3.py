@@ -284,18 +284,18 @@ def test_make_refuses_before_creating_anything(tmp_path, case):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
-def test_make_download_f30k_skips_present_data(base, tmp_path):
+def test_make_download_f30k_skips_present_data(work, tmp_path):
     venv = tmp_path / "venv"
     venv.mkdir()
     (venv / ".installed").touch()  # newer than pyproject.toml: nothing to install
-    punkt = base / "data/nltk_data/tokenizers/punkt_tab/english/collocations.tab"
-    punkt.parent.mkdir(parents=True, exist_ok=True)
+    punkt = work / "data/nltk_data/tokenizers/punkt_tab/english/collocations.tab"
+    punkt.parent.mkdir(parents=True)
     punkt.touch()
-    done = make(tmp_path, "download-f30k", f"VENV={venv}", "PY=false", f"DATA_ROOT={base}/data")
+    done = make(tmp_path, "download-f30k", f"VENV={venv}", "PY=false", f"DATA_ROOT={work}/data")
     assert done.returncode == 0, done.stderr
     assert "download-f30k: present under" in done.stdout and "bench download" not in done.stdout
-    punkt.unlink()
-    assert make(tmp_path, "download-f30k", f"VENV={venv}", "PY=false", f"DATA_ROOT={base}/data").returncode != 0
+    punkt.unlink()  # then the download runs (and PY=false fails it)
+    assert make(tmp_path, "download-f30k", f"VENV={venv}", "PY=false", f"DATA_ROOT={work}/data").returncode != 0
 
 
 # ---- 4, 6, 7, 8. training: settings, a tampered resume state, data that fails mid-run ---------------
@@ -603,3 +603,43 @@ def test_captions_cannot_drive_the_terminal_or_the_csv(work):
     assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "[bold]x[/bold]" in done.stdout
     changes = run_file(root, "gains.queries.csv").read_text()
     assert "[2J" in changes and "\x1b" not in changes and "\x07" not in changes
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below `pid` (its loader workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_loader_workers_die_with_their_parent(trained, tmp_path):
+    """kill -9 of a training process leaves none of its data-loader workers running."""
+    args = train_args(tmp_path, "--data-root", str(trained / "data"), "--workers", "2", "--num-epochs", "50")
+    process = subprocess.Popen([sys.executable, "-m", "bench", *args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers := descendants(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) >= 2, "the run never started its loader workers"
+    finally:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")]
+    assert not alive

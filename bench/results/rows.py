@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common.errors import BenchError
-from bench.common.terminal import without_controls
+from bench.common.terminal import shown, without_controls
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, find_reference, status
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
 
@@ -139,7 +139,7 @@ def headline_table(rows: Sequence[dict], title_of, columns: Sequence[str], left:
     headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
     if not headline:
         return headline, None
-    table = Table(title=title_of(headline[0]), box=box.SIMPLE_HEAD)
+    table = Table(title=shown(title_of(headline[0])), box=box.SIMPLE_HEAD)  # file names are no markup
     for name in columns:
         table.add_column(name, justify="left" if name in left else "right",
                          no_wrap=may_wrap is not None and name not in may_wrap)
