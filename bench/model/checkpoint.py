@@ -6,8 +6,8 @@ Loading never runs pickled code: `weights_only=True` with only `argparse.Namespa
 """
 
 import argparse
-import math
 import hashlib
+import math
 import pickle
 import re
 from dataclasses import dataclass

@@ -113,16 +113,13 @@ class RunResult:
             json_path: lambda tmp: tmp.write_text(text, encoding="utf-8"),
         })
 
-    def inputs(self) -> dict[str, list[str]]:
-        """The files this run read, as its provenance names them: no output may replace one."""
-        provenance = self.provenance if isinstance(self.provenance, dict) else {}
-        checkpoints = provenance.get("checkpoints") or []
-        data = provenance.get("data") if isinstance(provenance.get("data"), dict) else {}
-        directory = Path(str(data.get("directory", "")))
-        return {"checkpoint": [str(c["path"]) for c in checkpoints if isinstance(c, dict) and "path" in c],
-                "vocabulary": [str(v) for v in provenance.get("vocab") or [] if isinstance(v, (str, Path))],
-                "split data": [directory / str(name) for name in data.get("files") or {}] if data.get("directory")
-                else []}
+    def inputs(self) -> dict[str, list]:
+        """The files this run read, as its provenance (evaluate's) records them: no output may replace one."""
+        data = self.provenance.get("data") or {}
+        folder = Path(data.get("directory", "."))
+        return {"checkpoint": [c["path"] for c in self.provenance.get("checkpoints", [])],
+                "vocabulary": list(self.provenance.get("vocab", [])),
+                "split data": [folder / name for name in data.get("files", {})]}
 
     def to_json(self, path) -> None:
         self.write(json_path=path)
