@@ -107,7 +107,7 @@ def test_a_library_write_refuses_a_file_of_another_run(root):
     with pytest.raises(BenchError, match="csv_path .*run.json: is the result JSON of an existing run"):
         result.write(csv_path=run_file(root, "run.json"))
     with pytest.raises(BenchError, match="json_path .*f30k_sgr.pth.tar: is an input of this run"):
-        result.write(json_path=root / "models" / "f30k_sgr.pth.tar")
+        result.write(json_path=result.provenance["checkpoints"][0]["path"])  # the tree it was evaluated in
     with pytest.raises(BenchError, match="png_path"):
         from bench.results.plots import plot_run
         plot_run(run_file(root, "run.csv"), run_file(root, "run.queries.npz"))
