@@ -80,6 +80,8 @@ def _number(raw: dict, key: str, kind: type, default, path: Path):
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Load and validate: the archive's CRCs, the opt's fields, every tensor's key, shape and dtype."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise BenchError(f"{path}: a symbolic link that leads to no file (a missing target, or a loop)")
     if not path.is_file():
         raise BenchError(f"{path}: checkpoint file not found")
     check_archive(path)
