@@ -85,18 +85,33 @@ def one_line(err: str, names: str) -> str:
     return lines[0]
 
 
-def child_pids() -> set[int]:
-    """Live processes whose parent is this one (a loader worker or helper left behind)."""
-    children = set()
+def live_children() -> dict[int, list[int]]:
+    """Parent pid -> its live (not zombie) children, from /proc."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
+            except OSError:  # ended meanwhile
                 continue
-            if int(fields[1]) == os.getpid() and fields[0] != "Z":
-                children.add(int(entry.name))
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
     return children
+
+
+def child_pids() -> set[int]:
+    """Live processes whose parent is this one (a loader worker or helper left behind)."""
+    return set(live_children().get(os.getpid(), []))
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below `pid` (a command's loader workers)."""
+    children, found, todo = live_children(), set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
 
 
 def assert_refused(main, args: list[str], root: Path, capsys, names: str, status: int = 2) -> str:

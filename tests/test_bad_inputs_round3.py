@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from bad_input_harness import REPO, Case, assert_refused, base, dead_pid, eval_args, ids, one_line, replace_arg, \
-    run_bench, tree_state, work  # noqa: F401  (base, work: fixtures)
+    descendants, live_children, run_bench, tree_state, work  # noqa: F401  (base, work: fixtures)
 from bench.cli.main import main
 from bench.common import atomic
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
@@ -53,6 +53,12 @@ def fifo(root: Path, name: str) -> Path:
     return path
 
 
+def plot_onto_a_fifo(root: Path) -> list[str]:
+    """`plot run.csv` draws run.png beside it, here a FIFO (which would block a writer)."""
+    fifo(root, "run.png")
+    return ["plot", str(run_file(root, "run.csv"))]
+
+
 def second_run(root: Path) -> Path:
     """A copy of the finished run's JSON under another name (same per-query file)."""
     shutil.copy(run_file(root, "run.json"), run_file(root, "b.json"))
@@ -68,8 +74,7 @@ def report_md_is_a_directory(root: Path) -> list[str]:
 OUTPUT_CASES = [
     Case("plot-out-is-the-run-json",
          lambda r: ["plot", str(run_file(r, "run.csv")), "--out", str(run_file(r, "run.json"))], "--out"),
-    Case("plot-default-out-is-a-fifo", lambda r: [fifo(r, "run.png") and "plot", str(run_file(r, "run.csv"))],
-         "run.png"),
+    Case("plot-default-out-is-a-fifo", lambda r: plot_onto_a_fifo(r), "run.png"),
     Case("markdown-is-a-per-query-file", lambda r: ["table", "--table", "3", "--results", str(r / RESULTS),
                                                     "--markdown", str(run_file(r, "run.queries.npz"))], "--markdown"),
     Case("gains-csv-is-a-run-csv", lambda r: ["table", "--table", "3", "--results", str(r / RESULTS),
@@ -607,25 +612,6 @@ def test_captions_cannot_drive_the_terminal_or_the_csv(work):
     assert "[2J" in changes and "\x1b" not in changes and "\x07" not in changes
 
 
-def descendants(pid: int) -> set[int]:
-    """Live processes below `pid` (its loader workers)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def test_loader_workers_die_with_their_parent(trained, tmp_path):
     """kill -9 of a training process leaves none of its data-loader workers running."""
     args = train_args(tmp_path, "--data-root", str(trained / "data"), "--workers", "2", "--num-epochs", "50")
@@ -639,9 +625,8 @@ def test_loader_workers_die_with_their_parent(trained, tmp_path):
     finally:
         process.kill()
         process.wait()
-    deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30  # torch's workers watch their parent every few seconds
+    while (alive := workers & {pid for pids in live_children().values() for pid in pids}) and \
+            time.monotonic() < deadline:
         time.sleep(0.2)
-    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
-             and (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")]
     assert not alive
