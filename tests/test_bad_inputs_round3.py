@@ -74,7 +74,7 @@ def report_md_is_a_directory(root: Path) -> list[str]:
 OUTPUT_CASES = [
     Case("plot-out-is-the-run-json",
          lambda r: ["plot", str(run_file(r, "run.csv")), "--out", str(run_file(r, "run.json"))], "--out"),
-    Case("plot-default-out-is-a-fifo", lambda r: plot_onto_a_fifo(r), "run.png"),
+    Case("plot-default-out-is-a-fifo", plot_onto_a_fifo, "run.png"),
     Case("markdown-is-a-per-query-file", lambda r: ["table", "--table", "3", "--results", str(r / RESULTS),
                                                     "--markdown", str(run_file(r, "run.queries.npz"))], "--markdown"),
     Case("gains-csv-is-a-run-csv", lambda r: ["table", "--table", "3", "--results", str(r / RESULTS),
