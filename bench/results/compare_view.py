@@ -6,6 +6,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bench.common.terminal import shown
 from bench.results import compare, query_changes
 from bench.results.interval_text import interval_text, p_text
 from bench.results.rows import dict_csv, headline_table
@@ -38,9 +39,10 @@ def print_gains(rows: Sequence[dict], console: Console) -> None:
 
 
 def _short(text: str, width: int = TEXT_WIDTH) -> str:
-    """The text cut to `width`, without COCO page addresses (the CSV has them)."""
+    """The text cut to `width`, without COCO page addresses (the CSV has them); what the
+    terminal would interpret (escapes, rich markup) is shown literally."""
     text = text.split(" " + query_changes.COCO_PAGE.split("{")[0])[0]
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return shown(text if len(text) <= width else text[:width - 1] + "…")
 
 
 def print_changes(rows: Sequence[dict], console: Console) -> None:
