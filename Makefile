@@ -14,6 +14,10 @@ MODELS_ROOT ?= models
 RESULTS ?= results
 DEVICE ?= auto
 PRECISION ?= fp32
+# Make splits file lists at spaces: a folder with a space in its name would be cut in two (and the
+# pieces created as stray folders), so such a folder is refused before anything runs.
+$(foreach v,DATA_ROOT MODELS_ROOT RESULTS VENV,$(if $(filter-out 1,$(words $($(v)))),\
+	$(error $(v)="$($(v))": make cannot pass a path with spaces safely; use a path without spaces or a symbolic link to it)))
 EVAL := $(PY) -m bench eval --data-root $(DATA_ROOT) --device $(DEVICE) --precision $(PRECISION)
 
 .PHONY: help install test demo download download-coco download-f30k download-checkpoints \
@@ -49,6 +53,9 @@ CHECKPOINT ?=
 CHECKPOINT_SGR ?=
 CHECKPOINT_SAF ?=
 RUN_PREFIX ?= $(if $(CHECKPOINT)$(CHECKPOINT_SGR)$(CHECKPOINT_SAF),own,daa)
+# Your checkpoints are checked before anything is installed or downloaded.
+$(foreach v,CHECKPOINT CHECKPOINT_SGR CHECKPOINT_SAF,$(foreach c,$($(v)),$(if $(wildcard $(c)),,\
+	$(error $(v)=$(c): no such file))))
 coco_files = $(DATA_ROOT)/coco_precomp/testall_caps.txt \
 	$(DATA_ROOT)/coco_precomp/testall_ims.npy|$(DATA_ROOT)/coco_precomp/testall.h5 \
 	$(DATA_ROOT)/vocab/coco_precomp_vocab.json
@@ -73,6 +80,19 @@ define require_files
 	if [ $$missing = 1 ]; then \
 	  echo "fetch them with 'make $(2)', or put your copies at those paths (DATA_ROOT=$(DATA_ROOT), MODELS_ROOT=$(MODELS_ROOT))" >&2; \
 	  exit 1; fi
+endef
+
+# $(call present,FILES): a shell test, true when every file (a|b: either) exists.
+present = for spec in $(foreach s,$(1),'$(s)'); do found=0; for f in $${spec//|/ }; do [ -e "$$f" ] && found=1; \
+	done; [ $$found = 1 ] || exit 1; done
+
+# $(call download_unless_present,GROUP,FILES): fetch what evaluation reads for GROUP unless its files are there
+# (make download-<group> FORCE=1 verifies them again, against the manifest)
+punkt_file = $(DATA_ROOT)/nltk_data/tokenizers/punkt_tab/english/collocations.tab$(if $(NLTK_DATA),|$(NLTK_DATA)/tokenizers/punkt_tab/english/collocations.tab)
+define download_unless_present
+	@if [ -z "$(FORCE)" ] && ( $(call present,$(2) $(punkt_file)) ); then \
+	  echo "download-$(1): present under $(DATA_ROOT) (not fetched; FORCE=1 verifies it again)"; \
+	else echo "$(DOWNLOAD) --group $(1) --for eval"; $(DOWNLOAD) --group $(1) --for eval; fi
 endef
 
 # $(call check_own,MODEL): SGRAF takes two checkpoints (CHECKPOINT_SGR and CHECKPOINT_SAF), the others one.
@@ -133,11 +153,11 @@ DOWNLOAD := $(PY) -m bench download --data-root $(DATA_ROOT) --models-root $(MOD
 download: install ## fetch, verify and prepare what evaluation reads (COCO, Flickr30K, checkpoints)
 	$(DOWNLOAD) --group all --for eval
 
-download-coco: install ## COCO testall features, vocabularies, COCO annotations, punkt_tab
-	$(DOWNLOAD) --group coco --for eval
+download-coco: install ## COCO testall features, vocabularies, COCO annotations, punkt_tab (skipped when present)
+	$(call download_unless_present,coco,$(coco_files) $(DATA_ROOT)/coco_annotations/instances_val2014.json)
 
-download-f30k: install ## Flickr30K test features, vocabularies, punkt_tab
-	$(DOWNLOAD) --group f30k --for eval
+download-f30k: install ## Flickr30K test features, vocabularies, punkt_tab (skipped when present)
+	$(call download_unless_present,f30k,$(f30k_files))
 
 download-checkpoints: install ## the four DAA checkpoints and the SGRAF (no DAA) baselines
 	$(DOWNLOAD) --group checkpoints

@@ -37,6 +37,7 @@ class Mirror:
         self.files: dict[str, bytes] = {}
         self.html: set[str] = set()
         self.drop_once: set[str] = set()
+        self.ignore_range = False  # like `python -m http.server`: every GET answered 200 with the whole file
         self.log: list[tuple[str, str | None]] = []
         self.url = ""
 
@@ -53,7 +54,7 @@ def handler_for(mirror: Mirror):
                 self.send_error(404, "Not Found")
                 return
             body = mirror.files[name]
-            start = int(re.match(r"bytes=(\d+)-", wanted).group(1)) if wanted else 0
+            start = int(re.match(r"bytes=(\d+)-", wanted).group(1)) if wanted and not mirror.ignore_range else 0
             self.send_response(206 if start else 200)
             if start:
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")

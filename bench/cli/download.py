@@ -44,9 +44,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.common.progress import console
+    from bench.common.terminal import shown
     from bench.download.fetch import FetchOptions
     from bench.download.pipeline import Context, ensure, status
 
+    if args.mirror and not check_mirror(args.mirror):
+        raise BenchError(f"--mirror {args.mirror}: not an http:// or https:// address with a host; for files on "
+                         "this machine use --from DIR")
     items = registry.select(args.items, args.group)
     items = registry.with_splits(registry.for_purpose(items, args.purpose), args.splits)
     if args.from_path is not None and args.from_path.is_file() and len(items) != 1:
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             console.print(f"{item.name}: {ensure(item, ctx)}", highlight=False)
         except BenchError as err:
-            console.print(f"[red]{item.name}: {err}[/red]", highlight=False)
+            console.print(f"[red]{item.name}: {shown(str(err))}[/red]", highlight=False)
             failed.append(item.name)
     if failed:
         hint = ("; without network access, serve the files from a mirror (--mirror URL or BENCH_MIRROR) or fetch "
@@ -73,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 WIDTH = 100
+
+
+def check_mirror(url: str) -> bool:
+    """A mirror is fetched over HTTP(S); `file:///srv/x` would otherwise fail as a host that does not resolve."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def show(items: list[registry.Item], states: dict[str, str], mirror: str | None) -> None:

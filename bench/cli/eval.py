@@ -58,10 +58,15 @@ def register(subparsers) -> None:
 
 
 def run_id_of(args) -> str | None:
-    """--run-id, else the stem of --json or --csv; None lets evaluate name it <protocol>-<model>."""
-    if args.run_id:
-        return args.run_id
-    return next((path.stem for path in (args.json, args.csv) if path), None)
+    """--run-id, else the stem of --json or --csv; None lets evaluate name it <protocol>-<model>.
+    Checked here, before any work, so the message names the flag it came from."""
+    from bench.results.run_files import check_run_id
+
+    flag, run_id = ("--run-id", args.run_id) if args.run_id else \
+        next(((f"the run id from {path}:", path.stem) for path in (args.json, args.csv) if path), (None, None))
+    if run_id is not None:
+        check_run_id(run_id, flag)
+    return run_id
 
 
 # options that only mean something when a checkpoint is scored here: (flag, attribute, its default)
@@ -88,17 +93,22 @@ def check_source(args) -> None:
 
 def check_paths(args) -> None:
     """Before any work: outputs that are directories, coincide, or overwrite an input are refused."""
-    from bench.common.outputs import check_outputs
+    from bench.common.errors import BenchError
     from bench.data.splits import split_files
     from bench.eval.pmrp import INSTANCES_FILE
     from bench.eval.protocols import get_protocol
+    from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, check_result_outputs
     from bench.results.uncertainty import queries_path
 
+    if args.caption_ids is not None and not args.eccv:
+        raise BenchError(f"--caption-ids {args.caption_ids}: only --eccv reads caption ids; add --eccv or drop it")
     protocol = get_protocol(args.protocol)
     vocabularies = [args.vocab] if args.vocab else list(args.data_root.glob("vocab/*.json"))
     result = args.json or args.csv
-    check_outputs({"--save-sims": args.save_sims, "--json": args.json, "--csv": args.csv,
-                   "the per-query file": queries_path(result) if result else None}, inputs={
+    check_result_outputs({"--save-sims": args.save_sims, "--json": args.json, "--csv": args.csv,
+                          "the per-query file": queries_path(result) if result else None},
+                         replaces={"--json": RESULT_JSON, "--csv": RESULTS_CSV, "the per-query file": PER_QUERY},
+                         inputs={
         "checkpoint": args.checkpoint, "score file": args.scores, "vocabulary": vocabularies,
         "caption ids": args.caption_ids,
         "split data": split_files(args.data_root, protocol.data_dir, protocol.split),
@@ -114,16 +124,15 @@ def run(args) -> int:
     check_source(args)
     check_paths(args)
     set_threads(args.threads)
+    run_id = run_id_of(args)
     if args.scores is not None:
         result = evaluate_scores(args.scores, args.protocol, data_root=args.data_root, annotations=args.annotations,
-                                 eccv=args.eccv, run_id=run_id_of(args), model=args.model_name,
-                                 caption_ids=args.caption_ids)
+                                 eccv=args.eccv, run_id=run_id, model=args.model_name, caption_ids=args.caption_ids)
     else:
         result = evaluate(args.checkpoint, args.protocol, data_root=args.data_root, vocab=args.vocab,
                           device=args.device, precision=args.precision, annotations=args.annotations,
                           eccv=args.eccv, image_shard=args.image_shard, caption_ids=args.caption_ids,
-                          run_id=run_id_of(args), allow_mismatch=args.allow_mismatch,
-                          own_checkpoint=args.own_checkpoint)
+                          run_id=run_id, allow_mismatch=args.allow_mismatch, own_checkpoint=args.own_checkpoint)
     if result is None:  # a torchrun process other than the master
         return 0
     result.write(json_path=args.json, csv_path=args.csv, sims_path=args.save_sims)

@@ -42,13 +42,13 @@ def run_table(args) -> int:
     from rich.console import Console
 
     from bench.common.atomic import write_all
-    from bench.common.outputs import check_outputs
     from bench.results import tables
     from bench.results.compare_view import gains_csv
     from bench.results.daa_gains import all_gains, gains_by_pair
+    from bench.results.run_files import check_result_outputs
 
-    check_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv},
-                  inputs={"results": args.results.glob("*.json")})
+    check_result_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv},
+                         inputs={"results": args.results.glob("*.json")})
     runs = tables.load_runs(args.results)
     pairs = gains_by_pair(runs) if args.gains_csv else None  # bootstrapped once, for the grids and the CSV
     grids = tables.build(args.table, runs, pairs)

@@ -92,9 +92,13 @@ def settings_from_args(args) -> TrainSettings:
 
 
 def run(args) -> int:
+    from bench.common.errors import BenchError
     from bench.training.loop import train
     from bench.training.state import settings_to_resume
 
+    if args.resume and args.init_from is not None:
+        raise BenchError(f"--resume with --init-from {args.init_from}: a resumed run continues from its own "
+                         "newest checkpoint; drop --init-from (it only starts a new run)")
     settings = settings_from_args(args)
     if args.resume:
         settings = settings_to_resume(settings.run_dir, given_settings(args)) or settings

@@ -1,19 +1,35 @@
 """Atomic file writes: a result, checkpoint or download appears under its final name only when complete.
 
 Work in progress lives beside the final file as `.<name>.partial-<pid>-<random><suffix>`, so a
-temporary left by a killed run is recognisable; the next write of the same file removes those
-whose process is gone. Temporaries are created with the umask's permissions (not mkstemp's 0600),
-so a renamed result is as readable as any file the user writes.
+temporary left by a killed run is recognisable; every write into a folder removes the
+temporaries there (of any name) whose process is gone. Temporaries are created with the umask's
+permissions (not mkstemp's 0600), so a renamed result is as readable as any file the user writes.
+
+An output that already exists and is a character device (`--csv /dev/null`) is written through,
+never replaced by a regular file; a FIFO, socket or block device is refused (writing to a FIFO
+blocks without a reader, and the others are never results).
 """
 
 import contextlib
 import json
 import os
+import re
 import secrets
+import shutil
+import signal
+import stat
+import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from bench.common.errors import BenchError
+
 PARTIAL_MARK = ".partial-"
+_PARTIAL_NAME = re.compile(r"^\..+" + re.escape(PARTIAL_MARK) + r"(\d+)-[0-9a-f]+")
+_DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+COMMITTED: list[Path] = []  # every final file this process wrote, in order (the CLI's interrupt line names them)
 
 
 def _process_alive(pid: int) -> bool:
@@ -23,26 +39,26 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's live process
         return True
+    except OverflowError:  # not a pid at all
+        return False
     return True
 
 
-def _partial_pid(path: Path, final_name: str) -> int | None:
-    """The writer's pid encoded in a temporary of `final_name`, or None if `path` is not one."""
-    prefix = f".{final_name}{PARTIAL_MARK}"
-    if not path.name.startswith(prefix):
-        return None
-    pid = path.name[len(prefix):].split("-", 1)[0]
-    return int(pid) if pid.isdigit() else None
+def _partial_pid(path: Path) -> int | None:
+    """The writer's pid encoded in one of our temporaries, or None if `path` is not one."""
+    match = _PARTIAL_NAME.match(path.name)
+    return int(match.group(1)) if match else None
 
 
 def sweep_partials(final: str | os.PathLike) -> list[Path]:
-    """Remove the temporaries of `final` left by processes that no longer run; returns them."""
-    final = Path(final)
+    """Remove the temporaries in `final`'s folder (of any output name) left by processes that no
+    longer run; returns them."""
+    folder = Path(final).parent
     removed = []
-    if not final.parent.is_dir():
+    if not folder.is_dir():
         return removed
-    for candidate in final.parent.glob(f".{final.name}{PARTIAL_MARK}*"):
-        pid = _partial_pid(candidate, final.name)
+    for candidate in folder.glob(f".*{PARTIAL_MARK}*"):
+        pid = _partial_pid(candidate)
         if pid is not None and pid != os.getpid() and not _process_alive(pid) and candidate.is_file():
             with contextlib.suppress(FileNotFoundError):
                 candidate.unlink()
@@ -50,10 +66,36 @@ def sweep_partials(final: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def is_partial(path: str | os.PathLike) -> bool:
+    """Whether `path` is one of our temporaries (tests and sweeps recognise them by name)."""
+    return _partial_pid(Path(path)) is not None
+
+
+def writes_through(final: str | os.PathLike) -> bool:
+    """Whether `final` is an existing character device, which receives the bytes instead of being
+    replaced; other existing non-regular files are refused (BenchError naming the file)."""
+    try:
+        mode = os.stat(final).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as err:  # a symlink loop, a path under a file: the caller's error line names it
+        raise BenchError(f"{final}: cannot be written ({err.strerror or err})") from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):  # a directory is refused by check_outputs with its flag
+        return False
+    if stat.S_ISCHR(mode):
+        return True
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a block device"
+    raise BenchError(f"{final}: is {kind}, not a regular file; give a file name")
+
+
+def _temporary_name(final: Path, suffix: str) -> Path:
+    return final.parent / f".{final.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
 def _new_temporary(final: Path, suffix: str) -> Path:
     """Create an empty temporary beside `final`; os.open applies the umask to 0666."""
     while True:
-        tmp = final.parent / f".{final.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+        tmp = _temporary_name(final, suffix)
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return tmp
@@ -62,27 +104,104 @@ def _new_temporary(final: Path, suffix: str) -> Path:
 
 
 def _prepare(final: Path, suffix: str | None) -> Path:
+    suffix = final.suffix if suffix is None else suffix
+    if writes_through(final):  # nothing may be created beside a device (/dev): stage it in the temp folder
+        handle, name = tempfile.mkstemp(prefix=f".{final.name}{PARTIAL_MARK}{os.getpid()}-", suffix=suffix)
+        os.close(handle)
+        return Path(name)
     final.parent.mkdir(parents=True, exist_ok=True)
     sweep_partials(final)
-    return _new_temporary(final, final.suffix if suffix is None else suffix)
+    return _new_temporary(final, suffix)
+
+
+def _backup(final: Path) -> Path | None:
+    """A hard link to the file `final` replaces, so a failed commit can put it back (None: none there)."""
+    if not final.is_file() or final.is_symlink():
+        return None
+    while True:
+        backup = _temporary_name(final, ".backup")
+        try:
+            os.link(final, backup)
+            return backup
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links: a copy does the same job
+            shutil.copy2(final, backup)
+            return backup
+
+
+def _put_in_place(tmp: Path, final: Path) -> None:
+    if writes_through(final):
+        with open(tmp, "rb") as source, open(final, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+    else:
+        os.replace(tmp, final)
 
 
 @contextlib.contextmanager
-def atomic_paths(finals: Sequence[str | os.PathLike | None]) -> Iterator[list[Path | None]]:
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM received inside the block take effect when it ends (main thread only:
+    elsewhere Python delivers no signal anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda number, frame: received.append(number))
+                for signum in _DEFERRED_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(received):
+            if callable(previous[signum]):
+                previous[signum](signum, None)
+            elif previous[signum] == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
+def _commit(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename every temporary into place, or none: a rename that fails puts back the files
+    already replaced."""
+    backups: list[Path] = []
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for tmp, final in pairs:
+            backup = _backup(final)
+            backups += [backup] if backup else []
+            _put_in_place(tmp, final)
+            done.append((final, backup))
+        COMMITTED.extend(final for _, final in pairs)
+    except BaseException:
+        for final, backup in done:
+            if backup is not None:
+                os.replace(backup, final)
+            elif not writes_through(final):
+                final.unlink(missing_ok=True)
+        raise
+    finally:
+        for backup in backups:
+            backup.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_paths(finals: Sequence[str | os.PathLike | None],
+                 suffixes: Sequence[str | None] | None = None) -> Iterator[list[Path | None]]:
     """Temporaries for several outputs; all are renamed into place only if the block succeeds.
 
     A None in `finals` yields None (an output not asked for). On any failure every temporary
-    is removed and no final file is touched. Each temporary keeps its final name's suffix,
-    so writers that choose a format by suffix (numpy, matplotlib, h5py) behave the same.
+    is removed and no final file is touched. Each temporary keeps its final name's suffix
+    (or the one `suffixes` gives), so writers that choose a format by suffix (matplotlib, h5py)
+    behave the same.
     """
+    suffixes = list(suffixes) if suffixes is not None else [None] * len(finals)
     temporaries: list[Path | None] = []
     try:
-        for final in finals:
-            temporaries.append(None if final is None else _prepare(Path(final), None))
+        for final, suffix in zip(finals, suffixes):
+            temporaries.append(None if final is None else _prepare(Path(final), suffix))
         yield list(temporaries)
-        for final, tmp in zip(finals, temporaries):
-            if tmp is not None:
-                os.replace(tmp, final)
+        with _signals_deferred():
+            _commit([(tmp, Path(final)) for final, tmp in zip(finals, temporaries) if tmp is not None])
     finally:
         for tmp in temporaries:
             if tmp is not None and tmp.exists():
@@ -93,13 +212,19 @@ def atomic_paths(finals: Sequence[str | os.PathLike | None]) -> Iterator[list[Pa
 def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """One temporary beside `final` (suffix: the final name's unless given), renamed into place
     only if the block succeeds."""
-    tmp = _prepare(Path(final), suffix)
-    try:
+    with atomic_paths([final], [suffix]) as (tmp,), _naming(final):
         yield tmp
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+
+@contextlib.contextmanager
+def _naming(final: str | os.PathLike) -> Iterator[None]:
+    """An OSError without a file name (a full disk on write) names the output it was writing."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None and err.errno is not None:
+            raise OSError(err.errno, err.strerror, os.fspath(final)) from None
+        raise
 
 
 def umask_mode() -> int:
@@ -125,8 +250,9 @@ def write_all(writers: Mapping[str | os.PathLike | None, Callable[[Path], object
     """
     wanted = [(final, writer) for final, writer in writers.items() if final is not None]
     with atomic_paths([final for final, _ in wanted]) as temporaries:
-        for (_, writer), tmp in zip(wanted, temporaries):
-            writer(tmp)
+        for (final, writer), tmp in zip(wanted, temporaries):
+            with _naming(final):
+                writer(tmp)
 
 
 def write_text(final: str | os.PathLike, text: str) -> None:

@@ -4,24 +4,27 @@
                   inputs={"checkpoint": args.checkpoint, "vocabulary": vocab_path})
 
 Paths are compared resolved (symbolic links, `..`, hard links of existing files), so
-`--json ckpt.pth.tar` or `--csv x --json ./x` is refused instead of destroying data.
+`--json ckpt.pth.tar` or `--csv x --json ./x` is refused instead of destroying data. An output
+that exists and is not a regular file is refused unless it is a character device (written
+through, bench.common.atomic).
 """
 
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from bench.common.atomic import writes_through
 from bench.common.errors import BenchError
 
 PathLike = str | os.PathLike
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
     try:
+        if a.resolve() == b.resolve():
+            return True
         return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist yet
+    except (OSError, RuntimeError):  # one does not exist yet, or is a symbolic link loop (read: refused later)
         return False
 
 
@@ -29,6 +32,10 @@ def _check_writable_place(flag: str, path: Path) -> None:
     """A directory, or a path under an existing file, cannot receive the output."""
     if path.is_dir():
         raise BenchError(f"{flag} {path}: is a directory; give a file name")
+    try:
+        writes_through(path)
+    except BenchError as err:
+        raise BenchError(f"{flag} {err}") from None
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -57,7 +64,7 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
     for index, (flag, path) in enumerate(given):
         _check_writable_place(flag, path)
         for other_flag, other in given[:index]:
-            if _same_file(path, other):
+            if _same_file(path, other) and not writes_through(path):  # /dev/null may take several
                 raise BenchError(f"{other_flag} and {flag} both name {path}; give each output its own file")
         for what, source in _flatten(inputs or {}):
             if _same_file(path, source):

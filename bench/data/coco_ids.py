@@ -32,9 +32,12 @@ class CocoIdMap:
 
 def _as_int_ids(values: Sequence, source: str) -> np.ndarray:
     try:
-        return np.array([int(v) for v in values], dtype=np.int64)
-    except (TypeError, ValueError) as err:
-        raise BenchError(f"{source}: ids must be integers ({err})") from err
+        ids = np.array([int(v) for v in values], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as err:  # OverflowError: beyond int64 (20 digits)
+        raise BenchError(f"{source}: ids must be integers of at most 18 digits ({str(err)[:80]})") from None
+    if (ids < 0).any():
+        raise BenchError(f"{source}: id {ids[ids < 0][0]} is negative; COCO ids are positive")
+    return ids
 
 
 def _check_unique(ids: np.ndarray, what: str, source: str) -> None:
@@ -68,15 +71,20 @@ def load_image_ids(precomp_dir, split: str = "testall") -> np.ndarray:
     return image_ids_from_rows(lines, str(path))
 
 
-def load_caption_ids(path=None) -> np.ndarray:
-    """COCO caption ids of the testall captions, in SCAN order (eccv_caption's copy by default)."""
+def caption_ids_path(path=None) -> Path:
+    """The caption ids file: the one given, else eccv_caption's copy."""
     if path is None:
         package = importlib.util.find_spec("eccv_caption")  # locate only: importing it warns
         if package is None:
             raise BenchError(f"caption ids: {ECCV_CAPTION_IDS} comes with `pip install eccv_caption`; "
                              f"install it, or give the path of a copy of that file")
         path = Path(package.submodule_search_locations[0]) / "data" / ECCV_CAPTION_IDS
-    path = Path(path)
+    return Path(path)
+
+
+def load_caption_ids(path=None) -> np.ndarray:
+    """COCO caption ids of the testall captions, in SCAN order (eccv_caption's copy by default)."""
+    path = caption_ids_path(path)
     if not path.is_file():
         raise BenchError(f"caption ids file {path} is missing")
     try:
@@ -101,12 +109,13 @@ def read_annotation_pairs(path: Path, first: str, second: str, purpose: str) -> 
 
 
 def build_id_map(image_ids: np.ndarray, caption_ids: np.ndarray,
-                 caption_owners: Mapping[int, int] | None = None) -> CocoIdMap:
-    """Validate and pair the two id lists; `caption_owners` (caption -> image) checks each pair."""
+                 caption_owners: Mapping[int, int] | None = None, source: str = "caption ids") -> CocoIdMap:
+    """Validate and pair the two id lists; `caption_owners` (caption -> image) checks each pair.
+    `source` names the files the ids came from, for the messages."""
     image_ids = np.asarray(image_ids, dtype=np.int64)
     caption_ids = np.asarray(caption_ids, dtype=np.int64)
     if caption_ids.size != CAPTIONS_PER_IMAGE * image_ids.size:
-        raise BenchError(f"{caption_ids.size} caption ids for {image_ids.size} images; expected "
+        raise BenchError(f"{source}: {caption_ids.size} caption ids for {image_ids.size} images; expected "
                          f"{CAPTIONS_PER_IMAGE * image_ids.size} (five per image, in SCAN order)")
     _check_unique(image_ids, "image id", "image ids")
     _check_unique(caption_ids, "caption id", "caption ids")
@@ -116,7 +125,7 @@ def build_id_map(image_ids: np.ndarray, caption_ids: np.ndarray,
         wrong = np.flatnonzero(actual != expected)
         if wrong.size:
             j = wrong[0]
-            raise BenchError(f"caption {j} (COCO caption id {caption_ids[j]}) belongs to image "
+            raise BenchError(f"{source}: caption {j} (COCO caption id {caption_ids[j]}) belongs to image "
                              f"{actual[j]}, not to row {j // CAPTIONS_PER_IMAGE}'s image "
                              f"{expected[j]} ({wrong.size} mismatches): the id lists are not in "
                              f"SCAN's testall order")

@@ -5,6 +5,7 @@ the row layout (one row per image, or per caption with each image repeated five 
 inferred from the shapes. Nothing here reads a whole split into memory.
 """
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +60,14 @@ def split_files(data_root: str | Path, data_dir: str, split: str) -> list[Path]:
 
 def _open_npy(npy: Path):
     try:
-        return np.load(npy, mmap_mode="r")
+        array = np.load(npy, mmap_mode="r")
     except (ValueError, OSError, EOFError) as err:
         first_line = (str(err).strip().splitlines() or ["empty or truncated"])[0][:200]
         raise BenchError(f"{npy}: not a readable .npy array ({first_line})") from None
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise BenchError(f"{npy}: is an .npz archive, not one .npy array (save it with np.save)")
+    return array
 
 
 def _open_h5(h5: Path):
@@ -94,16 +99,32 @@ def _open_features(directory: Path, split: str) -> tuple[object, Path]:
 
 
 def _read_lines(path: Path, what: str) -> list[bytes]:
+    """The file's lines, stripped; a UTF-8 byte-order mark (Windows editors add one) is not part of
+    the first line, and a NUL byte (a binary or damaged file) is refused."""
     if not path.is_file():
         raise BenchError(f"{path}: {what} file not found")
     with open(path, "rb") as handle:
-        return [line.strip() for line in handle]
+        lines = [line.strip() for line in handle]
+    if lines and lines[0].startswith(codecs.BOM_UTF8):
+        lines[0] = lines[0][len(codecs.BOM_UTF8):].strip()
+    for number, line in enumerate(lines, start=1):
+        if b"\0" in line:
+            raise BenchError(f"{path}: line {number} holds a NUL byte (not a text file, or damaged)")
+    return lines
 
 
-def _repeats_images(features) -> bool:
-    """Whether the first rows repeat one image (the per-caption layout): never so by chance."""
-    first = np.asarray(features[:CAPTIONS_PER_IMAGE])
-    return len(first) == CAPTIONS_PER_IMAGE and bool((first == first[:1]).all())
+REPEAT_SAMPLES = 8  # images whose rows are compared; spread over the file, a wrong layout shows in any
+
+
+def _unrepeated_image(features) -> int | None:
+    """The first sampled image whose CAPTIONS_PER_IMAGE rows are not copies of one row (None: all are)."""
+    n_images = features.shape[0] // CAPTIONS_PER_IMAGE
+    for image in sorted({int(i) for i in np.linspace(0, n_images - 1, min(n_images, REPEAT_SAMPLES))}):
+        rows = np.asarray(features[image * CAPTIONS_PER_IMAGE:(image + 1) * CAPTIONS_PER_IMAGE])
+        unreadable = ~np.isfinite(rows) | ~np.isfinite(rows[:1])  # NaN and inf are refused later, by row
+        if not ((rows == rows[:1]) | unreadable).all():
+            return image
+    return None if n_images else 0
 
 
 def _check_caption_count(n_captions: int, captions_path: Path) -> None:
@@ -116,9 +137,15 @@ def _infer_rows_per_image(features, n_captions: int, path: Path, captions_path: 
     rows = features.shape[0]
     _check_caption_count(n_captions, captions_path)
     if rows == n_captions:
+        image = _unrepeated_image(features)
+        if image is not None:
+            first = image * CAPTIONS_PER_IMAGE + 1
+            raise BenchError(f"{path}: {rows} rows, a row per caption, but rows {first}-{first + CAPTIONS_PER_IMAGE - 1} "
+                             f"are not {CAPTIONS_PER_IMAGE} copies of one image's features; the file is not in "
+                             "SCAN's per-caption layout")
         return CAPTIONS_PER_IMAGE
     if rows * CAPTIONS_PER_IMAGE == n_captions:
-        if _repeats_images(features):
+        if _unrepeated_image(features) is None:
             raise BenchError(
                 f"{captions_path}: {n_captions} captions, but {path} has {rows} rows that repeat each image "
                 f"{CAPTIONS_PER_IMAGE} times (a row per caption), so {rows} captions were expected")

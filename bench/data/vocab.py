@@ -69,9 +69,10 @@ class Vocabulary:
         if not path.is_file():
             raise BenchError(f"{path}: vocabulary file not found (expected SCAN's *_precomp_vocab.json)")
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            raise BenchError(f"{path}: not a SCAN vocabulary (not UTF-8 JSON, or nested too deeply)") from None
+            document = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark is no JSON
+        except (ValueError, RecursionError):  # ValueError: bad JSON, not UTF-8, an integer of 4,300+ digits
+            raise BenchError(f"{path}: not a SCAN vocabulary (not UTF-8 JSON, nested too deeply or a number "
+                             "too long)") from None
         word2idx = document.get("word2idx") if isinstance(document, dict) else None
         if not isinstance(word2idx, dict):
             raise BenchError(f"{path}: not a SCAN vocabulary (a JSON object whose 'word2idx' maps words to ids)")

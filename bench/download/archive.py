@@ -46,17 +46,25 @@ class Archive:
         """A binary stream of member `name` (also for reading a header without extracting)."""
         return self._zip.open(name) if self._zip else self._tar.extractfile(name)
 
-    def extract(self, name: str, dest: Path) -> str:
-        """Stream member `name` to `dest` (atomically); CRC checked by zipfile. Returns sha256."""
+    def check_size(self, name: str, limit: int, size: int) -> None:
+        if size > limit:
+            raise BenchError(f"{self.path}: member {name} is larger than any such file can be "
+                             f"({size / 2**20:.0f} MiB, at most {limit / 2**20:.0f}); not the expected archive")
+
+    def extract(self, name: str, dest: Path, limit: int) -> str:
+        """Stream member `name` to `dest` (atomically); CRC checked by zipfile. Returns sha256.
+        A member that declares, or unpacks to, more than `limit` bytes is refused."""
+        self.check_size(name, limit, self.size(name))
         digest = hashlib.sha256()
         try:
             with byte_progress(f"extract {Path(name).name}", self.size(name)) as update, \
                     self.open(name) as source, atomic_path(dest) as tmp, open(tmp, "wb") as out:
                 done = 0
                 while block := source.read(COPY_BLOCK):
+                    done += len(block)
+                    self.check_size(name, limit, done)  # more than declared: a tar header can lie
                     out.write(block)
                     digest.update(block)
-                    done += len(block)
                     update(done)
         except (zipfile.BadZipFile, zlib.error, tarfile.TarError, EOFError, OSError) as err:
             raise BenchError(f"{self.path}: member {name} is corrupt ({err}); delete the archive and "

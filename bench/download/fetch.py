@@ -107,8 +107,29 @@ def reachable(source: Source, connect_timeout: float) -> None:
     raise BenchError(_unreachable[host, port])
 
 
+class _RangeIgnored(Exception):
+    """The server answered a resume with the whole file (200, not 206): the part file is useless."""
+
+
 def _fetch_from(source: Source, target: Path, filename: str, options: FetchOptions) -> str:
-    """One source; returns the sha256 of the complete file, fed as the bytes arrive."""
+    """One source; a part file is resumed only where the server honours Range (206), else the
+    transfer restarts from zero (like `python -m http.server`, many servers ignore Range)."""
+    try:
+        return _transfer(source, target, filename, options)
+    except _RangeIgnored:
+        for part in partial_files(target):
+            part.unlink()
+    try:
+        return _transfer(source, target, filename, options)
+    except _RangeIgnored:  # broke off again, and cannot be resumed: keep nothing
+        for part in partial_files(target):
+            part.unlink()
+        raise BenchError(f"{host_of(source)[0]}: transfer interrupted, and the server cannot resume it "
+                         "(it ignores Range requests); run the same command again") from None
+
+
+def _transfer(source: Source, target: Path, filename: str, options: FetchOptions) -> str:
+    """One transfer; returns the sha256 of the complete file, fed as the bytes arrive."""
     import gdown  # here, not at the top: evaluation and `make gpu-check` run without gdown installed
 
     hasher = hashlib.sha256()
@@ -123,7 +144,9 @@ def _fetch_from(source: Source, target: Path, filename: str, options: FetchOptio
     except gdown.exceptions.FileURLRetrievalError:
         raise BenchError(f"Google Drive refused (quota or not shared): open {source.describe()} in a browser, "
                          f"save the file and pass it with --from PATH") from None
-    except gdown.exceptions.DownloadError:
+    except gdown.exceptions.DownloadError as err:
+        if "requested byte range" in str(err):  # gdown's words for a resume answered without 206
+            raise _RangeIgnored() from None
         kept = "; the bytes received are kept: run the same command again to resume" if partial_files(target) else ""
         raise BenchError(f"{host_of(source)[0]}: transfer interrupted ({options.retries} retries){kept}") from None
     except requests.HTTPError as err:

@@ -84,12 +84,16 @@ class Manifest:
         self._update(lambda files: files.pop(self.key(path), None))
 
     def _update(self, change) -> None:
-        """Read-modify-write under a lock: parallel `make` targets share one manifest."""
+        """Read-modify-write under a lock: parallel `make` targets share one manifest. One left
+        without entries (a failed run forgot what it recorded) is removed: it says nothing."""
         self.root.mkdir(parents=True, exist_ok=True)
         with directory_lock(self.root):
             files = self.entries()
             change(files)
-            write_json(self.path, {"version": 1, "files": dict(sorted(files.items()))})
+            if files:
+                write_json(self.path, {"version": 1, "files": dict(sorted(files.items()))})
+            else:
+                remove_quietly(self.path)
 
 
 def _well_formed(entry) -> bool:

@@ -165,8 +165,10 @@ def from_file(item: Item, given: Path | None) -> Path | None:
     if given.is_dir():
         candidate = given / item.filename
         return candidate if candidate.is_file() else None
-    if not given.is_file():
+    if not given.exists():
         raise BenchError(f"{given}: --from path does not exist")
+    if not given.is_file():
+        raise BenchError(f"{given}: --from path is not a regular file (a FIFO or device cannot be checked and kept)")
     return given
 
 
@@ -176,7 +178,7 @@ def check_download(item: Item, path: Path, full: bool) -> None:
     kind = verify.sniff(path)
     if item.kind == "archive" or kind in ("zip", "torch"):  # a torch file is a zip: its CRCs count too
         required = tuple(suffix for suffix, _ in item.members if suffix not in item.optional)
-        verify.check_zip(path, required, full_crc=full)
+        verify.check_zip(path, required, full_crc=full, limit=item.member_limit)
     elif kind not in ("torch-legacy", "tar"):
         raise BenchError(f"{path}: neither a checkpoint nor a zip/tar archive (truncated or wrong file?)")
 

@@ -57,14 +57,16 @@ def extract_members(item: Item, archive_path: Path, root: Path, manifest: Manife
     """
     with Archive(archive_path) as archive:
         found = verify.find_members(archive.names(), tuple(s for s, _ in item.members), archive_path, item.optional)
+        todo = [(found[suffix], root / dest) for suffix, dest in item.members if suffix in found]
+        for name, _ in todo:
+            archive.check_size(name, item.member_limit, archive.size(name))
         if item.check == "scan":
             precheck_scan(item, archive, found)
-        todo = [(found[suffix], root / dest) for suffix, dest in item.members if suffix in found]
         check_disk_space(root, sum(archive.size(name) for name, _ in todo), f"extracting {item.name}")
         written = []
         try:
             for name, dest in todo:
-                digest = archive.extract(name, dest)
+                digest = archive.extract(name, dest, item.member_limit)
                 written.append(dest)
                 manifest.record(dest, item.name, digest, origin=f"{archive_path.name}:{name}")
             check_outputs(item, root)
@@ -121,7 +123,7 @@ def place_checkpoints(item: Item, download: Path, root: Path, manifest: Manifest
         if kind in ("torch", "torch-legacy"):
             candidates = [_candidate(download, download.name, strict=True)]
         elif kind in ("zip", "tar"):
-            candidates = _unpack_candidates(download, Path(scratch))
+            candidates = _unpack_candidates(download, Path(scratch), item.member_limit)
         else:
             raise BenchError(f"{download}: neither a checkpoint nor a zip/tar archive; unpack it by hand "
                              f"and pass the .pth.tar with --from PATH")
@@ -152,17 +154,17 @@ def _candidate(path: Path, member: str, strict: bool = False) -> Candidate | Non
     return Candidate(path, member, ckpt.config.data_name, ckpt.config.module_name, ckpt.best_rsum)
 
 
-def _unpack_candidates(download: Path, scratch: Path) -> list[Candidate]:
+def _unpack_candidates(download: Path, scratch: Path, limit: int) -> list[Candidate]:
     candidates = []
     with Archive(download) as archive:
         for index, name in enumerate(archive.names()):
             if name.lower().endswith(CHECKPOINT_SUFFIXES):
-                candidates.append(_candidate_from(archive, name, scratch / f"{index}.pth.tar"))
+                candidates.append(_candidate_from(archive, name, scratch / f"{index}.pth.tar", limit))
     return [c for c in candidates if c is not None]
 
 
-def _candidate_from(archive: Archive, name: str, dest: Path) -> Candidate | None:
-    archive.extract(name, dest)
+def _candidate_from(archive: Archive, name: str, dest: Path, limit: int) -> Candidate | None:
+    archive.extract(name, dest, limit)
     return _candidate(dest, name)
 
 

@@ -57,6 +57,12 @@ class Item:
     needed_for: tuple[str, ...] = ("eval", "train")  # what `--for` selects it
 
     @property
+    def member_limit(self) -> int:
+        """The most bytes one archive member may unpack to: a member declaring more is refused
+        before anything is written (a small archive must not fill the disk)."""
+        return MEMBER_GROWTH * self.approx_bytes
+
+    @property
     def outputs(self) -> tuple[str, ...]:
         """What must be present for the item to be ready (optional members left out)."""
         if self.kind == "checkpoint":
@@ -65,6 +71,7 @@ class Item:
 
 
 STAND_IN_ENV = "BENCH_STAND_IN_DATA"
+MEMBER_GROWTH = 4  # JSON and text compress about 3x; features and checkpoints hardly at all
 
 
 def release_sizes_checked() -> bool:

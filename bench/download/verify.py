@@ -64,11 +64,17 @@ def refuse_html(path: Path, origin: str) -> None:
         )
 
 
-def check_zip(path: Path, suffixes: tuple[str, ...] = (), full_crc: bool = True) -> None:
-    """The zip opens, holds a member ending with each suffix, and (full_crc) every CRC matches."""
+def check_zip(path: Path, suffixes: tuple[str, ...] = (), full_crc: bool = True, limit: int | None = None) -> None:
+    """The zip opens, holds a member ending with each suffix, no member declares more than `limit`
+    bytes (nothing is read before that), and (full_crc) every CRC matches."""
     try:
         with zipfile.ZipFile(path) as archive:
             find_members(archive.namelist(), suffixes, path)
+            for info in archive.infolist():
+                if limit is not None and info.file_size > limit:
+                    raise BenchError(f"{path}: member {info.filename} declares {info.file_size / 2**20:.0f} MiB, "
+                                     f"more than any such file can be (at most {limit / 2**20:.0f}); "
+                                     "not the expected archive")
             if full_crc:
                 _read_every_member(archive, path)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:

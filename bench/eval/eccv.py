@@ -20,6 +20,7 @@ from importlib import metadata
 import numpy as np
 
 from bench.data.coco_ids import CocoIdMap, build_id_map, load_caption_ids
+from bench.data.coco_ids import caption_ids_path as caption_ids_path_of
 from bench.common.errors import BenchError
 from bench.eval.metrics import RECALL_KS, recall_metrics
 from bench.eval.protocol_metrics import mean_metrics
@@ -169,5 +170,7 @@ def testall_eccv_metrics(sims: np.ndarray, image_ids, caption_ids_path=None, lib
     belong to its row's image against the package's COCO annotations."""
     library = library or new_library()
     owners = {caption: images[0] for caption, images in library.coco_gts["t2i"].items()}
-    id_map = build_id_map(np.asarray(image_ids, dtype=np.int64), load_caption_ids(caption_ids_path), owners)
+    path = caption_ids_path_of(caption_ids_path)
+    id_map = build_id_map(np.asarray(image_ids, dtype=np.int64), load_caption_ids(path), owners,
+                          source=f"{path} (against the split's image ids)")
     return eccv_metrics(sims, id_map, library)

@@ -7,6 +7,7 @@ Loading never runs pickled code: `weights_only=True` with only `argparse.Namespa
 
 import argparse
 import hashlib
+import math
 import pickle
 import re
 from dataclasses import dataclass
@@ -71,12 +72,16 @@ def _number(raw: dict, key: str, kind: type, default, path: Path):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BenchError(f"{path}: '{key}' is {type(value).__name__}, expected a number")
+    if math.isnan(value) or (kind is int and math.isinf(value)):  # best_rsum is -inf before any validation
+        raise BenchError(f"{path}: '{key}' is {value}, expected a {'finite ' if kind is int else ''}number")
     return kind(value)
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Load and validate: the archive's CRCs, the opt's fields, every tensor's key, shape and dtype."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise BenchError(f"{path}: a symbolic link that leads to no file (a missing target, or a loop)")
     if not path.is_file():
         raise BenchError(f"{path}: checkpoint file not found")
     check_archive(path)

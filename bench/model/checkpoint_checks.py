@@ -62,6 +62,9 @@ def check_part(state: dict, expected: dict[str, torch.Tensor], name: str, path: 
         value = state[key]
         if not isinstance(value, torch.Tensor):
             raise BenchError(f"{path}: {name} '{key}' is a {type(value).__name__}, not a tensor")
+        if value.layout != torch.strided or value.device.type == "meta":
+            kind = "on the meta device (no values)" if value.device.type == "meta" else f"a {value.layout} tensor"
+            raise BenchError(f"{path}: {name} '{key}' is {kind}; weights must be dense tensors with values")
         if tuple(value.shape) != tuple(want.shape):
             raise BenchError(f"{path}: {name} '{key}' has shape {tuple(value.shape)}, "
                              f"the opt implies {tuple(want.shape)}")

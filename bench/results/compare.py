@@ -18,7 +18,7 @@ import numpy as np
 from bench.common.errors import BenchError
 from bench.eval import bootstrap, paired, per_query
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
-from bench.results.run_result import read_document
+from bench.results.run_result import check_document, per_query_file, read_document
 
 FIELDS = ("run_a", "run_b", "protocol", "fold", "direction", "metric", "value_a", "value_b", "gain",
           "ci_low", "ci_high", "frac_not_better", "p_value", "p_holm")
@@ -39,11 +39,12 @@ class ComparedRun:
 def load_run(json_path) -> ComparedRun:
     path = Path(json_path)
     document = read_document(path)
-    record = document.get("queries") if isinstance(document, dict) else None
-    if not isinstance(record, dict) or not record.get("file"):
+    check_document(document, str(path), need_folds=True)
+    npz = per_query_file(path, document)
+    if npz is None:
         raise BenchError(f"{path} names no per-query file: re-run eval with --json (intervals and "
                          f"comparisons need <run>.queries.npz)")
-    npz = path.with_name(record["file"])
+    record = document["queries"]
     if not npz.is_file():
         raise BenchError(f"{npz} (named by {path.name}) is missing")
     if per_query.sha256(npz.read_bytes()) != record.get("sha256"):

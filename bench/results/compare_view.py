@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common.wide_tables import print_table
+from bench.common.terminal import shown
 from bench.results import compare, query_changes
 from bench.results.interval_text import interval_text, p_text
 from bench.results.rows import dict_csv, headline_table
@@ -39,16 +40,18 @@ def print_gains(rows: Sequence[dict], console: Console) -> None:
     print_table(table, console)
 
 
-def _short(text: str, width: int = TEXT_WIDTH) -> str:
-    """The text cut to `width`, without COCO page addresses (the CSV has them)."""
+def _short(text: str, width: int | None = TEXT_WIDTH) -> str:
+    """The text cut to `width` (None: whole), without COCO page addresses (the CSV has them); what
+    the terminal would interpret (escapes, rich markup) is shown literally."""
     text = text.split(" " + query_changes.COCO_PAGE.split("{")[0])[0]
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return shown(text if width is None or len(text) <= width else text[:width - 1] + "…")
 
 
 def print_changes(rows: Sequence[dict], console: Console) -> None:
     """The queries whose rank changed most, each run's best item (all three are in the CSV). On a
     terminal the texts are shortened to fit 100 columns; in a pipe or a log they are printed whole."""
     terminal = console.is_terminal
+    query_width, item_width = (40, TEXT_WIDTH) if terminal else (None, None)
     for direction in DIRECTIONS:
         chosen = [row for row in rows if row["direction"] == direction]
         if not chosen:
@@ -60,8 +63,6 @@ def print_changes(rows: Sequence[dict], console: Console) -> None:
         for row in chosen:
             first = (row["top3_a"].split(query_changes.ITEM_SEPARATOR)[0],
                      row["top3_b"].split(query_changes.ITEM_SEPARATOR)[0])
-            texts = (row["query"], *first)
-            if terminal:
-                texts = (_short(texts[0], 40), _short(texts[1]), _short(texts[2]))
-            table.add_row(row["change"], texts[0], f"{row['rank_a']}->{row['rank_b']}", texts[1], texts[2])
+            table.add_row(row["change"], _short(row["query"], query_width), f"{row['rank_a']}->{row['rank_b']}",
+                          _short(first[0], item_width), _short(first[1], item_width))
         print_table(table, console)

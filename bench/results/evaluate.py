@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.eval.pipeline import run_protocol, run_scores
 from bench.results.provenance import evaluation_provenance, scores_provenance
 from bench.results.rows import figure_rows
+from bench.results.run_files import check_run_id
 from bench.results.run_result import RunResult
 from bench.results.uncertainty import query_outputs
 
@@ -40,6 +41,8 @@ def evaluate(checkpoints: str | Path | Sequence[str | Path], protocol: str, *, d
     """
     if isinstance(checkpoints, (str, Path)):
         checkpoints = [checkpoints]
+    if run_id is not None:
+        check_run_id(run_id)
     evaluation = run_protocol(checkpoints, protocol, data_root=Path(data_root), vocab=vocab, device=device,
                               precision=precision, annotations=annotations and Path(annotations), eccv=eccv,
                               image_shard=image_shard, caption_ids=caption_ids and Path(caption_ids),

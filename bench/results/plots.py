@@ -18,6 +18,7 @@ from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.rows import complete_rows
+from bench.results.run_files import check_result_outputs
 
 STATUS_COLOUR = {"ok": "tab:green", "off": "tab:red", "no-reference": "tab:blue"}
 
@@ -99,9 +100,13 @@ def _draw(axes, points: list[Point], against_paper: bool) -> None:
 
 def plot_run(csv_path, png_path=None) -> Path:
     """Write the chart (default: the CSV's path with .png) and return where it went."""
-    rows = read_figures(csv_path)
-    points, against_paper = headline_points(rows)
     png_path = Path(png_path) if png_path else Path(csv_path).with_suffix(".png")
+    check_result_outputs({"png_path": png_path}, inputs={"results CSV": csv_path})
+    rows = read_figures(csv_path)
+    try:
+        points, against_paper = headline_points(rows)
+    except ValueError as err:  # a hand-edited cell
+        raise BenchError(f"results CSV {csv_path}: a figure's cell is not a number ({err})") from None
     figure = _figure_class()(figsize=(max(6.0, 0.55 * len(points)), 4.5), layout="constrained")
     axes = figure.subplots()
     _draw(axes, points, against_paper)

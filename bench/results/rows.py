@@ -15,6 +15,7 @@ from rich.table import Table
 
 from bench.common.errors import BenchError
 from bench.common import wide_tables
+from bench.common.terminal import shown, without_controls
 from bench.results.interval_text import interval_text
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, find_reference, status
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
@@ -105,11 +106,12 @@ def complete_rows(rows: list[dict], source) -> list[dict]:
 
 
 def dict_csv(rows: Iterable[dict], fields: Sequence[str]) -> str:
-    """CSV text of `rows` under a header of `fields` (the results, gains and changes CSVs)."""
+    """CSV text of `rows` under a header of `fields` (the results, gains and changes CSVs); text
+    cells lose control characters (a caption's escapes would reach whoever `cat`s the file)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: without_controls(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows)
     return buffer.getvalue()
 
 
@@ -142,7 +144,7 @@ def headline_table(rows: Sequence[dict], title_of, columns: Sequence[str], left:
     headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
     if not headline:
         return headline, None
-    table = Table(title=title_of(headline[0]), box=box.SIMPLE_HEAD)
+    table = Table(title=shown(title_of(headline[0])), box=box.SIMPLE_HEAD)  # file names are no markup
     for name in columns:
         table.add_column(name, justify="left" if name in left else "right",
                          no_wrap=may_wrap is not None and name not in may_wrap)

@@ -21,8 +21,9 @@ import numpy as np
 
 from bench.common.atomic import write_all
 from bench.common.errors import BenchError
-from bench.common.outputs import check_outputs
+from bench.eval.protocols import DIRECTIONS, PROTOCOL_NAMES, get_protocol
 from bench.results.rows import FIELDS, csv_text
+from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, check_result_outputs
 from bench.results.uncertainty import queries_path
 
 STATUSES = ("ok", "off", "own", "no-reference", "other-model")
@@ -99,9 +100,7 @@ class RunResult:
 
     @classmethod
     def from_document(cls, document: dict, source: str = "result") -> "RunResult":
-        missing = {"protocol", "metrics", "provenance"} - set(document)
-        if missing:
-            raise BenchError(f"{source}: not a run result (lacks {', '.join(sorted(missing))})")
+        check_document(document, source)
         extra = {k: v for k, v in document.items() if k not in CORE_KEYS}
         return cls(document["protocol"], document["metrics"], document["provenance"],
                    list(document.get("figures", [])), document.get("folds"), extra=extra)
@@ -114,15 +113,25 @@ class RunResult:
             raise BenchError(f"{sims_path}: this result holds no score matrix (read back from JSON?)")
         queries = queries_path(json_path or csv_path) if self.queries_npz is not None and \
             (json_path or csv_path) is not None else None
-        check_outputs({"json_path": json_path, "csv_path": csv_path, "sims_path": sims_path,
-                       "the per-query file": queries})
+        check_result_outputs({"json_path": json_path, "csv_path": csv_path, "sims_path": sims_path,
+                              "the per-query file": queries}, inputs=self.inputs(),
+                             replaces={"json_path": RESULT_JSON, "csv_path": RESULTS_CSV,
+                                       "the per-query file": PER_QUERY})
         text = json_path and json.dumps(self.document(queries and queries.name), indent=2, default=_builtin) + "\n"
         write_all({
-            sims_path: lambda tmp: np.save(tmp, np.asarray(self.sims, dtype=np.float32)),
+            sims_path: lambda tmp: _save_npy(tmp, self.sims),
             queries: lambda tmp: tmp.write_bytes(self.queries_npz),
             csv_path: lambda tmp: tmp.write_text(csv_text(self.figures), encoding="utf-8"),
             json_path: lambda tmp: tmp.write_text(text, encoding="utf-8"),
         })
+
+    def inputs(self) -> dict[str, list]:
+        """The files this run read, as its provenance (evaluate's) records them: no output may replace one."""
+        data = self.provenance.get("data") or {}
+        folder = Path(data.get("directory", "."))
+        return {"checkpoint": [c["path"] for c in self.provenance.get("checkpoints", [])],
+                "vocabulary": list(self.provenance.get("vocab", [])),
+                "split data": [folder / name for name in data.get("files", {})]}
 
     def to_json(self, path) -> None:
         self.write(json_path=path)
@@ -135,21 +144,76 @@ class RunResult:
         self.write(sims_path=path)
 
 
+def _is_number(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _check_metrics(metrics, where: str, source: str) -> None:
+    if not isinstance(metrics, dict) or not all(isinstance(metrics.get(d), dict) for d in DIRECTIONS):
+        raise BenchError(f"{source}: {where} must be an object with {' and '.join(DIRECTIONS)} objects")
+    values = [v for d in DIRECTIONS for v in metrics[d].values()] + [metrics.get("rsum")]
+    if not all(map(_is_number, values)):
+        raise BenchError(f"{source}: {where} holds a value that is not a number")
+
+
+def check_document(document, source: str, need_folds: bool = False) -> None:
+    """A result JSON's core keys have the types every reader (compare, table, report) relies on,
+    so a damaged or hand-edited file is one line naming it, never a traceback later. `need_folds`:
+    a protocol scored in folds must hold them (compare resamples per fold)."""
+    if not isinstance(document, dict):
+        raise BenchError(f"{source}: not a run result (a JSON object with protocol, metrics, provenance)")
+    missing = {"protocol", "metrics", "provenance"} - set(document)
+    if missing:
+        raise BenchError(f"{source}: not a run result (lacks {', '.join(sorted(missing))})")
+    if document["protocol"] not in PROTOCOL_NAMES:
+        raise BenchError(f"{source}: protocol {document['protocol']!r} is none of {', '.join(PROTOCOL_NAMES)}")
+    _check_metrics(document["metrics"], "metrics", source)
+    if not isinstance(document["provenance"], dict):
+        raise BenchError(f"{source}: provenance must be an object")
+    figures = document.get("figures", [])
+    if not isinstance(figures, list) or not all(isinstance(row, dict) for row in figures):
+        raise BenchError(f"{source}: figures must be a list of objects (one per figure)")
+    folds = document.get("folds")
+    if need_folds and get_protocol(document["protocol"]).folds > 1 and not isinstance(folds, list):
+        raise BenchError(f"{source}: a {document['protocol']} run must hold its per-fold metrics (folds)")
+    if folds is not None and not isinstance(folds, list):
+        raise BenchError(f"{source}: folds must be a list of per-fold metrics")
+    for number, fold in enumerate(folds or [], start=1):
+        _check_metrics(fold, f"fold {number}", source)
+
+
+def per_query_file(path: Path, document: dict) -> Path | None:
+    """The `<run>.queries.npz` a result JSON names (None: none), always beside the JSON: a name with
+    a folder in it (`../../etc/passwd`) is refused."""
+    record = document.get("queries")
+    name = record.get("file") if isinstance(record, dict) else None
+    if name is None:
+        return None
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+        raise BenchError(f"{path}: queries.file {name!r} is not a file name beside the result")
+    return path.with_name(name)
+
+
+def _save_npy(path: Path, array) -> None:
+    """np.save through an open file: given a path, it would append `.npy` to any other name."""
+    with open(path, "wb") as handle:
+        np.save(handle, np.asarray(array, dtype=np.float32))
+
+
 def read_document(path: Path):
     """A result JSON's raw document; one line naming the file when it cannot be read."""
+    if path.exists() and not path.is_file():  # a FIFO would block the read for ever
+        raise BenchError(f"cannot read run result {path}: not a regular file")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise BenchError(f"cannot read run result {path}: {err}") from err
 
 
 def load_result(path) -> RunResult:
     """A result JSON (`eval --json`, `RunResult.to_json`) read back; `sims` is None."""
     path = Path(path)
-    document = read_document(path)
-    if not isinstance(document, dict):
-        raise BenchError(f"{path}: not a run result (a JSON object with protocol, metrics, provenance)")
-    return RunResult.from_document(document, str(path))
+    return RunResult.from_document(read_document(path), str(path))
 
 
 def find_results(folder, recursive: bool = True) -> list[tuple[Path, RunResult]]:

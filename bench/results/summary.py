@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.common.atomic import write_text
+from bench.common.atomic import write_all
 from bench.common.errors import BenchError
 from bench.results.daa_gains import all_gains, gains_markdown
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
 from bench.results import leaderboard
 from bench.results.rows import FIELDS, INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, with_interval
+from bench.results.run_files import RESULTS_CSV, check_result_outputs
 from bench.results.run_result import STATUSES, RunResult, find_results
 from bench.results.tables import load_runs
 from bench.eval.protocols import DIRECTIONS
@@ -151,7 +152,11 @@ def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "", bo
 
 
 def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
-    """Write summary.csv and summary.md; return their paths and the rows summarised."""
+    """Write summary.csv and summary.md (both or neither); return their paths and the rows summarised."""
+    csv_path = results_dir / f"{SUMMARY_STEM}.csv"
+    md_path = results_dir / f"{SUMMARY_STEM}.md"
+    check_result_outputs({"the summary CSV": csv_path, "the summary Markdown": md_path},
+                         replaces={"the summary CSV": RESULTS_CSV})
     runs = _runs_in(results_dir)
     rows = _rows_of(results_dir, runs)
     generated = frozenset(result.run_id for _, result in runs if result.generated_data)
@@ -159,9 +164,9 @@ def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
     columns = leaderboard.csv_columns(board_list)
     ranked = [row | columns.get((row["run_id"], str(row["fold"]), row["direction"], row["metric"]), {})
               for row in rows]
-    csv_path = results_dir / f"{SUMMARY_STEM}.csv"
-    md_path = results_dir / f"{SUMMARY_STEM}.md"
-    write_text(csv_path, csv_text(ranked, FIELDS + leaderboard.LEADERBOARD_FIELDS))
-    write_text(md_path, summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir),
-                                         leaderboard.leaderboard_markdown(board_list), generated))
+    summary_csv = csv_text(ranked, FIELDS + leaderboard.LEADERBOARD_FIELDS)
+    markdown = summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir),
+                                leaderboard.leaderboard_markdown(board_list), generated)
+    write_all({csv_path: lambda tmp: tmp.write_text(summary_csv, encoding="utf-8"),
+               md_path: lambda tmp: tmp.write_text(markdown, encoding="utf-8")})
     return csv_path, md_path, rows

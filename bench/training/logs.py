@@ -32,26 +32,33 @@ def _csv_text(columns, rows: list[dict]) -> str:
 
 
 class TrainLog:
-    """Written by the master process only (`enabled`)."""
+    """Written by the master process only (`enabled`). The files appear (or a resumed run's are cut
+    back to its resume point) with the first step logged: a run that fails before it leaves none."""
 
     def __init__(self, out_dir: Path, first_epoch: int, first_step: int, enabled: bool):
         self.enabled = enabled
         self.path = out_dir / LOG_NAME
         self.step_path = out_dir / STEP_LOG_NAME
-        self.rows, self.steps, self.board = [], None, None
+        self.board_dir = out_dir / "tensorboard"
+        self.rows, self.earlier_steps, self.steps, self.board = [], [], None, None
+        self.new_run = not self.step_path.exists()  # nothing of an earlier run to keep
         if not enabled:
             return
         self.rows = _read_rows(self.path, lambda row: int(row["epoch"]) < first_epoch)
-        earlier = _read_rows(self.step_path, lambda row: int(row["step"]) <= first_step)
-        write_text(self.step_path, _csv_text(STEP_COLUMNS, earlier))
+        self.earlier_steps = _read_rows(self.step_path, lambda row: int(row["step"]) <= first_step)
+
+    def _open(self) -> None:
+        write_text(self.step_path, _csv_text(STEP_COLUMNS, self.earlier_steps))
         self.steps = open(self.step_path, "a", newline="")
         self.step_writer = csv.DictWriter(self.steps, fieldnames=STEP_COLUMNS)
-        self.board = _tensorboard_writer(out_dir / "tensorboard")
+        self.board = _tensorboard_writer(self.board_dir)
 
     def step(self, values: dict) -> None:
         """One optimizer step: `values` has every STEP_COLUMNS name (floats written exactly)."""
         if not self.enabled:
             return
+        if self.steps is None:
+            self._open()
         self.step_writer.writerow({name: values[name] for name in STEP_COLUMNS})
         self.steps.flush()
         if self.board is not None:
@@ -61,6 +68,8 @@ class TrainLog:
     def epoch(self, row: dict) -> None:
         if not self.enabled:
             return
+        if self.steps is None:
+            self._open()
         self.rows.append(row)
         write_text(self.path, _csv_text(row, self.rows))
         if self.board is not None:
@@ -69,11 +78,15 @@ class TrainLog:
                     self.board.add_scalar(f"epoch/{name}", float(value), int(row["epoch"]))
             self.board.flush()
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """`failed`: a new run that ends before its first checkpoint leaves no step log (nothing
+        could resume from it, and a later run in the folder would start it afresh anyway)."""
         if self.steps is not None:
             self.steps.close()
         if self.board is not None:
             self.board.close()
+        if failed and self.new_run and not any(self.step_path.parent.glob("checkpoint_*.pth.tar")):
+            self.step_path.unlink(missing_ok=True)
 
 
 def read_step_log(out_dir: Path) -> list[dict]:

@@ -145,11 +145,15 @@ class Run:
 
 def _restore(run: Run, resumed) -> Position:
     """Optimizer and RNG state of the newest checkpoint (the weights are already in the model)."""
-    run.optimizer.load_state_dict(resumed.extra["optimizer"])
-    position = resumed_position(resumed)
+    try:
+        run.optimizer.load_state_dict(resumed.extra["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise BenchError(f"{resumed.path}: damaged resume state: the optimizer state does not fit the model "
+                         f"({str(err)[:120]})") from None
+    position = resumed_position(resumed, run.data.batches.per_epoch())
     rng_states = resumed.extra["rng_states"]
     if len(rng_states) == run.world.world_size:
-        restore_rng(rng_states[run.world.rank], run.device)
+        restore_rng(rng_states[run.world.rank], run.device, resumed.path)
     elif position.batch:
         raise BenchError(f"{resumed.path}: saved mid-epoch by {len(rng_states)} processes; resume it with as many")
     else:
@@ -260,8 +264,10 @@ def _train(settings: TrainSettings, world, device: torch.device) -> Path:
             position = train_epoch(run, position)
             validate_and_save(run, position, time.perf_counter() - started)
             position = position.next_start()
-    finally:
-        run.log.close()
+    except BaseException:
+        run.log.close(failed=True)
+        raise
+    run.log.close()
     best = settings.run_dir / BEST_NAME
     if not best.is_file():
         raise BenchError(f"{settings.run_dir}: nothing was trained (epoch {position.epoch}, step {position.step} "

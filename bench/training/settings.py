@@ -10,11 +10,12 @@ so that `python -m bench train --help` starts fast.
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common.errors import BenchError
-from bench.model.config import MODULE_NAMES
+from bench.model.config import INT_RANGES, MODULE_NAMES
 
 DATA_NAMES = ("coco_precomp", "f30k_precomp")
 DAA_FORMS = ("released", "row")
@@ -121,17 +122,27 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-_WHOLE_AT_LEAST = {"num_epochs": 1, "lr_update": 1, "batch_size": 2, "workers": 0, "embed_size": 1,
-                   "word_dim": 1, "sim_dim": 1, "num_layers": 1, "sgr_step": 1, "max_steps": 1,
-                   "save_every_steps": 1, "train_captions": 5, "val_captions": 5, "seed": 0, "threads": 1}
+_WHOLE_AT_LEAST = {"num_epochs": 1, "lr_update": 1, "batch_size": 2, "max_steps": 1,
+                   "save_every_steps": 1, "train_captions": 5, "val_captions": 5, "threads": 1}
+# Whole-number settings with an upper bound too: the model's sizes share eval's and checkpoint
+# loading's table (a model trained here is one eval accepts); a seed fits every generator
+# (numpy's take 32 bits); loader workers beyond a few per core only add processes.
+MAX_WORKERS_PER_CPU = 4
+
+
+def whole_ranges() -> dict[str, tuple[int, int]]:
+    return {**{name: INT_RANGES[name] for name in PAPER_DIMS}, "seed": (0, 2**32 - 1),
+            "workers": (0, MAX_WORKERS_PER_CPU * (os.cpu_count() or 1))}
 _REAL_AT_LEAST = {"daa_weight": 0, "margin": 0, "dropout": 0}
 _REAL_ABOVE_ZERO = ("learning_rate", "grad_clip")
 
 
-def _check_number(name: str, value, minimum, whole: bool, above: bool = False) -> None:
+def _check_number(name: str, value, minimum, whole: bool, above: bool = False, maximum=None) -> None:
     flag = f"{_flag(name)} {value}"
     if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
         raise BenchError(f"{flag}: expected a {'whole ' if whole else ''}number")
+    if maximum is not None and not minimum <= value <= maximum:
+        raise BenchError(f"{flag}: must be in [{minimum}, {maximum}]")
     if not math.isfinite(value) or value < minimum or (above and value == minimum):
         raise BenchError(f"{flag}: must be {'' if whole else 'a finite number '}{'above' if above else 'at least'} "
                          f"{minimum}")
@@ -146,6 +157,9 @@ def check_settings(settings: TrainSettings) -> None:
     for name, minimum in _WHOLE_AT_LEAST.items():
         if getattr(settings, name) is not None:
             _check_number(name, getattr(settings, name), minimum, whole=True)
+    for name, (minimum, maximum) in whole_ranges().items():
+        if getattr(settings, name) is not None:
+            _check_number(name, getattr(settings, name), minimum, whole=True, maximum=maximum)
     for name, minimum in _REAL_AT_LEAST.items():
         _check_number(name, getattr(settings, name), minimum, whole=False)
     for name in _REAL_ABOVE_ZERO:

@@ -57,10 +57,14 @@ def capture_rng(device: torch.device) -> dict:
     return state
 
 
-def restore_rng(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+def restore_rng(state: dict, device: torch.device, source: Path) -> None:
+    try:
+        torch.set_rng_state(state["torch"])
+        if device.type == "cuda" and "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], device)
+    except RuntimeError as err:  # a state of the wrong length
+        raise BenchError(f"{source}: damaged resume state: a random generator state is not one "
+                         f"({str(err)[:120]})") from None
 
 
 @dataclass
@@ -133,7 +137,47 @@ def read_resumable(path: Path) -> Checkpoint:
         if key not in checkpoint.extra:
             raise BenchError(f"{checkpoint.path}: has no resume state ({key}); it is not a training checkpoint "
                              "of this version")
+    problem = _resume_state_problem(checkpoint.extra)
+    if problem:
+        raise BenchError(f"{checkpoint.path}: damaged resume state: {problem}; resume from an earlier "
+                         "checkpoint (delete this one) or start afresh in another --out-dir")
     return checkpoint
+
+
+def _whole(value) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _resume_state_problem(extra: dict) -> str | None:
+    """What is wrong with a checkpoint's resume state (types and signs this version writes), or None."""
+    position = extra["position"]
+    if not isinstance(position, dict):
+        return "position is not a record"
+    for key in ("epoch", "batch", "step"):
+        if not _whole(position.get(key)):
+            return f"position {key} is {position.get(key)!r}, not a whole number >= 0"
+    sums = position.get("loss_sums")
+    if not isinstance(sums, dict) or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in sums.values()):
+        return "position loss_sums are not finite numbers"
+    if type(position.get("epoch_done")) is not bool:
+        return "position epoch_done is not True or False"
+    states = extra["rng_states"]
+    if not isinstance(states, list) or not states or not all(_rng_state_ok(s) for s in states):
+        return "rng_states are not one generator state (uint8 tensor) per process"
+    optimizer = extra["optimizer"]
+    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("param_groups"), list) and optimizer["param_groups"]
+            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in optimizer["param_groups"])):
+        return "the optimizer state has no parameter groups"
+    if not isinstance(extra["train_settings"], dict):
+        return "train_settings is not a record of settings"
+    return None
+
+
+def _rng_state_ok(state) -> bool:
+    return isinstance(state, dict) and all(
+        isinstance(state.get(key), torch.Tensor) and state[key].dtype == torch.uint8 and state[key].dim() == 1
+        for key in ("torch", *(["cuda"] if "cuda" in state else [])))
 
 
 def find_resume_checkpoint(out_dir: Path, resume: bool) -> Checkpoint | None:
@@ -147,8 +191,13 @@ def find_resume_checkpoint(out_dir: Path, resume: bool) -> Checkpoint | None:
     return read_resumable(latest)
 
 
-def resumed_position(checkpoint: Checkpoint) -> Position:
+def resumed_position(checkpoint: Checkpoint, batches_per_epoch: int) -> Position:
+    """Where the run continues; a batch position beyond the epoch's batches is refused (the run
+    would otherwise go on from a place the original never was)."""
     record = checkpoint.extra["position"]
+    if record["batch"] > batches_per_epoch:
+        raise BenchError(f"{checkpoint.path}: damaged resume state: position batch {record['batch']} is beyond the "
+                         f"{batches_per_epoch} batches of an epoch of this run")
     saved = Position(int(record["epoch"]), int(record["batch"]), int(record["step"]), checkpoint.best_rsum,
                      dict(record["loss_sums"]), bool(record["epoch_done"]))
     return saved.next_start()
