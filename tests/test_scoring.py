@@ -104,7 +104,8 @@ def test_two_gloo_processes_give_the_single_process_matrix(tmp_path, data_root, 
                              "--json", str(tmp_path / "two.json")],
                             env=env, capture_output=True, text=True, timeout=300)
     assert double.returncode == 0, double.stderr[-2000:]
-    assert np.array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy"))
+    # each process shards its own half of the images: a shard's size may move a score's last bit
+    np.testing.assert_allclose(np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy"), rtol=0, atol=1e-6)
     assert (tmp_path / "two.json").is_file()
 
 

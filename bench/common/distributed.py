@@ -148,6 +148,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def rank_slice(n_items: int, world: WorldInfo) -> slice:
+    """This rank's contiguous, even share of `n_items` (sizes differ by at most one; rank order).
+
+    Every rank computes the same bounds from (n_items, world size) alone, so the shares tile the
+    items exactly whatever else differs between ranks (free memory, shard sizes).
+    """
+    return slice(world.rank * n_items // world.world_size, (world.rank + 1) * n_items // world.world_size)
+
+
 def active_world() -> WorldInfo:
     """The initialised process group's rank and size; one process when there is none."""
     if not dist.is_initialized():

@@ -140,8 +140,11 @@ def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor) -> torch.Tenso
 
 def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torch.Tensor,
                 cap_lens: torch.Tensor, img_glo: torch.Tensor | None = None,
-                caption_chunk: int = 8) -> torch.Tensor:
-    """Scores (m, k) of m images x k captions; differentiable, used for training and evaluation."""
+                caption_chunk: int = 8, on_chunk=None) -> torch.Tensor:
+    """Scores (m, k) of m images x k captions; differentiable, used for training and evaluation.
+
+    `on_chunk(pairs)` is called after each evaluation chunk: progress within a shard of any size.
+    """
     if img_glo is None:
         img_glo = sim_enc.v_global_w(img_emb)
     saf_training = sim_enc.module_name == "SAF" and sim_enc.SAF_module.bn.training
@@ -157,6 +160,8 @@ def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torc
                 chunks.append((idx[part], nodes))
             else:
                 columns.append(reduce_nodes(sim_enc, nodes))
+                if on_chunk is not None:
+                    on_chunk(nodes.shape[0] * nodes.shape[1])
         order.append(idx)
     if saf_training:
         columns = _saf_training_columns(sim_enc, chunks, len(cap_lens))

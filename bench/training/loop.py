@@ -25,8 +25,8 @@ from bench.data.splits import load_split
 from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
 from bench.eval.protocols import DIRECTIONS
-from bench.eval.scoring import precision_context, resolve_device, score_matrix
-from bench.model.encode import encode_captions, encode_images
+from bench.eval.score_split import score_model
+from bench.eval.scoring import precision_context, resolve_device
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
 from bench.training.batches import Batch, TrainingData, TrainingSemantics, caption_subset
@@ -74,12 +74,12 @@ def backward_batch(scorer: nn.Module, batch: Batch, settings: TrainSettings, dev
 
 @torch.no_grad()
 def validate(model: SimilarityModel, dev, vocab: Vocabulary, device: torch.device, precision: str) -> dict:
-    """Recall metrics on the dev subset: each process scores a share of the images, rank 0 gathers the
-    blocks and computes the metrics, which every process then receives."""
+    """Recall metrics on the dev subset through evaluation's own path (each process encodes and scores
+    its even share of the images, rank 0 gathers and checks the rows and computes the metrics, which
+    every process then receives)."""
     model.eval()
-    img_emb = encode_images(model, dev, device)
-    cap_emb, cap_lens = encode_captions(model, vocab, dev.captions, device)
-    sims = score_matrix(model, img_emb, cap_emb, cap_lens.to(device), precision=compute_precision(precision))
+    sims = score_model(model, dev, vocab, device, compute_precision(precision),
+                       encode_precision=compute_precision(precision), what="validating")
     model.train()
     return distributed.broadcast_object(recall_metrics(sims) if sims is not None else None)
 
