@@ -1,6 +1,7 @@
 """Score matrices: precisions, adaptive shards, out-of-memory retry, and multi-process scoring."""
 
 import os
+import weakref
 import subprocess
 import sys
 
@@ -50,20 +51,47 @@ def test_shard_follows_free_memory(monkeypatch):
     assert plan_image_shard(torch.device("cuda"), 5000, per_image) == 5000
 
 
-def test_out_of_memory_halves_the_shard_and_retries(problem, monkeypatch):
+OUT_OF_MEMORY_ERRORS = [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported"),
+    RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+]
+
+
+@pytest.mark.parametrize("error", OUT_OF_MEMORY_ERRORS, ids=["OutOfMemoryError", "cuda-error", "cublas-alloc"])
+def test_out_of_memory_halves_the_shard_and_retries(problem, monkeypatch, error):
     model, img, cap, lens, expected = problem
     real, sizes = scoring.pair_scores, []
 
     def tight_allocator(sim_enc, images, *args, **kwargs):
         sizes.append(images.shape[0])
         if images.shape[0] > 3:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise error
         return real(sim_enc, images, *args, **kwargs)
 
     monkeypatch.setattr(scoring, "pair_scores", tight_allocator)
     sims = score_matrix(model, img, cap, lens, image_shard=13)
     assert sizes[:3] == [13, 6, 3] and max(sizes[3:]) <= 3
     assert np.abs(sims - expected).max() < 2e-6
+
+
+def test_cached_memory_is_released_after_the_failed_shard_is_gone(problem, monkeypatch):
+    """The traceback of an out-of-memory error holds the shard's intermediates: they must be freed
+    before the allocator's cache is emptied, or emptying it frees nothing."""
+    model, img, cap, lens, _ = problem
+    real, intermediates, alive_at_release = scoring.pair_scores, [], []
+
+    def failing_once(sim_enc, images, *args, **kwargs):
+        if not intermediates:
+            big = torch.empty(1000, 1000)
+            intermediates.append(weakref.ref(big))
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(sim_enc, images, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "pair_scores", failing_once)
+    monkeypatch.setattr(scoring, "release_cached_memory", lambda device: alive_at_release.append(intermediates[0]()))
+    score_matrix(model, img, cap, lens, image_shard=13)
+    assert alive_at_release == [None]
 
 
 def test_out_of_memory_with_one_image_is_raised(problem, monkeypatch):

@@ -124,6 +124,12 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(sign in str(error) for sign in OUT_OF_MEMORY_SIGNS)
 
 
+def release_cached_memory(device: torch.device) -> None:
+    """Give the CUDA allocator's cached blocks back before a smaller retry (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def _score_shard(sim_enc, images, img_glo, cap_emb, cap_lens, chunk: int, advance) -> np.ndarray | None:
     """One shard's scores; None when it ran out of memory (with the progress it reported taken back).
 
@@ -157,8 +163,7 @@ def _score_rows(sim_enc, img_emb, cap_emb, cap_lens, shard: int, chunk: int, adv
         block = _score_shard(sim_enc, img_emb[start:stop], img_glo[start:stop], cap_emb, cap_lens, chunk, advance)
         if block is None:
             shard = max(1, (stop - start) // 2)
-            if img_emb.device.type == "cuda":
-                torch.cuda.empty_cache()
+            release_cached_memory(img_emb.device)
             continue
         blocks.append(block)
         start = stop
