@@ -103,12 +103,13 @@ def wrap_model(module: torch.nn.Module, world: WorldInfo, device: torch.device) 
     batch norms with its own batch statistics, a named deviation that only affects multi-process
     CPU runs. SAF's one-channel node batch norm, normalised per caption by bench.model.engine, is
     synchronised on CPU and GPU alike (sum_across_processes), as the original's SyncBatchNorm was.
+    No `device_ids`: the batch is already on the process's GPU, and with them DDP would also move
+    the caption lengths there, which the GRU's packing and the length groups need on the host.
     """
     if not world.distributed:
         return module
     if device.type == "cuda":
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-        return DistributedDataParallel(module, device_ids=[device.index])
     return DistributedDataParallel(module)
 
 

@@ -77,7 +77,7 @@ class SafCaptionNorm:
 
     def add(self, caption_idx: torch.Tensor, logits: torch.Tensor) -> None:
         """Logits (m, k, n+1) of k captions at batch positions `caption_idx`."""
-        self.parts.append((caption_idx.to(logits.device), logits))
+        self.parts.append((caption_idx.to(logits.device, non_blocking=True), logits))
 
     def _per_caption(self, values) -> torch.Tensor:
         logits = self.parts[0][1]
@@ -97,18 +97,22 @@ class SafCaptionNorm:
         self.var = sum_across_processes(squares) / counts
 
     def normalise(self, logits: torch.Tensor, caption_idx: torch.Tensor) -> torch.Tensor:
-        idx = caption_idx.to(logits.device)
+        idx = caption_idx.to(logits.device, non_blocking=True)
         mean, var = self.mean[idx].view(1, -1, 1), self.var[idx].view(1, -1, 1)
         return (logits - mean) / torch.sqrt(var + self.bn.eps) * self.bn.weight + self.bn.bias
 
     @torch.no_grad()
     def update_running(self) -> None:
-        bn = self.bn
+        """The n per-position updates r <- (1 - m) r + m x_p, in order, as one closed form
+        r_n = (1 - m)^n r_0 + sum_p m (1 - m)^(n-1-p) x_p: a few kernels, not 4n tiny ones per step."""
+        bn, n = self.bn, self.n_captions
+        keep = 1 - bn.momentum
+        dtype = bn.running_mean.dtype
+        weights = bn.momentum * keep ** torch.arange(n - 1, -1, -1, dtype=dtype, device=bn.running_mean.device)
         unbiased = self.var.detach() * self.counts / (self.counts - 1).clamp(min=1)
-        for position in range(self.n_captions):
-            bn.running_mean.mul_(1 - bn.momentum).add_(bn.momentum * self.mean[position].detach())
-            bn.running_var.mul_(1 - bn.momentum).add_(bn.momentum * unbiased[position])
-        bn.num_batches_tracked.add_(self.n_captions)
+        bn.running_mean.mul_(keep ** n).add_(weights @ self.mean.detach().to(dtype))
+        bn.running_var.mul_(keep ** n).add_(weights @ unbiased.to(dtype))
+        bn.num_batches_tracked.add_(n)
 
 
 def _saf_training_columns(sim_enc: SimilarityEncoder, chunks: list, n_captions: int) -> list[torch.Tensor]:
@@ -150,7 +154,7 @@ def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torc
     saf_training = sim_enc.module_name == "SAF" and sim_enc.SAF_module.bn.training
     columns, chunks, order = [], [], []
     for length, idx in length_groups(cap_lens):
-        idx_dev = idx.to(cap_emb.device)
+        idx_dev = idx.to(cap_emb.device, non_blocking=True)  # host lengths' indices: no wait for the device
         words = cap_emb.index_select(0, idx_dev)[:, :length]
         word_glo = sim_enc.t_global_w(words)
         for start in range(0, len(idx), caption_chunk):
@@ -166,5 +170,5 @@ def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torc
     if saf_training:
         columns = _saf_training_columns(sim_enc, chunks, len(cap_lens))
     scores = torch.cat(columns, dim=1)
-    inverse = torch.argsort(torch.cat(order)).to(scores.device)
+    inverse = torch.argsort(torch.cat(order)).to(scores.device, non_blocking=True)
     return scores.index_select(1, inverse)
