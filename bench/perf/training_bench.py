@@ -64,13 +64,13 @@ class CountSyncs(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def coco_like_batch(seed: int = 0) -> Batch:
-    """128 captions of COCO's lengths (8 to 20 tokens with <start>/<end>), sorted as the collate sorts them."""
+def coco_like_batch(size: int = BATCH, seed: int = 0) -> Batch:
+    """Captions of COCO's lengths (8 to 20 tokens with <start>/<end>), sorted as the collate sorts them."""
     generator = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(8, 21, (BATCH,), generator=generator).sort(descending=True).values
-    tokens = torch.randint(4, VOCAB, (BATCH, int(lengths.max())), generator=generator)
-    return Batch(torch.rand(BATCH, REGIONS, IMG_DIM, generator=generator), tokens, lengths, torch.arange(BATCH),
-                 torch.rand(BATCH, BATCH, generator=generator))
+    lengths = torch.randint(8, 21, (size,), generator=generator).sort(descending=True).values
+    tokens = torch.randint(4, VOCAB, (size, int(lengths.max())), generator=generator)
+    return Batch(torch.rand(size, REGIONS, IMG_DIM, generator=generator), tokens, lengths, torch.arange(size),
+                 torch.rand(size, size, generator=generator))
 
 
 def _run(module_name: str, chunk: int) -> SimpleNamespace:
@@ -99,8 +99,8 @@ def text_encoder_operators(run: SimpleNamespace, batch: Batch) -> int:
     return launched_operators(profiler.events())
 
 
-def measure_step(module_name: str, chunk: int, steps: int = 3) -> dict:
-    run, batch = _run(module_name, chunk), coco_like_batch()
+def measure_step(module_name: str, chunk: int, steps: int = 3, batch_size: int = BATCH) -> dict:
+    run, batch = _run(module_name, chunk), coco_like_batch(batch_size)
     _step(run, batch)  # warm-up: first-call allocations and lazy initialisation
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         for _ in range(steps):
@@ -113,7 +113,7 @@ def measure_step(module_name: str, chunk: int, steps: int = 3) -> dict:
         for _ in range(steps):
             _step(run, batch)
     seconds = (time.perf_counter() - started) / steps
-    return {"module": module_name, "caption_chunk": chunk, "batch": BATCH,
+    return {"module": module_name, "caption_chunk": chunk, "batch": batch_size,
             "operators_per_step": operators, "of_which_text_encoder": gru,
             "operators_without_text_encoder": operators - gru,
             "host_syncs_per_step": round(syncs.count / steps + 1 / STEPS_PER_WRITE, 2),
