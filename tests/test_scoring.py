@@ -154,3 +154,16 @@ def test_precision_sets_matmul_and_cudnn_tf32_then_restores(precision, matmul, c
         assert torch.get_float32_matmul_precision() == matmul
         assert torch.backends.cudnn.allow_tf32 is cudnn_tf32
     assert (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32) == before
+
+
+def test_rank_0_refuses_a_gathered_matrix_with_the_wrong_row_count(monkeypatch):
+    """Processes that split the images differently would misalign every figure: stop before the metrics."""
+    from bench.common.distributed import WorldInfo
+
+    rows = np.zeros((5, 4), dtype=np.float32)
+    monkeypatch.setattr(scoring, "active_world", lambda: WorldInfo(0, 0, 2, launched=True))
+    monkeypatch.setattr(scoring, "gather_objects", lambda obj: [obj, obj])
+    assert scoring.gathered_rows(rows, 10).shape == (10, 4)
+    monkeypatch.setattr(scoring, "gather_objects", lambda obj: [obj, obj[:2]])
+    with pytest.raises(BenchError, match=r"returned 7 score rows for 10 images \(5, 2 by rank\)"):
+        scoring.gathered_rows(rows, 10)
