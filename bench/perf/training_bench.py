@@ -110,22 +110,36 @@ def text_encoder_operators(run: SimpleNamespace, batch: Batch) -> int:
     return launched_operators(profiler.events())
 
 
-def measure_step(module_name: str, chunk: int, steps: int = 3, batch_size: int = BATCH) -> dict:
-    run, batch = _run(module_name, chunk), coco_like_batch(batch_size)
-    _step(run, batch)  # warm-up: first-call allocations and lazy initialisation
+def operators_per_step(run: SimpleNamespace, batch: Batch, steps: int) -> int:
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         for _ in range(steps):
             _step(run, batch)
-    operators = launched_operators(profiler.events()) // steps
-    gru = text_encoder_operators(run, batch)
+    return launched_operators(profiler.events()) // steps
+
+
+def syncs_per_step(run: SimpleNamespace, batch: Batch, steps: int) -> float:
+    """Host syncs of the steps themselves, plus the step log's one transfer per STEPS_PER_WRITE steps."""
     syncs = CountSyncs(run.optimizer)
     with syncs:
         for _ in range(steps):
             _step(run, batch)
-    return {"module": module_name, "caption_chunk": chunk, "batch": batch_size,
+    return syncs.count / steps + 1 / STEPS_PER_WRITE
+
+
+def prepared(module_name: str, chunk: int, batch_size: int = BATCH) -> tuple[SimpleNamespace, Batch]:
+    """A run and a batch after one warm-up step (first-call allocations, optimizer state, lazy set-up)."""
+    run, batch = _run(module_name, chunk), coco_like_batch(batch_size)
+    _step(run, batch)
+    return run, batch
+
+
+def measure_step(module_name: str, chunk: int, steps: int = 3) -> dict:
+    run, batch = prepared(module_name, chunk)
+    operators, gru = operators_per_step(run, batch, steps), text_encoder_operators(run, batch)
+    return {"module": module_name, "caption_chunk": chunk, "batch": BATCH,
             "operators_per_step": operators, "of_which_text_encoder": gru,
             "operators_without_text_encoder": operators - gru,
-            "host_syncs_per_step": round(syncs.count / steps + 1 / STEPS_PER_WRITE, 2),
+            "host_syncs_per_step": round(syncs_per_step(run, batch, steps), 2),
             "host": platform.node(), "cpu": cpu_model(), "torch": torch.__version__}
 
 
