@@ -104,7 +104,7 @@ class SafCaptionNorm:
     @torch.no_grad()
     def update_running(self) -> None:
         """The n per-position updates r <- (1 - m) r + m x_p, in order, as one closed form
-        r_n = (1 - m)^n r_0 + sum_p m (1 - m)^(n-1-p) x_p: a few kernels, not 4n tiny ones per step."""
+        r_n = (1 - m)^n r_0 + sum_p m (1 - m)^(n-1-p) x_p: a few kernels, not 6n tiny ones per step."""
         bn, n = self.bn, self.n_captions
         keep = 1 - bn.momentum
         dtype = bn.running_mean.dtype
