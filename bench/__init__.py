@@ -7,6 +7,7 @@ From Python:
     result = bench.evaluate(["models/daa_coco_sgr.pth.tar"], "coco-5k", data_root="data")
     result.table            # one row per figure, beside the paper's (pandas)
     result.to_json("results/coco5k-sgr.json")
+    other = bench.evaluate_scores("my_model_scores.npy", "coco-5k", data_root="data")  # any model's matrix
 
 The public names below are imported on first use (PEP 562), so `import bench` and
 `python -m bench --help` stay fast and import no torch.
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 # public name -> "module:attribute" (or "module" for a module)
 _EXPORTS = {
     "evaluate": "bench.results.evaluate:evaluate",
+    "evaluate_scores": "bench.results.evaluate:evaluate_scores",
     "RunResult": "bench.results.run_result:RunResult",
     "load_result": "bench.results.run_result:load_result",
     "load_checkpoint": "bench.model.checkpoint:read_checkpoint",

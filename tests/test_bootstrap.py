@@ -1,4 +1,4 @@
-"""Bootstrap intervals over queries: against scipy on the same resamples, coverage, pairing, folds."""
+"""Bootstrap over images: scipy on the same draws, clustered coverage, a numpy oracle, folds, 0%/100%."""
 
 import numpy as np
 import pytest
@@ -7,22 +7,28 @@ from scipy import stats
 from bench.eval import bootstrap
 from bench.eval.pmrp import pmrp_figure
 
-
-def _draws(seed: int, n_resamples: int, chunk: int = 0):
-    """An `indices_of` drawing from one seeded generator, optionally in chunks (same stream)."""
-    def indices_of(n):
-        rng = np.random.default_rng(seed)
-        sizes = [chunk, n_resamples - chunk] if chunk else [n_resamples]
-        for size in sizes:
-            yield bootstrap.resample_indices(rng, n, size)
-    return indices_of
+ICC = 0.35  # within-image correlation of the t2i hits of clustered data
 
 
-def _queries(rng, n, fold=0):
+def _values(rng, n):
     pmrp = rng.random((n, 3))
     pmrp[rng.random((n, 3)) < 0.2] = np.nan
-    return {"rank": rng.integers(0, 30, n), "asp": rng.random(n), "pmrp": pmrp,
-            "fold": np.full(n, fold, dtype=np.int16)}
+    return {"rank": rng.integers(0, 30, n), "asp": rng.random(n), "pmrp": pmrp}
+
+
+def _queries(rng, n_images, fold=0, first_image=0):
+    """Both directions of `n_images` images (five captions each) in the per-query layout."""
+    images = np.arange(first_image, first_image + n_images)
+    i2t = _values(rng, n_images) | {"index": images, "fold": np.full(n_images, fold, dtype=np.int16)}
+    captions = np.arange(5 * first_image, 5 * (first_image + n_images))
+    t2i = _values(rng, 5 * n_images) | {"index": captions, "fold": np.full(5 * n_images, fold, dtype=np.int16)}
+    return {"i2t": i2t, "t2i": t2i}
+
+
+def _single_unit(values, indices):
+    """Figures of one direction whose queries are their own units, on the given draws."""
+    n = len(values["rank"])
+    return bootstrap.DirectionQueries(values, np.arange(n), n).figures(bootstrap.counts_of(indices, n))
 
 
 @pytest.mark.parametrize("metric,statistic,column", [
@@ -31,73 +37,146 @@ def _queries(rng, n, fold=0):
     ("meanr", lambda x, axis=-1: np.mean(x, axis=axis) + 1, "rank"),
     ("asp", lambda x, axis=-1: 100 * np.mean(x, axis=axis), "asp"),
 ])
-def test_interval_equals_scipy_bootstrap_on_the_same_resamples(metric, statistic, column):
-    values = _queries(np.random.default_rng(3), 57)
-    reps = bootstrap.direction_replicates(values, _draws(5, 1000, chunk=400))
+def test_one_query_per_unit_equals_scipy_bootstrap_on_the_same_draws(metric, statistic, column):
+    values = _values(np.random.default_rng(3), 57)
+    reps = _single_unit(values, bootstrap.resample_indices(np.random.default_rng(5), 57, 1000))
     expected = stats.bootstrap((values[column],), statistic, n_resamples=1000, method="percentile",
                                random_state=np.random.default_rng(5), vectorized=True).confidence_interval
     assert bootstrap.percentile_interval(reps[metric]) == pytest.approx((expected.low, expected.high), abs=1e-9)
 
 
-def test_pmrp_replicates_equal_the_figure_of_each_resample():
-    values = _queries(np.random.default_rng(4), 40)
-    reps = bootstrap.direction_replicates(values, _draws(6, 50))
-    indices = bootstrap.resample_indices(np.random.default_rng(6), 40, 50)
-    by_hand = [pmrp_figure(values["pmrp"][row]) for row in indices]
-    np.testing.assert_allclose(reps["pmrp"], by_hand, rtol=1e-12)
+def _oracle(queries, seed, resamples):
+    """A few lines of numpy: draw images, take each drawn image's i2t query and its five
+    captions' t2i queries, compute the figures of the resampled queries."""
+    draws = bootstrap.resample_indices(np.random.default_rng([seed, 0]), len(queries["i2t"]["rank"]), resamples)
+    figures = {}
+    for images in draws:
+        captions = (5 * images[:, None] + np.arange(5)).ravel()
+        for direction, rows in (("i2t", images), ("t2i", captions)):
+            rank, pmrp = queries[direction]["rank"][rows], queries[direction]["pmrp"][rows]
+            figures.setdefault((direction, "r1"), []).append(100 * np.mean(rank < 1))
+            figures.setdefault((direction, "r10"), []).append(100 * np.mean(rank < 10))
+            figures.setdefault((direction, "medr"), []).append(np.floor(np.median(rank)) + 1)
+            figures.setdefault((direction, "asp"), []).append(100 * np.mean(queries[direction]["asp"][rows]))
+            figures.setdefault((direction, "pmrp"), []).append(pmrp_figure(pmrp))
+    return {key: np.array(values) for key, values in figures.items()}
 
 
-def test_no_resampling_gives_the_point_figures():
-    values = _queries(np.random.default_rng(5), 23)
-    figures = bootstrap.direction_replicates(values, lambda n: iter([np.arange(n)[None]]))
-    rank = values["rank"]
-    assert figures["r10"][0] == pytest.approx(100 * np.mean(rank < 10))
-    assert figures["medr"][0] == np.floor(np.median(rank)) + 1
-    assert figures["pmrp"][0] == pytest.approx(pmrp_figure(values["pmrp"]))
+def test_replicates_equal_a_numpy_oracle_that_resamples_images():
+    queries = _queries(np.random.default_rng(4), 40)
+    reps = bootstrap.replicates(queries, bootstrap.Settings(resamples=60, seed=9))
+    oracle = _oracle(queries, seed=9, resamples=60)
+    for key, values in oracle.items():
+        np.testing.assert_allclose(reps.figures["all"][key], values, rtol=1e-12, err_msg=str(key))
+    assert reps.images == {"all": 40}
 
 
-def test_95_percent_intervals_cover_a_known_recall_about_95_times_in_100():
-    true_recall, n_queries = 0.3, 500
+def _clustered(rng, n_images, true_recall=0.3, icc=ICC):
+    """Queries whose hits share their image's difficulty: p_image ~ Beta with mean `true_recall`
+    and intra-class correlation `icc`; each caption (and the image) hits with p_image."""
+    strength = 1 / icc - 1
+    p_image = rng.beta(true_recall * strength, (1 - true_recall) * strength, n_images)
+    queries = {}
+    for direction, p in (("i2t", p_image), ("t2i", np.repeat(p_image, 5))):
+        rank = np.where(rng.random(len(p)) < p, 0, 7)
+        queries[direction] = {"rank": rank, "index": np.arange(len(p)), "fold": np.zeros(len(p), dtype=np.int16)}
+    return queries
+
+
+def test_clustered_data_has_the_within_image_correlation_it_claims():
+    hits = (_clustered(np.random.default_rng(0), 20000)["t2i"]["rank"] == 0).reshape(-1, 5)
+    pairs = np.corrcoef(hits[:, 0], hits[:, 1])[0, 1]
+    assert pairs == pytest.approx(ICC, abs=0.03)
+
+
+def _coverage(interval_of, samples=240, n_images=150):
     rng = np.random.default_rng(2022)
     covered = 0
-    for sample in range(100):
-        rank = np.where(rng.random(n_queries) < true_recall, 0, 7)
-        reps = bootstrap.direction_replicates({"rank": rank}, _draws(sample, 1000))
-        low, high = bootstrap.percentile_interval(reps["r1"])
-        covered += low <= 100 * true_recall <= high
-    assert 88 <= covered <= 99
+    for sample in range(samples):
+        low, high = interval_of(_clustered(rng, n_images), sample)
+        covered += low <= 30.0 <= high
+    return covered / samples
 
 
-def test_paired_gain_of_a_run_with_itself_is_exactly_zero():
-    rng = np.random.default_rng(1)
-    queries = {"i2t": _queries(rng, 20), "t2i": _queries(rng, 100)}
-    first, second = bootstrap.replicates(queries), bootstrap.replicates(queries)
-    for key, values in first["all"].items():
-        gain = bootstrap.paired_gain(values, second["all"][key], 1.0, 1.0)
-        assert gain == {"gain": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_no_gain": 1.0}
+def test_image_intervals_cover_a_clustered_t2i_recall_95_times_in_100():
+    def image_level(queries, sample):
+        reps = bootstrap.replicates(queries, bootstrap.Settings(resamples=400, seed=sample))
+        return bootstrap.intervals(reps)["all"][("t2i", "r1")]
+    assert 0.92 <= _coverage(image_level) <= 0.98
 
 
-def test_paired_gain_sees_a_consistent_improvement():
-    rng = np.random.default_rng(2)
-    base = {"i2t": _queries(rng, 200), "t2i": _queries(rng, 1000)}
-    better = {d: dict(v, rank=np.maximum(v["rank"] - 3, 0)) for d, v in base.items()}
-    reps_a, reps_b = bootstrap.replicates(base)["all"], bootstrap.replicates(better)["all"]
-    gain = bootstrap.paired_gain(reps_a[("t2i", "r5")], reps_b[("t2i", "r5")], 0.0, 1.0)
-    assert gain["ci_low"] > 0 and gain["p_no_gain"] == 0.0
+def test_caption_level_draws_undercover_the_same_clustered_recall():
+    """The draw this project used before: each caption its own unit. The coverage test above
+    would fail it."""
+    def caption_level(queries, sample):
+        t2i = queries["t2i"]
+        draws = bootstrap.resample_indices(np.random.default_rng(sample), len(t2i["rank"]), 400)
+        return bootstrap.percentile_interval(_single_unit(t2i, draws)["r1"])
+    assert _coverage(caption_level) < 0.90
 
 
-def test_coco_1k_resamples_within_folds_and_averages_them():
+def test_image_interval_widths_match_an_independent_oracle_within_monte_carlo_error():
+    queries = _clustered(np.random.default_rng(11), 300)
+    ours = bootstrap.intervals(bootstrap.replicates(queries, bootstrap.Settings(resamples=2000)))["all"]
+    rng = np.random.default_rng(12345)
+    hits = {d: queries[d]["rank"] == 0 for d in ("i2t", "t2i")}
+    t2i_hits_per_image = hits["t2i"].reshape(-1, 5).sum(axis=1)
+    draws = rng.integers(0, 300, (2000, 300))
+    oracle = {"i2t": 100 * hits["i2t"][draws].mean(axis=1), "t2i": 100 * t2i_hits_per_image[draws].sum(axis=1) / 1500}
+    for direction in ("i2t", "t2i"):
+        low, high = np.percentile(oracle[direction], [2.5, 97.5])
+        assert ours[(direction, "r1")][1] - ours[(direction, "r1")][0] == pytest.approx(high - low, rel=0.1)
+
+
+def test_both_directions_come_from_one_draw_so_rsum_varies_as_their_sum():
+    queries = _clustered(np.random.default_rng(5), 200)
+    reps = bootstrap.replicates(queries, bootstrap.Settings(resamples=2000)).figures["all"]
+    together = np.corrcoef(reps[("i2t", "r1")], reps[("t2i", "r1")])[0, 1]
+    assert together > 0.3  # an image's i2t hit and its captions' t2i hits share its difficulty
+    rsum = sum(reps[(d, f"r{k}")] for d in ("i2t", "t2i") for k in (1, 5, 10))
+    np.testing.assert_allclose(reps[("both", "rsum")], rsum)
+
+
+def test_point_figures_are_the_figures_of_every_image_once():
+    queries = _queries(np.random.default_rng(5), 23)
+    figures = bootstrap.point_figures(queries)["all"]
+    rank = queries["t2i"]["rank"]
+    assert figures[("t2i", "r10")] == pytest.approx(100 * np.mean(rank < 10))
+    assert figures[("t2i", "medr")] == np.floor(np.median(rank)) + 1
+    assert figures[("i2t", "pmrp")] == pytest.approx(pmrp_figure(queries["i2t"]["pmrp"]))
+
+
+def test_coco_1k_resamples_images_within_folds_and_averages_them():
     rng = np.random.default_rng(7)
-    folds = [{"i2t": _queries(rng, 10, fold=k), "t2i": _queries(rng, 50, fold=k)} for k in range(5)]
+    folds = [_queries(rng, 10, fold=k, first_image=10 * k) for k in range(5)]
     joined = {d: {f: np.concatenate([fold[d][f] for fold in folds]) for f in folds[0][d]} for d in ("i2t", "t2i")}
     reps = bootstrap.replicates(joined, bootstrap.Settings(resamples=200))
-    assert set(reps) == {"mean", "0", "1", "2", "3", "4"}
-    for key, mean in reps["mean"].items():
-        np.testing.assert_allclose(mean, np.mean([reps[str(k)][key] for k in range(5)], axis=0))
-    # fold 2 alone, drawn from its own (seed, fold, direction) stream, gives the same replicates
-    alone = bootstrap.direction_replicates(
-        {f: v for f, v in folds[2]["t2i"].items() if f != "fold"},
-        lambda n: iter([bootstrap.resample_indices(np.random.default_rng([bootstrap.SEED, 2, 1]), n, 200)]))
-    np.testing.assert_array_equal(alone["r1"], reps["2"][("t2i", "r1")])
-    rsum = sum(reps["mean"][(d, f"r{k}")] for d in ("i2t", "t2i") for k in (1, 5, 10))
-    np.testing.assert_allclose(reps["mean"][("both", "rsum")], rsum)
+    assert set(reps.figures) == {"mean", "0", "1", "2", "3", "4"} and reps.images["mean"] == 50
+    for key, mean in reps.figures["mean"].items():
+        np.testing.assert_allclose(mean, np.mean([reps.figures[str(k)][key] for k in range(5)], axis=0))
+    # fold 2 draws its 10 images from its own (seed, fold) stream; each brings its five captions
+    drawn = bootstrap.resample_indices(np.random.default_rng([bootstrap.SEED, 2]), 10, 200)
+    t2i_rank = folds[2]["t2i"]["rank"]
+    by_hand = [100 * np.mean(t2i_rank[(5 * row[:, None] + np.arange(5)).ravel()] < 1) for row in drawn]
+    np.testing.assert_allclose(reps.figures["2"][("t2i", "r1")], by_hand)
+
+
+def test_a_t2i_query_of_an_image_outside_its_fold_is_refused():
+    queries = _queries(np.random.default_rng(1), 10)
+    queries["t2i"]["index"] = queries["t2i"]["index"] + 5
+    with pytest.raises(bootstrap.BenchError, match="inconsistent"):
+        bootstrap.replicates(queries, bootstrap.Settings(resamples=10))
+
+
+@pytest.mark.parametrize("percent", [0.0, 100.0])
+def test_a_recall_at_the_boundary_gets_a_clopper_pearson_interval(percent):
+    rng = np.random.default_rng(3)
+    queries = _queries(rng, 5)
+    queries["t2i"]["rank"] = np.full(25, 0 if percent == 100.0 else 50)
+    found = bootstrap.intervals(bootstrap.replicates(queries, bootstrap.Settings(resamples=200)))["all"]
+    low, high = found[("t2i", "r1")]
+    exact = stats.binomtest(5 if percent == 100.0 else 0, 5).proportion_ci(0.95, method="exact")
+    assert (low, high) == pytest.approx((100 * exact.low, 100 * exact.high))
+    assert high - low > 50  # 5 images say little, whatever 25 captions seem to say
+    rsum_low, rsum_high = found[("both", "rsum")]
+    assert rsum_high - rsum_low >= high - low

@@ -12,7 +12,7 @@ import bench
 from bench.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("eval", "download", "report", "table", "plot", "compare", "train", "demo")
+COMMANDS = ("eval", "download", "report", "table", "plot", "compare", "order", "train", "demo")
 HEAVY = ("torch", "sklearn", "gdown", "matplotlib")
 
 HELP_PROBE = """

@@ -35,7 +35,9 @@ def test_a_run_compared_with_itself_gains_exactly_nothing(runs):
     rows = paired_rows(run, load_run(runs / "sgr.json"))
     assert len(rows) == 15
     for row in rows:
-        assert (row["gain"], row["ci_low"], row["ci_high"], row["p_no_gain"]) == (0.0, 0.0, 0.0, 1.0)
+        assert (row["gain"], row["ci_low"], row["ci_high"]) == (0.0, 0.0, 0.0)
+        tested = row["metric"] != "medr"
+        assert (row["frac_not_better"], row["p_value"], row["p_holm"]) == ((1.0, 1.0, 1.0) if tested else (None,) * 3)
 
 
 def test_compare_writes_gains_and_the_queries_that_changed_most(runs, tmp_path, capsys):
@@ -46,7 +48,8 @@ def test_compare_writes_gains_and_the_queries_that_changed_most(runs, tmp_path, 
     a, b = json.loads((runs / "sgr.json").read_text()), json.loads((runs / "saf.json").read_text())
     r1 = gains[("i2t", "r1")]
     assert float(r1["gain"]) == pytest.approx(b["metrics"]["i2t"]["r1"] - a["metrics"]["i2t"]["r1"], abs=1e-3)
-    assert float(r1["ci_low"]) <= float(r1["ci_high"]) and 0 <= float(r1["p_no_gain"]) <= 1
+    assert float(r1["ci_low"]) <= float(r1["ci_high"]) and 0 < float(r1["p_value"]) <= float(r1["p_holm"]) <= 1
+    assert gains[("i2t", "medr")]["p_value"] == ""  # no p-value for medr
     changes = _read_csv(tmp_path / "sgr-vs-saf.queries.csv")
     ranks_a, ranks_b = (load_queries(runs / f"{n}.queries.npz")["t2i"]["rank"] for n in ("sgr", "saf"))
     t2i = [r for r in changes if r["direction"] == "t2i"]
@@ -85,6 +88,30 @@ def test_compare_refuses_a_per_query_file_changed_after_the_run(runs, tmp_path, 
     np.savez(tmp_path / "saf.queries.npz", **queries)
     assert main(["compare", str(runs / "sgr.json"), str(tmp_path / "saf.json")]) == 2
     assert "sha256" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit", [("metrics", "i2t", "r1"), ("metrics", "rsum"), ("figures", 0, "value"),
+                                  ("metrics", "t2i", "pmrp")])
+def test_compare_refuses_a_json_whose_figures_its_per_query_file_contradicts(runs, tmp_path, capsys, edit):
+    edited = json.loads((runs / "saf.json").read_text())
+    target = edited
+    for key in edit[:-1]:
+        target = target[key]
+    target[edit[-1]] = 99.0
+    (tmp_path / "saf.json").write_text(json.dumps(edited))
+    shutil.copy(runs / "saf.queries.npz", tmp_path)
+    assert main(["compare", str(runs / "sgr.json"), str(tmp_path / "saf.json"),
+                 "--csv", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "saf.json") in err and "per-query" in err
+    assert "Traceback" not in err and not (tmp_path / "out.csv").exists()
+
+
+def test_compare_shows_intervals_as_bounds_and_holm_p_values(runs, tmp_path, capsys):
+    assert main(["compare", str(runs / "sgr.json"), str(runs / "saf.json"), "--csv", str(tmp_path / "g.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "±" not in out and "p (Holm)" in out
+    assert any(line.lstrip().startswith("i2t") and "[" in line and "]" in line for line in out.splitlines())
 
 
 def test_the_compare_command_module_imports_no_torch():

@@ -46,24 +46,25 @@ def test_a_gpu_index_beyond_the_machine_is_named(monkeypatch):
     assert gpu_check.missing_gpu("cuda:0") is None and gpu_check.missing_gpu("cpu") is None
 
 
-def _fake_parts(monkeypatch, failing: str):
-    def part(name):
-        def run(ctx):
-            if name == failing:
-                raise RuntimeError("boom\nlast line")
-            return [{"check": f"{name} check", "status": "info" if name == "speed" else "pass", "value": 1.5}]
-        return run
+def _fake_isolation(monkeypatch, failing: str, seen: list):
+    """Parts replaced by fixed rows (their processes are tested below); notes what is on disk as each starts."""
+    def run(name, context, workdir):
+        seen.append((name, sorted(p.name for p in Path(context["workdir"]).parents[1].glob("out/*"))))
+        if name == failing:
+            return [{"check": name, "status": "fail", "detail": "RuntimeError: last line"}]
+        return [{"check": f"{name} check", "status": "info" if name == "speed" else "pass", "value": 1.5}]
 
-    monkeypatch.setattr(gpu_parts, "correctness_parts",
-                        lambda: {name: part(name) for name in gpu_check.CORRECTNESS_PARTS})
-    monkeypatch.setattr(gpu_speed, "speed_part", part("speed"))
+    monkeypatch.setattr(gpu_check, "run_isolated", run)
+    monkeypatch.setattr(gpu_check, "missing_modules", lambda: {})
 
 
 @pytest.mark.parametrize("failing,status", [("eval-cli", 1), ("speed", 0), (None, 0)])
 def test_a_failing_part_does_not_stop_the_others(tmp_path, monkeypatch, failing, status):
-    _fake_parts(monkeypatch, failing)
-    assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path)]) == status
-    [json_path] = tmp_path.glob("gpu-*.json")
+    seen = []
+    _fake_isolation(monkeypatch, failing, seen)
+    monkeypatch.setattr(gpu_check.tempfile, "TemporaryDirectory", lambda prefix: _Folder(tmp_path / "work"))
+    assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path / "out")]) == status
+    [json_path] = (tmp_path / "out").glob("selftest-cpu-*.json")
     result = json.loads(json_path.read_text())
     assert list(result["parts"]) == list(gpu_check.PARTS)
     assert result["passed"] is (status == 0) and result["device_name"] and result["torch"] == torch.__version__
@@ -73,14 +74,86 @@ def test_a_failing_part_does_not_stop_the_others(tmp_path, monkeypatch, failing,
         rows = list(csv.DictReader(handle))
     assert [row["part"] for row in rows] == list(gpu_check.PARTS)
     assert all(row["device_name"] == result["device_name"] for row in rows)
+    # the environment's JSON is on disk before the first part, each part's rows before the next part
+    assert seen[0][1] == [json_path.name] and all(len(files) == 2 for _, files in seen[1:])
     if failing:
         failed = next(row for row in rows if row["part"] == failing)
         assert failed["detail"] == "RuntimeError: last line" and failed["value"] == ""
 
 
+class _Folder:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> str:
+        self.path.mkdir(parents=True)
+        return str(self.path)
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _context(tmp_path: Path, seconds: float, part_name: str = "speed") -> dict:
+    return {"device": "cpu", "quick": True, "workdir": str(tmp_path / part_name), "deadline": time.time() + seconds,
+            "speed_seconds": 1.0}
+
+
+def test_a_part_over_its_share_is_stopped_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_check, "KILL_GRACE", 0.0)
+    [row] = gpu_check.run_isolated("speed", _context(tmp_path, 0.5), tmp_path)
+    assert row["status"] == "fail" and "share of the --budget-seconds" in row["detail"]
+
+
+def test_a_part_whose_process_dies_is_one_failing_row(tmp_path, monkeypatch):
+    """A CUDA fault can take the whole process down before it writes its rows."""
+    dying = tmp_path / "python"
+    dying.write_text("#!/bin/sh\necho 'CUDA error: an illegal memory access was encountered' >&2\nexit 134\n")
+    dying.chmod(0o755)
+    monkeypatch.setattr(gpu_check.sys, "executable", str(dying))
+    [row] = gpu_check.run_isolated("speed", _context(tmp_path, 60), tmp_path)
+    assert row == {"check": "speed", "status": "fail",
+                   "detail": "the part's process ended with 134: CUDA error: an illegal memory access was encountered"}
+
+
+def test_an_error_inside_a_part_is_its_failing_row(tmp_path):
+    [row] = gpu_check.run_isolated("speed", _context(tmp_path, 60) | {"device": "no-such-device"}, tmp_path)
+    assert row["status"] == "fail" and row["detail"].startswith("RuntimeError: Invalid device string")
+
+
+def test_shares_hold_the_whole_budget():
+    end = time.time() + 100
+    first = gpu_check.part_deadline("golden-scores", list(gpu_check.PARTS), end) - time.time()
+    assert first == pytest.approx(100 * gpu_check.PART_SHARES["golden-scores"] / sum(gpu_check.PART_SHARES.values()),
+                                  abs=0.5)
+    assert gpu_check.part_deadline("speed", ["speed"], end) == pytest.approx(end, abs=0.5)  # the rest
+    assert sum(gpu_check.PART_SHARES.values()) == pytest.approx(1.0)
+
+
+def test_the_cpu_self_test_never_writes_a_gpu_record():
+    cpu = gpu_check.parse_args(["--device", "cpu", "--quick"])
+    assert cpu.out == gpu_check.SELF_TEST_OUT and "results" not in cpu.out.parts
+    assert gpu_check.parse_args([]).out == Path("results/perf")
+    assert gpu_check.result_paths(Path("x"), torch.device("cpu"), "t")[0].name == "selftest-cpu-t.csv"
+    assert gpu_check.result_paths(Path("x"), torch.device("cuda"), "t")[0].name == "gpu-t.csv"
+
+
+def test_missing_modules_say_why(tmp_path, monkeypatch):
+    real = gpu_check.importlib.util.find_spec
+    gone = {"nltk", "pip"}
+    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", lambda name: None if name in gone else real(name))
+    assert gpu_check.missing_modules(tmp_path / "none") == {
+        "nltk": f"nltk is not importable: no wheels in {tmp_path / 'none'}/ to install it from (docs/gpu-check.md)"}
+    (tmp_path / "nltk-3.9-py3-none-any.whl").write_text("")
+    assert "has no pip" in gpu_check.missing_modules(tmp_path)["nltk"]
+    assert gpu_check.skip_row("golden-train", {"pytest": "why"}) == {"check": "golden-train", "status": "skip",
+                                                                     "detail": "why"}
+    assert gpu_check.skip_row("speed", {"nltk": "why"}) is None
+
+
 def test_part_status_rules():
     assert gpu_check.part_status([{"status": "pass"}, {"status": "n/a"}]) == "pass"
     assert gpu_check.part_status([{"status": "n/a"}]) == "n/a"
+    assert gpu_check.part_status([{"status": "skip"}]) == "skip"
     assert gpu_check.part_status([{"status": "pass"}, {"status": "fail"}]) == "fail"
     assert gpu_check.part_status([{"status": "info"}]) == "info"
 
@@ -104,23 +177,64 @@ def _in_process(args: list[str], ctx) -> None:
 
 
 def test_every_part_is_wired_on_a_cpu(tmp_path, monkeypatch):
-    """The quick self-test at tiny sizes (child processes replaced by in-process calls for speed)."""
+    """The parts at tiny sizes, in this process (child commands become in-process calls, so the
+    launchers are the plain one only: nothing here is labelled torchrun that did not run under it)."""
     monkeypatch.setattr(gpu_parts, "run_command", _in_process)
-    monkeypatch.setattr(gpu_parts, "SCORE_TOLERANCE", {"fp32": 1e-4, "tf32": 3e-2})  # bf16 is slow on this CPU
+    monkeypatch.setattr(gpu_parts, "launchers", lambda ctx: {"in-process": [sys.executable]})
+    monkeypatch.setattr(gpu_parts, "PRECISIONS", ("fp32", "tf32"))  # bf16 is slow on this CPU
     monkeypatch.setattr(gpu_speed, "PRECISIONS", ("fp32", "tf32"))
     monkeypatch.setattr(gpu_speed, "SPEED_MODELS", ("SAF",))
     monkeypatch.setenv("BENCH_QUIET", "1")
-    parts = [part for part in gpu_check.PARTS if part != "golden-train"]  # its own test below
-    assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path), "--speed-seconds", "1",
-                           "--parts", *parts]) == 0
-    result = json.loads(next(tmp_path.glob("gpu-*.json")).read_text())
-    rows = {(row["part"], row["check"]): row for row in result["rows"]}
-    assert rows[("golden-scores", "coco SGR fp32")]["max_abs_diff"] < 1e-5
-    assert {check for part, check in rows if part == "eval-cli"} == {"eval plain", "eval torchrun x1 (gloo)"}
-    assert all(row["status"] == "pass" for (part, _), row in rows.items() if part in ("eval-cli", "train-ddp"))
-    assert rows[("train-ddp", "train SAF DDP")]["steps"] == gpu_parts.TRAIN_STEPS
-    speed = rows[("speed", f"SAF {gpu_speed.QUICK[0]}x{gpu_speed.QUICK[1]} tf32")]
+    ctx = gpu_parts.CheckContext(torch.device("cpu"), quick=True, workdir=tmp_path, deadline=time.time() + 300,
+                                 speed_seconds=1.0)
+    rows = {row["check"]: row for part in (gpu_parts.golden_scores, gpu_parts.eval_cli, gpu_parts.train_ddp,
+                                           gpu_speed.speed_part) for row in part(ctx)}
+    assert rows["coco SGR fp32"]["max_abs_diff"] < 1e-5 and rows["coco SGR fp32"]["status"] == "pass"
+    assert rows["eval in-process"]["status"] == "pass" and rows["eval in-process"]["top1_i2t"] == 1.0
+    train = rows["train SAF in-process"]
+    assert train["status"] == "pass" and train["steps"] == gpu_parts.TRAIN_STEPS
+    assert train["checkpoints"] == "checkpoint_0.pth.tar model_best.pth.tar"  # saved once, at the end
+    speed = rows[f"SAF {gpu_speed.QUICK[0]}x{gpu_speed.QUICK[1]} tf32"]
     assert speed["pairs_per_s"] > 0 and 0 < speed["measured_fraction"] <= 1 and speed["vs_fp32_max_abs_diff"] < 1e-5
+
+
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('nltk', 'gdown'):
+            raise ImportError(name + ' is blocked')
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_the_self_test_without_nltk_and_gdown_skips_what_needs_them(tmp_path):
+    """A GPU node's python: no NLTK, no gdown. No traceback; each part has its rows (skips too), written
+    part by part: the skipped parts' rows are on disk while the speed part still runs."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCKER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), str(REPO)]), BENCH_QUIET="1")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bench.perf.gpu_check", "--device", "cpu", "--quick", "--out", str(out),
+               "--speed-seconds", "1"]
+    seen_while_running = set()
+    with subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:
+        while child.poll() is None:
+            for path in out.glob("*.csv"):
+                seen_while_running |= {row["part"] for row in csv.DictReader(path.open(newline=""))}
+            time.sleep(0.05)
+        stdout, stderr = child.communicate()
+    assert child.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr + stdout
+    assert "gpu-check: nltk is not importable" in stderr
+    [csv_path] = out.glob("selftest-cpu-*.csv")
+    rows = list(csv.DictReader(csv_path.open(newline="")))
+    by_part = {part: [row for row in rows if row["part"] == part] for part in gpu_check.PARTS}
+    for part in gpu_check.CORRECTNESS_PARTS:
+        assert [row["status"] for row in by_part[part]] == ["skip"] and "nltk" in by_part[part][0]["detail"]
+    assert by_part["speed"] and all(row["status"] == "info" for row in by_part["speed"])
+    assert set(gpu_check.CORRECTNESS_PARTS) <= seen_while_running
 
 
 def test_nothing_on_the_check_path_imports_gdown():
@@ -133,7 +247,7 @@ def test_nothing_on_the_check_path_imports_gdown():
             "sys.meta_path.insert(0, Block())\n"
             "from bench.cli.main import build_parser\n"
             "build_parser()\n"
-            "import bench.perf.gpu_check, bench.perf.gpu_parts, bench.perf.gpu_speed\n"
+            "import bench.perf.gpu_check, bench.perf.gpu_part, bench.perf.gpu_parts, bench.perf.gpu_speed\n"
             "import bench.eval.score_split, bench.results.rows, bench.results.provenance, bench.training.loop\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
                             capture_output=True, text=True, timeout=120)
@@ -150,14 +264,14 @@ JUNIT = """<testsuites><testsuite name="pytest">
 def test_golden_training_runs_the_test_on_the_device_and_reads_its_report(tmp_path, monkeypatch):
     calls = []
 
-    def fake_pytest(args, env):
+    def fake_pytest(args, env, timeout):
         calls.append((args, env))
         report = next(a for a in args if a.startswith("--junitxml=")).split("=", 1)[1]
         Path(report).write_text(JUNIT)
 
     monkeypatch.setattr(gpu_parts, "run_child", fake_pytest)
-    ctx = gpu_parts.CheckContext(torch.device("cpu"), quick=False, workdir=tmp_path, started=0.0,
-                                 budget_seconds=1.0, speed_seconds=1.0)
+    ctx = gpu_parts.CheckContext(torch.device("cpu"), quick=False, workdir=tmp_path, deadline=time.time() + 60,
+                                 speed_seconds=1.0)
     rows = gpu_parts.golden_train(ctx)
     [(args, env)] = calls
     assert args[1:3] == ["-m", "pytest"] and args[3].endswith("tests/test_train_golden.py")
@@ -167,12 +281,11 @@ def test_golden_training_runs_the_test_on_the_device_and_reads_its_report(tmp_pa
     assert rows[1]["detail"] == "assert 3e-05 <= 1e-05"
     monkeypatch.setattr(gpu_parts, "run_child", lambda *a, **k: None)  # pytest missing: no report
     with pytest.raises(RuntimeError, match="is pytest installed"):
-        gpu_parts.golden_train(gpu_parts.CheckContext(torch.device("cpu"), False, tmp_path / "x", 0.0, 1.0, 1.0))
+        gpu_parts.golden_train(gpu_parts.CheckContext(torch.device("cpu"), False, tmp_path / "x", time.time(), 1.0))
 
 
 def test_a_hung_child_is_killed_with_its_own_children(tmp_path, monkeypatch):
     """torchrun's workers live in the launcher's process group: a timeout must end them all."""
-    monkeypatch.setattr(gpu_parts, "COMMAND_TIMEOUT", 2)
     pid_file = tmp_path / "grandchild.pid"
     code = ("import subprocess, sys, time\n"
             "worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],\n"
@@ -180,7 +293,7 @@ def test_a_hung_child_is_killed_with_its_own_children(tmp_path, monkeypatch):
             f"open({str(pid_file)!r}, 'w').write(str(worker.pid))\n"
             "time.sleep(60)\n")
     with pytest.raises(subprocess.TimeoutExpired):
-        gpu_parts.run_child([sys.executable, "-c", code], dict(os.environ))
+        gpu_parts.run_child([sys.executable, "-c", code], dict(os.environ), timeout=2)
     worker = int(pid_file.read_text())
     for _ in range(50):
         if not _alive(worker):
@@ -195,3 +308,15 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.split(")")[-1].split()[0] != "Z"  # a zombie has ended
+
+
+def test_the_docs_state_the_tolerances_the_check_uses():
+    """One home for the figures (bench.eval.precisions); the page must quote them as they are."""
+    from bench.eval.precisions import SCORE_TOLERANCE, TOP1_AGREEMENT
+
+    page = (REPO / "docs" / "gpu-check.md").read_text()
+    for precision, tolerance in SCORE_TOLERANCE.items():
+        assert f"| {precision} | {tolerance:.2g} | {TOP1_AGREEMENT[precision]:g} |" in page, precision
+    assert f"default {gpu_check.BUDGET_SECONDS})" in page
+    for part, share in gpu_check.PART_SHARES.items():
+        assert f"{part} {share:.0%}" in page

@@ -75,6 +75,7 @@ def test_eval_writes_the_queries_file_and_intervals(tmp_path, golden_dir):
     assert result["queries"]["file"] == npz.name
     assert result["queries"]["sha256"] == hashlib.sha256(npz.read_bytes()).hexdigest()
     assert result["bootstrap"]["resamples"] == 1000 and "seed" in result["bootstrap"]
+    assert result["bootstrap"]["resample"] == "image"
     queries = load_queries(npz)
     assert len(queries["i2t"]["rank"]) == 30 and len(queries["t2i"]["rank"]) == 150
     assert "pmrp" in queries["i2t"] and "coco_id" in queries["t2i"]

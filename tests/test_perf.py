@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 
-from bench.perf import bootstrap_bench, metrics_bench, scoring_bench
+from bench.perf import bootstrap_bench, metrics_bench, scores_bench, scoring_bench
 from bench.perf.workload import agreement, flops_per_pair
 
 
@@ -31,9 +31,17 @@ def test_metrics_bench_covers_every_stage(tmp_path):
 
 def test_bootstrap_bench_times_every_figure(tmp_path):
     assert bootstrap_bench.main(["--images", "20", "--resamples", "50", "--out", str(tmp_path)]) == 0
-    (written,) = tmp_path.glob("cpu-bootstrap-*.csv")
-    header, row = written.read_text().splitlines()
-    assert header.startswith("stage,queries,resamples,figures,seconds") and ",50,15," in row
+    intervals, compared = _rows(tmp_path, "cpu-bootstrap-*.csv")
+    assert (intervals["resamples"], intervals["figures"], compared["figures"]) == ("50", "15", "15")
+    assert "paired" in compared["stage"] and int(compared["permutations"]) > 0
+    assert intervals["host"] and intervals["cpu"] and float(intervals["seconds"]) >= 0
+
+
+def test_scores_bench_measures_a_whole_eval_scores_run(tmp_path):
+    assert scores_bench.main(["--images", "20", "--out", str(tmp_path)]) == 0
+    (row,) = _rows(tmp_path, "cpu-scores-memory-*.csv")
+    assert row["matrix"] == "20 x 100 float32" and float(row["peak_rss_mb"]) > 0 and row["host"]
+    assert row["figures"] == "15" and float(row["rsum"]) > 0  # recalls, ranks, ASP and PMRP of both directions
 
 
 def test_flop_count_matches_performance_notes():

@@ -16,10 +16,10 @@ from bench.results.run_result import RunResult
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_run(results, run_id: str, protocol: str, model: str, r1: float) -> list[dict]:
+def write_run(results, run_id: str, protocol: str, model: str, r1: float, intervals=None) -> list[dict]:
     direction = {"r1": r1, "r5": 95.8, "r10": 98.6, "medr": 1.0, "meanr": 1.8, "asp": 68.5}
     evaluation = {"metrics": {"i2t": direction, "t2i": dict(direction), "rsum": 2 * (r1 + 194.4)}}
-    rows = figure_rows(run_id, protocol, model, f"{run_id}.pth.tar", True, evaluation)
+    rows = figure_rows(run_id, protocol, model, f"{run_id}.pth.tar", True, evaluation, intervals)
     RunResult(protocol, evaluation["metrics"], {}, rows).write(json_path=results / f"{run_id}.json",
                                                               csv_path=results / f"{run_id}.csv")
     return rows
@@ -43,6 +43,12 @@ def test_summary_gathers_every_run(tmp_path):
     assert "| a_sgr | SGR | coco-5k | a_sgr.pth.tar | 56.50 (56.5) |" in markdown
     assert "**70.00 (73.9)** ✗" in markdown
     assert "medr" not in markdown.split("\n| run")[1]  # rank figures stay in the CSV
+
+
+def test_summary_cells_show_the_interval_bounds(tmp_path):
+    write_run(tmp_path, "a_sgr", "coco-5k", "SGR", 56.5, intervals={"all": {("i2t", "r1"): (53.0, 58.25)}})
+    _, md_path, _ = write_summary(tmp_path)
+    assert "| a_sgr | SGR | coco-5k | a_sgr.pth.tar | 56.50 [53.00, 58.25] (56.5) |" in md_path.read_text("utf-8")
 
 
 def test_a_runs_csv_wins_over_its_json(tmp_path):
@@ -117,4 +123,4 @@ def test_summary_has_the_daa_gain_of_paired_runs(daa_pair_runs):
     write_summary(daa_pair_runs)
     markdown = (daa_pair_runs / "summary.md").read_text(encoding="utf-8")
     assert "## DAA gain over the SGRAF baseline" in markdown
-    assert "| coco-5k | coco-5k-False | coco-5k-True | +0.00 [+0.00, +0.00] 1.000 |" in markdown
+    assert "| coco-5k | coco-5k-False | coco-5k-True | +0.00 [+0.00, +0.00] p 1.000 |" in markdown

@@ -78,7 +78,14 @@ def test_rows_carry_the_interval_and_whether_the_paper_lies_inside_it():
     assert by_key["i2t", "r5"]["ci_low"] is None and by_key["i2t", "r5"]["within_ci"] is None
     console = Console(record=True, width=150)
     print_table(rows, console)
-    assert "78.00 ±1.00" in console.export_text()
+    assert "78.00 [77.00, 79.00]" in console.export_text()
+
+
+def test_a_single_point_interval_never_says_the_paper_lies_outside():
+    intervals = {"mean": {("i2t", "r1"): (80.0, 80.0), ("t2i", "r1"): (78.5, 79.5)}}
+    rows = figure_rows("run", "coco-1k", "SGR", "ckpt", True, {"metrics": metrics()}, intervals)
+    by_key = {(r["direction"], r["metric"]): r for r in rows}
+    assert by_key["i2t", "r1"]["within_ci"] is None and by_key["t2i", "r1"]["within_ci"] is False
 
 
 def test_write_results_writes_both_files(tmp_path):

@@ -145,17 +145,6 @@ def test_bf16_on_a_cpu_without_native_support_warns(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("precision,matmul,cudnn_tf32", [("fp32", "highest", False), ("tf32", "high", True),
-                                                         ("bf16", "highest", False)])
-def test_precision_sets_matmul_and_cudnn_tf32_then_restores(precision, matmul, cudnn_tf32):
-    """cuDNN's GRU may use TF32 by default on recent GPUs: fp32 must switch that off too."""
-    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
-    with scoring.precision_context(precision, torch.device("cpu")):
-        assert torch.get_float32_matmul_precision() == matmul
-        assert torch.backends.cudnn.allow_tf32 is cudnn_tf32
-    assert (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32) == before
-
-
 def test_rank_0_refuses_a_gathered_matrix_with_the_wrong_row_count(monkeypatch):
     """Processes that split the images differently would misalign every figure: stop before the metrics."""
     from bench.common.distributed import WorldInfo

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bench.common.errors import BenchError
-from bench.data.splits import load_split
+from bench.data.splits import load_split, load_text_split
 from bench.data.synthetic import write_split
 
 
@@ -17,6 +17,18 @@ def test_per_caption_layout_gives_one_row_per_image(tmp_path):
     assert np.array_equal(split.image_rows(1, 4), raw[5:20:5])
     assert split.image_ids == [str(100000 + 7 * i) for i in range(6)]
     assert isinstance(split.features, np.memmap)
+
+
+@pytest.mark.parametrize("per_caption", [True, False])
+def test_a_text_split_reads_captions_and_ids_without_features(tmp_path, per_caption):
+    write_split(tmp_path / "coco_precomp", "testall", 6, rows_per_caption=per_caption)
+    (tmp_path / "coco_precomp" / "testall_ims.npy").unlink()
+    split = load_text_split(tmp_path, "coco_precomp", "testall")
+    assert split.features is None and split.n_images == 6 and split.rows_per_image == (5 if per_caption else 1)
+    assert split.image_ids == [str(100000 + 7 * i) for i in range(6)]
+    (tmp_path / "coco_precomp" / "testall_caps.txt").write_text("one\ntwo\n")
+    with pytest.raises(BenchError, match="2 captions is not a positive multiple of 5"):
+        load_text_split(tmp_path, "coco_precomp", "testall")
 
 
 def test_per_image_layout_and_hdf5(tmp_path):

@@ -106,7 +106,7 @@ def test_table1_fits_100_columns_without_cutting_a_cell(table1_runs, monkeypatch
     assert main(["table", "--table", "1", "--results", str(table1_runs)]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 100
-    assert "+1.00 (+14.6)" in out and "P(no gain)" in out and "…" not in out
+    assert "+1.00 (+14.6)" in out and "p (Holm)" in out and "…" not in out
 
 
 def test_gain_rows_hold_the_paired_bootstrap(daa_pair_runs, tmp_path):
@@ -117,8 +117,8 @@ def test_gain_rows_hold_the_paired_bootstrap(daa_pair_runs, tmp_path):
     assert gains.read_text().splitlines()[0].startswith("run_a,run_b,protocol,fold,direction,metric")
     assert len(gains.read_text().splitlines()) == 1 + 15
     assert cell(grid, "SGR", "DAA gain", "t2i ASP").startswith("+0.00")
-    assert cell(grid, "SGR", "gain CI", "t2i ASP") == "+0.0..+0.0"
-    assert cell(grid, "SGR", "P(no gain)", "i2t R@1") == "1.000"
+    assert cell(grid, "SGR", "gain CI", "t2i ASP") == "[+0.0, +0.0]"
+    assert cell(grid, "SGR", "p (Holm)", "i2t R@1") == "1.000"
     assert not any(note.startswith("no gain CI") for note in grid.notes)
 
 

@@ -1,6 +1,7 @@
 """Vocabulary loading and tokenisation as the original loader did it."""
 
 import json
+import sys
 
 import pytest
 
@@ -21,7 +22,7 @@ def test_treebank_rules():
 def test_tokenizer_path_selects_nltk_mode(monkeypatch, path, preserve):
     seen = {}
     monkeypatch.setattr(vocab_module, "tokenizer_path", lambda: path)
-    monkeypatch.setattr(vocab_module.nltk.tokenize, "word_tokenize",
+    monkeypatch.setattr(vocab_module.nltk_module().tokenize, "word_tokenize",
                         lambda text, preserve_line: seen.setdefault("preserve", preserve_line) and [] or [])
     tokenize(b"a dog")
     assert seen["preserve"] is preserve
@@ -60,3 +61,10 @@ def test_size_mismatch_with_checkpoint(golden_dir):
     vocab = Vocabulary.load(golden_dir / "vocab" / "coco_precomp_vocab.json")
     with pytest.raises(BenchError, match="vocabulary has 128 words but ck embeds 11353"):
         vocab.check_matches(11353, "ck")
+
+
+def test_without_nltk_tokenizing_is_one_clear_error(monkeypatch):
+    """NLTK is imported only when a caption is tokenized; without it, a BenchError says what is missing."""
+    monkeypatch.setitem(sys.modules, "nltk", None)  # `import nltk` then raises ImportError
+    with pytest.raises(BenchError, match="NLTK is not importable"):
+        tokenize(b"a dog")

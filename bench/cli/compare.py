@@ -3,8 +3,9 @@
     python -m bench compare results/tables/table1/coco-5k-sgraf-sgr.json \
         results/tables/table1/coco-5k-daa-sgr.json --queries
 
-A paired bootstrap over the same queries gives, for every figure, the gain B - A, its 95%
-interval and the fraction of resamples where B is not better. `--queries` adds the queries
+Both runs are resampled over the same images (paired): for every figure, the gain B - A with
+its 95% bootstrap interval, and (but for medr) a sign-flip permutation p-value, raw and
+Holm-adjusted over the figures compared (docs/statistics.md). `--queries` adds the queries
 whose rank changed most, with what each run retrieved for them. Heavy imports happen in `run`.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("compare", help="paired bootstrap gain of run B over run A",
+    parser = subparsers.add_parser("compare", help="paired gain of run B over run A, with its interval and p-value",
                                    description=__doc__.splitlines()[0],
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("run_a", type=Path, help="result JSON of the reference run (eval --json)")

@@ -1,7 +1,8 @@
-"""`python -m bench eval`: score a split with one checkpoint (or SGR + SAF) and report metrics.
+"""`python -m bench eval`: score a split with checkpoints, or take any model's scores, and report metrics.
 
     python -m bench eval --checkpoint models/daa_coco_sgr.pth.tar --protocol coco-5k \
         --json results/coco5k-sgr.json --csv results/coco5k-sgr.csv
+    python -m bench eval --scores my_model.npy --model-name CLIP --protocol coco-5k --json results/clip.json
 
 Parses arguments, calls bench.evaluate, writes what it returns and prints the table. Heavy
 imports happen inside `run`, so `--help` imports no torch.
@@ -17,8 +18,12 @@ from bench.eval.protocols import PROTOCOL_NAMES
 def register(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate checkpoints on a protocol",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", action="append", required=True,
+    parser.add_argument("--checkpoint", action="append",
                         help="checkpoint file; give two (SGR and SAF) for the SGRAF ensemble")
+    parser.add_argument("--scores", type=Path,
+                        help="instead of --checkpoint: a .npy score matrix from any model, images x captions in "
+                             "the split's order (`bench order`); see docs/other-models.md")
+    parser.add_argument("--model-name", default="other", help="with --scores: the model's name in the results")
     parser.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES,
                         help="f30k-1k: Flickr30K test; coco-1k: COCO testall in 5 folds (mean); "
                              "coco-5k: COCO testall whole")
@@ -35,6 +40,8 @@ def register(subparsers) -> None:
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="arithmetic of the scoring (fp32 is the reference)")
     parser.add_argument("--image-shard", type=int, help="images scored per step (default: from free memory)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice, "
+                                                                   "one per core); recorded in the provenance")
     parser.add_argument("--save-sims", type=Path, help="write the float32 score matrix (.npy)")
     parser.add_argument("--json", type=Path, help="write metrics and provenance (JSON)")
     parser.add_argument("--csv", type=Path, help="write one row per figure, beside the paper's (CSV)")
@@ -57,6 +64,28 @@ def run_id_of(args) -> str | None:
     return next((path.stem for path in (args.json, args.csv) if path), None)
 
 
+# options that only mean something when a checkpoint is scored here: (flag, attribute, its default)
+CHECKPOINT_ONLY = (("--vocab", "vocab", None), ("--device", "device", "auto"), ("--precision", "precision", "fp32"),
+                   ("--image-shard", "image_shard", None), ("--save-sims", "save_sims", None),
+                   ("--allow-mismatch", "allow_mismatch", False), ("--own-checkpoint", "own_checkpoint", False))
+
+
+def check_source(args) -> None:
+    """Exactly one of --checkpoint and --scores, and no option of the other kind of run."""
+    from bench.common.errors import BenchError
+
+    if bool(args.checkpoint) == (args.scores is not None):
+        raise BenchError("give either --checkpoint (SGR, SAF, or both for SGRAF) or --scores (a score matrix from "
+                         "any model), " + ("not both" if args.scores else "one of them"))
+    if args.scores is not None:
+        given = [flag for flag, name, default in CHECKPOINT_ONLY if getattr(args, name) != default]
+        if given:
+            raise BenchError(f"{', '.join(given)} only apply to --checkpoint runs, not to --scores "
+                             f"(the scores are already in {args.scores})")
+    elif args.model_name != "other":
+        raise BenchError("--model-name names a --scores run; a checkpoint run is named by its checkpoints")
+
+
 def check_paths(args) -> None:
     """Before any work: outputs that are directories, coincide, or overwrite an input are refused."""
     from bench.common.outputs import check_outputs
@@ -70,21 +99,31 @@ def check_paths(args) -> None:
     result = args.json or args.csv
     check_outputs({"--save-sims": args.save_sims, "--json": args.json, "--csv": args.csv,
                    "the per-query file": queries_path(result) if result else None}, inputs={
-        "checkpoint": args.checkpoint, "vocabulary": vocabularies, "caption ids": args.caption_ids,
+        "checkpoint": args.checkpoint, "score file": args.scores, "vocabulary": vocabularies,
+        "caption ids": args.caption_ids,
         "split data": split_files(args.data_root, protocol.data_dir, protocol.split),
         "annotations": (args.annotations or args.data_root / "coco_annotations") / INSTANCES_FILE,
     })
 
 
 def run(args) -> int:
-    from bench.results.evaluate import evaluate
+    from bench.common.threads import set_threads
+    from bench.results.evaluate import evaluate, evaluate_scores
     from bench.results.rows import print_table
 
+    check_source(args)
     check_paths(args)
-    result = evaluate(args.checkpoint, args.protocol, data_root=args.data_root, vocab=args.vocab,
-                      device=args.device, precision=args.precision, annotations=args.annotations,
-                      eccv=args.eccv, image_shard=args.image_shard, caption_ids=args.caption_ids,
-                      run_id=run_id_of(args), allow_mismatch=args.allow_mismatch, own_checkpoint=args.own_checkpoint)
+    set_threads(args.threads)
+    if args.scores is not None:
+        result = evaluate_scores(args.scores, args.protocol, data_root=args.data_root, annotations=args.annotations,
+                                 eccv=args.eccv, run_id=run_id_of(args), model=args.model_name,
+                                 caption_ids=args.caption_ids)
+    else:
+        result = evaluate(args.checkpoint, args.protocol, data_root=args.data_root, vocab=args.vocab,
+                          device=args.device, precision=args.precision, annotations=args.annotations,
+                          eccv=args.eccv, image_shard=args.image_shard, caption_ids=args.caption_ids,
+                          run_id=run_id_of(args), allow_mismatch=args.allow_mismatch,
+                          own_checkpoint=args.own_checkpoint)
     if result is None:  # a torchrun process other than the master
         return 0
     result.write(json_path=args.json, csv_path=args.csv, sims_path=args.save_sims)

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "bench.cli.table",
     "bench.cli.plot",
     "bench.cli.compare",
+    "bench.cli.order",
     "bench.cli.train",
     "bench.cli.demo",
 )

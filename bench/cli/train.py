@@ -54,6 +54,10 @@ def _add_schedule_options(parser) -> None:
                                          "GPU)")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="fp32 (default) | tf32 | bf16 (autocast) | fp64 (model, features and loss in float64)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice, "
+                                                                   "one per core)")
+    parser.add_argument("--deterministic", action="store_const", const=True,
+                        help="deterministic kernels only: CUDA runs repeat bit for bit (slower); CPU runs already do")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out-dir from its newest checkpoint, with its recorded settings "
                              "(contradicting flags are refused)")

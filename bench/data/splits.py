@@ -19,8 +19,8 @@ CAPTIONS_PER_IMAGE = 5
 class Split:
     directory: Path
     name: str
-    features: object  # np.memmap or h5py.Dataset, (rows, R, D)
-    feature_path: Path
+    features: object  # np.memmap or h5py.Dataset, (rows, R, D); None for a captions-only split
+    feature_path: Path | None
     captions: list[bytes]
     ids: list[str] | None
     rows_per_image: int  # 5 when each image is repeated per caption, 1 otherwise
@@ -111,11 +111,15 @@ def _repeats_images(features) -> bool:
     return len(first) == CAPTIONS_PER_IMAGE and bool((first == first[:1]).all())
 
 
+def _check_caption_count(n_captions: int, captions_path: Path) -> None:
+    if n_captions == 0 or n_captions % CAPTIONS_PER_IMAGE:
+        raise BenchError(f"{captions_path}: {n_captions} captions is not a positive multiple of {CAPTIONS_PER_IMAGE}")
+
+
 def _infer_rows_per_image(features, n_captions: int, path: Path, captions_path: Path) -> int:
     """5 (a row per caption) or 1 (a row per image); an ambiguous or impossible count is refused."""
     rows = features.shape[0]
-    if n_captions == 0 or n_captions % CAPTIONS_PER_IMAGE:
-        raise BenchError(f"{captions_path}: {n_captions} captions is not a positive multiple of {CAPTIONS_PER_IMAGE}")
+    _check_caption_count(n_captions, captions_path)
     if rows == n_captions:
         return CAPTIONS_PER_IMAGE
     if rows * CAPTIONS_PER_IMAGE == n_captions:
@@ -144,17 +148,37 @@ def _read_ids(path: Path, rows: int, rows_per_image: int) -> list[str]:
     return ids
 
 
-def load_split(data_root: str | Path, data_dir: str, split: str) -> Split:
-    directory = Path(data_root) / data_dir
-    features, feature_path = _open_features(directory, split)
-    captions_path = directory / f"{split}_caps.txt"
+def _read_captions(captions_path: Path) -> list[bytes]:
     captions = _read_lines(captions_path, "captions")
     for number, caption in enumerate(captions, start=1):
         try:
             caption.decode("utf-8")
         except UnicodeDecodeError:
             raise BenchError(f"{captions_path}: line {number} is not UTF-8") from None
+    return captions
+
+
+def load_split(data_root: str | Path, data_dir: str, split: str) -> Split:
+    directory = Path(data_root) / data_dir
+    features, feature_path = _open_features(directory, split)
+    captions_path = directory / f"{split}_caps.txt"
+    captions = _read_captions(captions_path)
     rows_per_image = _infer_rows_per_image(features, len(captions), feature_path, captions_path)
     ids_path = directory / f"{split}_ids.txt"
     ids = _read_ids(ids_path, features.shape[0], rows_per_image) if ids_path.is_file() else None
     return Split(directory, split, features, feature_path, captions, ids, rows_per_image)
+
+
+def load_text_split(data_root: str | Path, data_dir: str, split: str) -> Split:
+    """Captions and ids only (`features` None): all that evaluating another model's score matrix
+    reads, so its user needs no region features. The ids file may hold a row per image or per caption."""
+    directory = Path(data_root) / data_dir
+    captions_path = directory / f"{split}_caps.txt"
+    captions = _read_captions(captions_path)
+    _check_caption_count(len(captions), captions_path)
+    ids_path = directory / f"{split}_ids.txt"
+    ids, rows_per_image = None, 1
+    if ids_path.is_file():
+        rows_per_image = CAPTIONS_PER_IMAGE if len(_read_lines(ids_path, "ids")) == len(captions) else 1
+        ids = _read_ids(ids_path, len(captions) // CAPTIONS_PER_IMAGE * rows_per_image, rows_per_image)
+    return Split(directory, split, None, None, captions, ids, rows_per_image)

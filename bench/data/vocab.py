@@ -4,16 +4,26 @@ import functools
 import json
 from pathlib import Path
 
-import nltk
-
 from bench.common.errors import BenchError
 from bench.data.nltk_home import NLTK_SUBDIR
 
 SPECIAL_TOKENS = {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3}
 
 
+def nltk_module():
+    """NLTK, imported when a caption is first tokenized: the rest of the package (scoring, the
+    speed benchmarks, `make gpu-check` on a node without NLTK) runs without it."""
+    try:
+        import nltk
+    except ImportError:
+        raise BenchError("NLTK is not importable by this Python: captions cannot be tokenized "
+                         "(install it: pip install nltk)") from None
+    return nltk
+
+
 def search_nltk_data(data_root: str | Path) -> None:
     """Let NLTK find what `download` put under the data root (after $NLTK_DATA and its defaults)."""
+    nltk = nltk_module()
     folder = str((Path(data_root) / NLTK_SUBDIR).resolve())
     if folder not in nltk.data.path:
         nltk.data.path.append(folder)
@@ -28,7 +38,7 @@ def tokenizer_path() -> str:
     record which one ran.
     """
     try:
-        nltk.data.find("tokenizers/punkt_tab/english/")
+        nltk_module().data.find("tokenizers/punkt_tab/english/")
         return "punkt_tab"
     except LookupError:
         return "preserve_line"
@@ -42,7 +52,7 @@ def lower_ascii(caption: bytes | str) -> str:
 
 def tokenize(caption: bytes | str) -> list[str]:
     text = lower_ascii(caption)
-    return nltk.tokenize.word_tokenize(text, preserve_line=tokenizer_path() == "preserve_line")
+    return nltk_module().tokenize.word_tokenize(text, preserve_line=tokenizer_path() == "preserve_line")
 
 
 class Vocabulary:

@@ -1,29 +1,47 @@
-"""Bootstrap over queries: a 95% percentile interval for every figure, and paired gains.
+"""Bootstrap over images: a 95% percentile interval for every figure of both directions.
 
-A resample draws each direction's queries with replacement (coco-1k: within each fold, and
-the fold figures are averaged, as the protocol does). Draws come from a generator seeded with
-(seed, fold, direction), so two runs over the same queries get the same resamples: that is
-what makes `paired_gains` a paired bootstrap. Each resample is held as counts per query, so
-every mean figure of a chunk of resamples is one matrix product and the median one cumulative
-sum (coco-5k, 1,000 resamples: a few seconds on 2 cores).
+The resampled unit is the image: a replicate draws the fold's images with replacement, and a
+drawn image brings its i2t query and the t2i queries of all its captions. The five captions of
+an image share its difficulty, so drawing captions one by one (as if independent) gives t2i
+intervals far too narrow; one draw per replicate for both directions also makes rsum, a sum of
+both directions' recalls, vary as it would on another sample of images. coco-1k draws within
+each fold and averages the fold figures, as the protocol does.
+
+Draws come from a generator seeded with (seed, fold), so two runs over the same images get the
+same replicates: that is what makes bench.eval.paired a paired bootstrap. A replicate is held
+as a count per image, so every mean figure of a chunk of replicates is one product with the
+images' sums and the median one cumulative sum of rank histograms (coco-5k, 1,000 replicates:
+about a second on 2 cores).
+
+At 0% or 100% a recall's replicates are all equal and the percentile interval collapses to a
+point; there the interval is Clopper-Pearson's over the fold's images instead (see
+`boundary_interval`).
 
     reps = replicates(queries)                  # queries: bench.eval.per_query layout
     intervals(reps)["all"][("i2t", "r1")]       # (low, high)
 """
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from bench.common.errors import BenchError
+from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.eval.metrics import RECALL_KS
 from bench.eval.protocols import DIRECTIONS
 
 RESAMPLES = 1000
 SEED = 2022
 CONFIDENCE = 0.95
-CHUNK_ELEMENTS = 1 << 22  # resamples x queries held as float64 counts at a time (~32 MB)
-METHOD = "percentile bootstrap over queries (coco-1k: within folds, fold figures averaged)"
+CHUNK_ELEMENTS = 1 << 22  # replicates x images (or distinct ranks) held as float64 at a time (~32 MB)
+UNIT = "image"
+METHOD = ("percentile bootstrap over images (each drawn image brings its i2t query and its captions' "
+          "t2i queries, one draw for both directions; coco-1k: within folds, fold figures averaged); "
+          "Clopper-Pearson over the images for a recall at 0% or 100%")
+VALUE_FIELDS = ("rank", "asp", "pmrp")  # the per-query values figures are computed from
+RECALLS = tuple(f"r{k}" for k in RECALL_KS)
 
 
 @dataclass(frozen=True)
@@ -34,13 +52,20 @@ class Settings:
 
     def record(self) -> dict:
         """What a result file says about its intervals."""
-        return {"method": METHOD, "resamples": self.resamples, "seed": self.seed,
+        return {"method": METHOD, "resample": UNIT, "resamples": self.resamples, "seed": self.seed,
                 "confidence": self.confidence}
 
 
-def resample_indices(rng: np.random.Generator, n_queries: int, n_resamples: int) -> np.ndarray:
-    """(n_resamples, n_queries) query indices drawn with replacement (scipy.stats.bootstrap's draw)."""
-    return rng.integers(0, n_queries, (n_resamples, n_queries))
+def resample_indices(rng: np.random.Generator, n_units: int, n_resamples: int) -> np.ndarray:
+    """(n_resamples, n_units) unit indices drawn with replacement (scipy.stats.bootstrap's draw)."""
+    return rng.integers(0, n_units, (n_resamples, n_units))
+
+
+def counts_of(indices: np.ndarray, n_units: int) -> np.ndarray:
+    """(resamples, n_units) float64: how many times each unit was drawn in each resample."""
+    offsets = n_units * np.arange(len(indices))[:, None]
+    counts = np.bincount((indices + offsets).ravel(), minlength=len(indices) * n_units)
+    return counts.reshape(len(indices), n_units).astype(np.float64)
 
 
 def _columns(values: dict) -> tuple[list[str], np.ndarray]:
@@ -59,11 +84,10 @@ def _columns(values: dict) -> tuple[list[str], np.ndarray]:
     return names, np.stack(columns, axis=1)
 
 
-def _figures(names: list[str], means: np.ndarray, medians: np.ndarray) -> dict:
-    """Each figure (bench.eval.metrics / asp / pmrp definitions) from the resampled means."""
+def figures_of_means(names: list[str], means: np.ndarray) -> dict:
+    """Each mean figure (bench.eval.metrics / asp / pmrp definitions) from the columns' means."""
     col = {name: means[:, i] for i, name in enumerate(names)}
     figures = {f"r{k}": 100.0 * col[f"r{k}"] for k in RECALL_KS}
-    figures["medr"] = np.floor(medians) + 1
     figures["meanr"] = col["rank"] + 1
     if "asp" in col:
         figures["asp"] = 100.0 * col["asp"]
@@ -74,56 +98,136 @@ def _figures(names: list[str], means: np.ndarray, medians: np.ndarray) -> dict:
     return figures
 
 
-def direction_replicates(values: dict, indices_of) -> dict:
-    """{metric: (resamples,)} of one direction of one fold; `indices_of(n)` yields index chunks."""
-    names, matrix = _columns(values)
-    n = len(matrix)
-    order = np.argsort(values["rank"], kind="stable")
-    sorted_rank = values["rank"][order].astype(np.float64)
-    middle = ((n - 1) // 2, n // 2)
-    means, medians = [], []
-    for chunk in indices_of(n):
-        offsets = n * np.arange(len(chunk))[:, None]
-        counts = np.bincount((chunk + offsets).ravel(), minlength=chunk.size).reshape(chunk.shape)
-        counts = counts.astype(np.float64)
-        means.append(counts @ matrix / n)
-        cumulative = np.cumsum(counts[:, order], axis=1)
-        picks = [sorted_rank[np.count_nonzero(cumulative <= p, axis=1)] for p in middle]
-        medians.append((picks[0] + picks[1]) / 2)
-    return _figures(names, np.concatenate(means), np.concatenate(medians))
+class DirectionQueries:
+    """One direction's queries of one fold, summed per image: a resample weights images, so
+    each figure needs only the per-image sums (means) and per-image rank histograms (median)."""
+
+    def __init__(self, values: dict, image: np.ndarray, n_images: int):
+        names, matrix = _columns(values)
+        self.names, self.image = names, image  # image: each query's position in the fold's images
+        self.image_sums = np.zeros((n_images, matrix.shape[1]))
+        np.add.at(self.image_sums, image, matrix)
+        self.image_queries = np.bincount(image, minlength=n_images).astype(np.float64)
+        self.ranks, rank_slot = np.unique(values["rank"], return_inverse=True)
+        self.histogram = sparse.csr_matrix(  # (distinct ranks, n_images): queries of each image at each rank
+            (np.ones(len(image)), (rank_slot.ravel(), image)), shape=(len(self.ranks), n_images))
+
+    def figures(self, image_counts: np.ndarray) -> dict:
+        """{metric: (resamples,)} with each query weighted by its image's count in each resample."""
+        totals = image_counts @ self.image_queries
+        figures = figures_of_means(self.names, image_counts @ self.image_sums / totals[:, None])
+        cumulative = np.cumsum(np.asarray((self.histogram @ image_counts.T).T), axis=1)
+        middle = [np.floor((totals - 1) / 2), np.floor(totals / 2)]  # 0-based middle positions
+        picks = [self.ranks[np.count_nonzero(cumulative <= p[:, None], axis=1)] for p in middle]
+        figures["medr"] = np.floor((picks[0] + picks[1]) / 2) + 1
+        return figures
 
 
-def _chunked_draws(rng: np.random.Generator, n_resamples: int):
-    def indices_of(n: int):
-        step = max(1, CHUNK_ELEMENTS // max(n, 1))
-        for start in range(0, n_resamples, step):
-            yield resample_indices(rng, n, min(step, n_resamples - start))
-    return indices_of
+@dataclass(frozen=True)
+class ImageFold:
+    """The queries of one fold grouped by image: what one bootstrap draw resamples."""
+
+    label: str  # "0".."F-1"
+    n_images: int
+    directions: dict  # {direction: DirectionQueries}
+
+    def figures(self, count_chunks: Iterator[np.ndarray]) -> dict:
+        """{(direction, metric): (resamples,)} over chunks of (resamples, n_images) image counts,
+        every direction weighted by the same counts; rsum under ("both", "rsum")."""
+        parts: dict = {}
+        for counts in count_chunks:
+            for direction, queries in self.directions.items():
+                for metric, values in queries.figures(counts).items():
+                    parts.setdefault((direction, metric), []).append(values)
+        figures = {key: np.concatenate(chunks) for key, chunks in parts.items()}
+        figures[("both", "rsum")] = sum(figures[(d, r)] for d in DIRECTIONS for r in RECALLS)
+        return figures
 
 
-def replicates(queries: dict, settings: Settings = Settings()) -> dict:
-    """{group: {(direction, metric): (resamples,) figures}}; group "all" (one fold) or "mean"
-    and "0".."F-1" (coco-1k), as the result rows name them; rsum under ("both", "rsum")."""
-    folds = np.unique(queries["i2t"]["fold"])
-    per_fold = {}
-    for fold in folds:
-        figures = {}
-        for d_index, direction in enumerate(DIRECTIONS):
+def query_images(queries: dict) -> dict:
+    """{direction: (queries,) split-wide image row of each query} (a t2i query: its caption's image)."""
+    return {"i2t": np.asarray(queries["i2t"]["index"]),
+            "t2i": np.asarray(queries["t2i"]["index"]) // CAPTIONS_PER_IMAGE}
+
+
+def image_folds(queries: dict, fields: tuple[str, ...] = VALUE_FIELDS) -> list[ImageFold]:
+    """Each fold's queries grouped by image; `fields`: the per-query values to use (when present).
+
+    A fold's images are its i2t queries; every t2i query must belong to one of them."""
+    images = query_images(queries)
+    folds = []
+    for fold in np.unique(queries["i2t"]["fold"]):
+        fold_images = images["i2t"][queries["i2t"]["fold"] == fold]
+        order = np.argsort(fold_images, kind="stable")
+        directions = {}
+        for direction in DIRECTIONS:
             values = queries[direction]
             keep = values["fold"] == fold
-            subset = {k: v[keep] for k, v in values.items() if k in ("rank", "asp", "pmrp")}
-            if not len(subset["rank"]):
+            if not keep.any():
                 raise BenchError(f"bootstrap: fold {fold} has no {direction} queries")
-            rng = np.random.default_rng([settings.seed, int(fold), d_index])
-            reps = direction_replicates(subset, _chunked_draws(rng, settings.resamples))
-            figures |= {(direction, metric): rep for metric, rep in reps.items()}
-        figures[("both", "rsum")] = sum(figures[(d, f"r{k}")] for d in DIRECTIONS for k in RECALL_KS)
-        per_fold[str(int(fold))] = figures
+            found = order[np.minimum(np.searchsorted(fold_images[order], images[direction][keep]),
+                                     len(order) - 1)]
+            if not np.array_equal(fold_images[found], images[direction][keep]):
+                raise BenchError(f"bootstrap: fold {fold} has {direction} queries of images without "
+                                 f"an i2t query in that fold; the per-query file is inconsistent")
+            subset = {k: v[keep] for k, v in values.items() if k in fields}
+            directions[direction] = DirectionQueries(subset, found, len(fold_images))
+        folds.append(ImageFold(str(int(fold)), len(fold_images), directions))
+    return folds
+
+
+def drawn_counts(rng: np.random.Generator, fold: ImageFold, n_resamples: int) -> Iterator[np.ndarray]:
+    """Chunks of (resamples, n_images) image counts, sized so a chunk's rank histograms stay
+    within CHUNK_ELEMENTS."""
+    width = max([fold.n_images] + [len(d.ranks) for d in fold.directions.values()])
+    step = max(1, CHUNK_ELEMENTS // width)
+    for start in range(0, n_resamples, step):
+        yield counts_of(resample_indices(rng, fold.n_images, min(step, n_resamples - start)), fold.n_images)
+
+
+def fold_generator(seed: int, fold: ImageFold) -> np.random.Generator:
+    """The draws of one fold: the same for every run over the same images."""
+    return np.random.default_rng([seed, int(fold.label)])
+
+
+def by_group(per_fold: dict) -> dict:
+    """{fold label: {key: values}} -> {group: {key: values}}: group "all" (one fold) or "mean" and
+    "0".."F-1" (coco-1k), as the result rows name them; the mean averages the folds' values."""
     if len(per_fold) == 1:
         return {"all": next(iter(per_fold.values()))}
     keys = next(iter(per_fold.values())).keys()
-    mean = {key: np.mean([fold[key] for fold in per_fold.values()], axis=0) for key in keys}
+    mean = {key: np.mean([values[key] for values in per_fold.values()], axis=0) for key in keys}
     return {"mean": mean, **per_fold}
+
+
+def group_figures(folds: list[ImageFold], chunks_of: Callable[[ImageFold], Iterator[np.ndarray]]) -> dict:
+    """{group: {(direction, metric): values}} (see by_group); `chunks_of(fold)` yields its image counts."""
+    return by_group({fold.label: fold.figures(chunks_of(fold)) for fold in folds})
+
+
+def point_figures(queries: dict, fields: tuple[str, ...] = VALUE_FIELDS) -> dict:
+    """{group: {(direction, metric): value}}: every figure recomputed from the per-query values
+    (each image once), as `eval` computed it from the scores."""
+    folds = image_folds(queries, fields)
+    figures = group_figures(folds, lambda fold: iter([np.ones((1, fold.n_images))]))
+    return {group: {key: float(values[0]) for key, values in by_key.items()} for group, by_key in figures.items()}
+
+
+@dataclass(frozen=True)
+class Replicates:
+    figures: dict  # {group: {(direction, metric): (resamples,) figures}}
+    images: dict  # {group: images resampled} (coco-1k "mean": all folds' images)
+
+
+def replicates(queries: dict, settings: Settings = Settings(),
+               fields: tuple[str, ...] = VALUE_FIELDS) -> Replicates:
+    """Every figure of every resample of the images (see the module docstring)."""
+    folds = image_folds(queries, fields)
+    figures = group_figures(folds, lambda fold: drawn_counts(fold_generator(settings.seed, fold), fold,
+                                                             settings.resamples))
+    images = {fold.label: fold.n_images for fold in folds}
+    images = {"all": folds[0].n_images} if len(folds) == 1 else {"mean": sum(images.values()), **images}
+    return Replicates(figures, images)
 
 
 def percentile_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -132,18 +236,37 @@ def percentile_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> t
     return float(low), float(high)
 
 
-def intervals(reps: dict, confidence: float = CONFIDENCE) -> dict:
+def boundary_interval(percent: float, n_images: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Clopper-Pearson interval (percent) of a recall observed at 0% or 100% of `n_images` draws.
+
+    Every resample of an all-miss (or all-hit) sample misses (hits) too, so the bootstrap says
+    [0, 0]; the exact binomial bound says how high (low) the recall could still be. Counting
+    images, not queries, keeps it conservative for t2i, whose captions cluster by image."""
+    tail = ((1.0 - confidence) / 2.0) ** (1.0 / n_images)
+    return (0.0, 100.0 * (1.0 - tail)) if percent == 0.0 else (100.0 * tail, 100.0)
+
+
+def _degenerate_recall(metric: str, values: np.ndarray) -> bool:
+    return metric in RECALLS and (np.all(values == 0.0) or np.all(values == 100.0))
+
+
+def group_intervals(figures: dict, n_images: int, confidence: float = CONFIDENCE) -> dict:
+    """{(direction, metric): (low, high)} of one group: percentile, or Clopper-Pearson for a
+    recall at 0% / 100%; rsum widens by those recalls' bounds (their replicates are constant)."""
+    bounds = {key: percentile_interval(values, confidence) for key, values in figures.items()}
+    widen = [0.0, 0.0]
+    for (direction, metric), values in figures.items():
+        if direction != "both" and _degenerate_recall(metric, values):
+            point = float(values[0])
+            bounds[(direction, metric)] = low_high = boundary_interval(point, n_images, confidence)
+            widen = [widen[0] + low_high[0] - point, widen[1] + low_high[1] - point]
+    if ("both", "rsum") in bounds:
+        low, high = bounds[("both", "rsum")]
+        bounds[("both", "rsum")] = (low + widen[0], high + widen[1])
+    return bounds
+
+
+def intervals(reps: Replicates, confidence: float = CONFIDENCE) -> dict:
     """{group: {(direction, metric): (low, high)}} from `replicates`."""
-    return {group: {key: percentile_interval(values, confidence) for key, values in figures.items()}
-            for group, figures in reps.items()}
-
-
-def paired_gain(reps_a: np.ndarray, reps_b: np.ndarray, point_a: float, point_b: float,
-                confidence: float = CONFIDENCE, lower_is_better: bool = False) -> dict:
-    """B minus A on the same resamples: the gain, its interval, and the fraction of resamples
-    where B is not better than A (gain <= 0; gain >= 0 for ranks, where lower is better)."""
-    difference = np.asarray(reps_b) - np.asarray(reps_a)
-    low, high = percentile_interval(difference, confidence)
-    not_better = difference >= 0 if lower_is_better else difference <= 0
-    return {"gain": float(point_b - point_a), "ci_low": low, "ci_high": high,
-            "p_no_gain": float(np.mean(not_better))}
+    return {group: group_intervals(figures, reps.images[group], confidence)
+            for group, figures in reps.figures.items()}

@@ -3,7 +3,8 @@
 This is what `python -m bench eval` and `bench.evaluate` run: load the split, score it
 (each torchrun process a slice of the images), then on the master process the recalls, ranks
 and ASP of the protocol, PMRP where COCO instance annotations are at hand, and ECCV Caption /
-CxC when asked. bench.results.evaluate turns the outcome into a RunResult.
+CxC when asked. `eval --scores` (run_scores) measures another model's score matrix the same
+way, reading only the split's captions and ids. bench.results.evaluate turns the outcome into a RunResult.
 """
 
 import time
@@ -18,11 +19,12 @@ from bench.common.distributed import (cleanup_distributed, init_distributed, is_
 from bench.common.errors import BenchError
 from bench.common.progress import note
 from bench.data.coco_ids import load_image_ids
-from bench.data.splits import Split, load_split
+from bench.data.splits import Split, load_split, load_text_split
 from bench.eval.per_query import add_coco_ids
 from bench.eval.per_query import add_pmrp as add_pmrp_queries
 from bench.eval.protocol_metrics import protocol_metrics
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol, saved_matrix, split_bounds
+from bench.eval.score_file import ScoreFile, open_scores
 from bench.eval.score_split import ScoredSplit, score_split
 from bench.eval.scoring import resolve_device
 
@@ -35,8 +37,8 @@ class Evaluation:
 
     protocol: Protocol
     split: Split
-    scored: ScoredSplit
-    device: torch.device
+    scored: ScoredSplit | ScoreFile  # a checkpoint run's, or another model's score file (`eval --scores`)
+    device: torch.device | None  # None: nothing was scored here
     metrics: dict  # {"i2t": {...}, "t2i": {...}, "rsum": x}
     folds: list[dict] | None  # per fold, for protocols with folds (coco-1k)
     eccv: dict | None  # ECCV Caption library facts when --eccv ran
@@ -101,28 +103,60 @@ def run_protocol(checkpoints, protocol: str, *, data_root: Path, vocab=None, dev
     """
     started = time.perf_counter()
     protocol = get_protocol(protocol)
-    if eccv and protocol.name != "coco-5k":
-        raise BenchError(f"--eccv needs the coco-5k protocol (the whole 5K gallery), not {protocol.name}")
+    _check_eccv(eccv, protocol)
     data_root = Path(data_root)
     split = load_split(data_root, protocol.data_dir, protocol.split)
     scored, torch_device = _score(checkpoints, split, protocol, data_root, vocab, device, precision, image_shard,
                                   allow_mismatch)
     if scored is None:
         return None
-    metrics_started = time.perf_counter()
-    if scored.sims.size >= LARGE_MATRIX:  # seconds, not hours: one line says what runs, no bar
-        note(f"{protocol.name}: metrics on {' x '.join(f'{n:,}' for n in scored.sims.shape)} scores "
-             "(recalls, ranks, ASP, PMRP where annotated, then bootstrap intervals): seconds to a minute")
-    figures = protocol_metrics(protocol, scored.sims, split.texts)
-    add_pmrp(figures, protocol, scored.sims, split, Path(annotations or data_root / "coco_annotations"),
-             required=annotations is not None)
-    eccv_facts = add_eccv(figures, scored.sims, split, caption_ids) if eccv else None
-    if protocol.dataset == "coco" and (split.directory / f"{split.name}_ids.txt").is_file():
-        add_coco_ids(figures["queries"], load_image_ids(split.directory, split.name))
-    seconds = dict(scored.stage_seconds, metrics=time.perf_counter() - metrics_started)
+    figures, eccv_facts, metric_seconds = _measure(protocol, scored.sims, split, data_root, annotations, eccv,
+                                                   caption_ids)
+    seconds = dict(scored.stage_seconds, metrics=metric_seconds)
     seconds["total"] = time.perf_counter() - started
     return Evaluation(protocol, split, scored, torch_device, figures["metrics"], figures.get("folds"),
                       eccv_facts, seconds, figures["queries"])
+
+
+def _check_eccv(eccv: bool, protocol: Protocol) -> None:
+    if eccv and protocol.name != "coco-5k":
+        raise BenchError(f"--eccv needs the coco-5k protocol (the whole 5K gallery), not {protocol.name}")
+
+
+def _measure(protocol: Protocol, sims: np.ndarray, split: Split, data_root: Path, annotations: Path | None,
+             eccv: bool, caption_ids: Path | None) -> tuple[dict, dict | None, float]:
+    """Every metric of a score matrix, a checkpoint's or a score file's alike: (figures, ECCV facts, seconds)."""
+    started = time.perf_counter()
+    if sims.size >= LARGE_MATRIX:  # seconds, not hours: one line says what runs, no bar
+        note(f"{protocol.name}: metrics on {' x '.join(f'{n:,}' for n in sims.shape)} scores "
+             "(recalls, ranks, ASP, PMRP where annotated, then bootstrap intervals): seconds to a minute")
+    figures = protocol_metrics(protocol, sims, split.texts)
+    add_pmrp(figures, protocol, sims, split, Path(annotations or data_root / "coco_annotations"),
+             required=annotations is not None)
+    eccv_facts = add_eccv(figures, sims, split, caption_ids) if eccv else None
+    if protocol.dataset == "coco" and (split.directory / f"{split.name}_ids.txt").is_file():
+        add_coco_ids(figures["queries"], load_image_ids(split.directory, split.name))
+    return figures, eccv_facts, time.perf_counter() - started
+
+
+def run_scores(scores, protocol: str, *, data_root: Path, annotations: Path | None = None, eccv: bool = False,
+               caption_ids: Path | None = None) -> Evaluation:
+    """Measure another model's score matrix (a .npy path or an array) exactly as a checkpoint's.
+
+    Only the split's captions and ids are read (and the annotations for PMRP), never its features.
+    """
+    started = time.perf_counter()
+    protocol = get_protocol(protocol)
+    _check_eccv(eccv, protocol)
+    data_root = Path(data_root)
+    split = load_text_split(data_root, protocol.data_dir, protocol.split)
+    score_file = open_scores(scores, protocol, split.n_images)
+    loaded = time.perf_counter()
+    figures, eccv_facts, metric_seconds = _measure(protocol, score_file.sims, split, data_root, annotations, eccv,
+                                                   caption_ids)
+    seconds = {"load_scores": loaded - started, "metrics": metric_seconds, "total": time.perf_counter() - started}
+    return Evaluation(protocol, split, score_file, None, figures["metrics"], figures.get("folds"), eccv_facts,
+                      seconds, figures["queries"])
 
 
 def score(model, split: Split, *, vocab=None, device: str = "auto", precision: str = "fp32",

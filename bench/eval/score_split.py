@@ -16,7 +16,8 @@ from bench.model.checkpoint import Checkpoint, build_model, read_checkpoint, sha
 from bench.model.encode import encode_captions, encode_images, tokenize_captions
 from bench.common.errors import BenchError
 from bench.common.distributed import active_world, rank_slice
-from bench.eval.scoring import announce_expected_time, precision_context, score_rank_rows, warn_slow_bf16
+from bench.eval.precision import precision_context
+from bench.eval.scoring import announce_expected_time, score_rank_rows, warn_slow_bf16
 from bench.common.progress import progress_bar
 from bench.data.splits import Split
 from bench.data.vocab import Vocabulary, search_nltk_data
@@ -166,14 +167,15 @@ def checkpoint_facts(checkpoints: list[Checkpoint]) -> list[dict]:
 
 
 def data_manifest(split: Split) -> dict:
+    """The split's files and shape; a captions-only split (a score file's run) has no features."""
     files = [split.feature_path, split.directory / f"{split.name}_caps.txt", split.directory / f"{split.name}_ids.txt"]
     return {
         "split": split.name,
         "directory": str(split.directory),
-        "features_shape": list(split.features.shape),
+        "features_shape": None if split.features is None else list(split.features.shape),
         "rows_per_image": split.rows_per_image,
         "n_images": split.n_images,
         "n_captions": split.n_captions,
         "captions_sha256": hashlib.sha256("\n".join(split.texts).encode("utf-8")).hexdigest(),
-        "files": {f.name: f.stat().st_size for f in files if f.is_file()},
+        "files": {f.name: f.stat().st_size for f in files if f is not None and f.is_file()},
     }

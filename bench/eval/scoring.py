@@ -19,7 +19,7 @@ from bench.model.engine import pair_scores
 from bench.common.errors import BenchError
 from bench.model.network import SimilarityModel
 from bench.common.progress import human_duration, note, progress_bar
-from bench.eval.precisions import PRECISIONS
+from bench.eval.precision import precision_context
 
 CPU_IMAGE_SHARD = 128  # on CPU, small shards keep the big intermediates in cache (performance.md)
 CPU_CAPTION_CHUNK = 8
@@ -42,29 +42,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise BenchError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
-
-
-@contextlib.contextmanager
-def precision_context(precision: str, device: torch.device):
-    """fp32: exact IEEE matmuls; tf32: TF32 tensor cores on CUDA; bf16: autocast to bfloat16.
-
-    cuDNN (the GRU) may use TF32 by default on Ampere and later GPUs, so its switch is set too:
-    fp32 means fp32 in every kernel.
-    """
-    if precision not in PRECISIONS:
-        raise BenchError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
-    previous = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
-    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
-    torch.backends.cudnn.allow_tf32 = precision == "tf32"
-    try:
-        if precision == "bf16":
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
-                yield
-        else:
-            yield
-    finally:
-        torch.set_float32_matmul_precision(previous[0])
-        torch.backends.cudnn.allow_tf32 = previous[1]
 
 
 def warn_slow_bf16(precision: str, device: torch.device) -> None:

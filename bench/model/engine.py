@@ -76,8 +76,10 @@ class SafCaptionNorm:
         self.parts: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def add(self, caption_idx: torch.Tensor, logits: torch.Tensor) -> None:
-        """Logits (m, k, n+1) of k captions at batch positions `caption_idx`."""
-        self.parts.append((caption_idx.to(logits.device, non_blocking=True), logits))
+        """Logits (m, k, n+1) of k captions at batch positions `caption_idx`; kept at least float32,
+        so that sums, squares and counts are exact under bf16 autocast (bf16 counts 2,625 as 2,624)."""
+        exact = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        self.parts.append((caption_idx.to(logits.device, non_blocking=True), exact))
 
     def _per_caption(self, values) -> torch.Tensor:
         logits = self.parts[0][1]

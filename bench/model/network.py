@@ -129,8 +129,15 @@ class GraphReasoning(nn.Module):
 
     def forward(self, nodes: torch.Tensor, fold_query_key: bool = False, first_only: bool = False) -> torch.Tensor:
         """Updated nodes; with `first_only`, just the global node's row (..., 1, S): all that the
-        last step's output is read for, at a fraction of the cost."""
-        queries = nodes[..., :1, :] if first_only else nodes
+        last step's output is read for, at a fraction of the cost. That row feeds the score head
+        directly, so under bf16 autocast it is computed in float32 (one row of n+1: cheap)."""
+        if first_only:
+            with torch.autocast(device_type=nodes.device.type, enabled=False):
+                nodes = nodes.to(torch.promote_types(nodes.dtype, torch.float32))
+                return self._update(nodes, nodes[..., :1, :], fold_query_key)
+        return self._update(nodes, nodes, fold_query_key)
+
+    def _update(self, nodes: torch.Tensor, queries: torch.Tensor, fold_query_key: bool) -> torch.Tensor:
         edges = torch.softmax(self.edge_logits(nodes, queries, fold_query_key), dim=-1)
         return torch.relu(self.sim_graph_w(edges @ nodes))
 
@@ -186,7 +193,13 @@ class SimilarityEncoder(nn.Module):
         return self.SAF_module(nodes)
 
     def score_vector(self, vec: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.sim_eval_w(vec)).squeeze(-1)
+        """The score head in float32 (float64 in fp64 runs) whatever the precision: a bf16 score has
+        8 significant bits, so distinct pairs would tie on its grid and the ranking would change.
+        Written as a product and a sum rather than a matmul, so TF32 tensor cores cannot round it
+        either; it is one S-vector dot product per pair, a negligible share of the work."""
+        with torch.autocast(device_type=vec.device.type, enabled=False):
+            head = self.sim_eval_w
+            return torch.sigmoid((vec.to(head.weight.dtype) * head.weight[0]).sum(-1) + head.bias[0])
 
 
 class SimilarityModel(nn.Module):

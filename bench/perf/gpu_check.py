@@ -4,14 +4,21 @@
     python -m bench.perf.gpu_check --device cpu --quick         # self-test of the wiring (CPU, tiny sizes)
 
 Parts (bench/perf/gpu_parts.py, gpu_speed.py): golden-scores, eval-cli, train-ddp and golden-train
-check correctness (pass / fail / n/a); speed measures COCO-5K-sized scoring. A failing part does
-not stop the others. Exit status: 0 all correctness parts passed (or n/a), 1 one failed, 2 the
-check could not start (no GPU). Writes <out>/gpu-<time>.csv (one row per check) and .json.
+check correctness (pass / fail / n/a / skip); speed measures COCO-5K-sized scoring. Each part runs in
+its own process within its share of one whole-check budget, so a CUDA error or a hang costs that part
+only. The environment is recorded first, and the CSV and JSON are rewritten after every part, so a run
+killed at any moment leaves every finished part on disk. Exit status: 0 no correctness part failed,
+1 one failed, 2 the check could not start (no GPU). See docs/gpu-check.md.
 """
 
 import argparse
 import datetime
+import importlib.util
+import json
+import os
 import platform
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +26,18 @@ from pathlib import Path
 
 CORRECTNESS_PARTS = ("golden-scores", "eval-cli", "train-ddp", "golden-train")
 PARTS = (*CORRECTNESS_PARTS, "speed")
-BUDGET_SECONDS = 480  # the whole check on one H100-class GPU
+# The whole check, start-up to the last row, on one H100/H200-class GPU: 8 minutes, leaving room under a
+# 10-minute command limit. Each part gets its share of what is left when it starts (unused time
+# passes on to the parts after it); a part still running at its deadline is stopped and reported.
+BUDGET_SECONDS = 480
+PART_SHARES = {"golden-scores": 0.12, "eval-cli": 0.2, "train-ddp": 0.3, "golden-train": 0.13, "speed": 0.25}
+KILL_GRACE = 5.0  # seconds between a part's own deadline and its process being killed
+# What each part imports beyond torch and numpy; a part whose module is missing is skipped, not failed.
+PART_NEEDS = {"golden-scores": ("nltk",), "eval-cli": ("nltk",), "train-ddp": ("nltk",),
+              "golden-train": ("nltk", "pytest"), "speed": ()}
+REPO = Path(__file__).resolve().parents[2]
+WHEELS = REPO / ".whl"
+SELF_TEST_OUT = Path(tempfile.gettempdir()) / "daa-gpu-check-selftest"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,9 +47,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the wiring, not the hardware")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
                         help=f"which parts to run ({', '.join(PARTS)})")
-    parser.add_argument("--out", type=Path, default=Path("results/perf"), help="folder for gpu-<time>.csv/.json")
+    parser.add_argument("--out", type=Path, help="folder for the CSV/JSON (default: results/perf for a GPU, "
+                                                 f"{SELF_TEST_OUT} for the CPU self-test)")
     parser.add_argument("--budget-seconds", type=float, default=BUDGET_SECONDS,
-                        help="the speed part shrinks its runs to end within this (whole check)")
+                        help="the whole check ends within this; each part gets a share")
     parser.add_argument("--speed-seconds", type=float, default=25.0,
                         help="at most this long per (model, precision) speed run; beyond it a measured "
                              "fraction is extrapolated")
@@ -42,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--device cpu needs --quick: at full size the check is for a GPU")
     if args.budget_seconds <= 0 or args.speed_seconds <= 0:
         parser.error("--budget-seconds and --speed-seconds must be positive")
+    if args.out is None:
+        args.out = Path("results/perf") if args.device != "cpu" else SELF_TEST_OUT
     return args
 
 
@@ -62,30 +83,37 @@ def missing_gpu(device: str) -> str | None:
     return None
 
 
+def importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_modules(wheels: Path = WHEELS) -> dict[str, str]:
+    """{module: why it is missing} for the optional modules the parts need (NLTK, pytest)."""
+    needed = sorted({module for modules in PART_NEEDS.values() for module in modules})
+    missing = [module for module in needed if not importable(module)]
+    if not missing:
+        return {}
+    if not wheels.is_dir() or not any(wheels.glob("*.whl")):
+        how = f"no wheels in {wheels}/ to install it from (docs/gpu-check.md)"
+    elif not importable("pip"):
+        how = f"{sys.executable} has no pip to install {wheels}/*.whl"
+    else:
+        how = f"not among the wheels in {wheels}/ (or they did not install: run `make gpu-check`)"
+    return {module: f"{module} is not importable: {how}" for module in missing}
+
+
 def part_status(rows: list[dict]) -> str:
     statuses = {row["status"] for row in rows}
     if "fail" in statuses:
         return "fail"
-    if statuses <= {"n/a"}:
-        return "n/a"
-    return "pass" if "pass" in statuses else "info"
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]
-
-
-def run_part(name: str, part, ctx) -> tuple[list[dict], dict]:
-    """(rows, summary) of one part; an exception becomes one failing row, never a stopped check."""
-    started = time.perf_counter()
-    try:
-        rows = part(ctx)
-    except Exception as error:  # noqa: BLE001 - a broken part must not stop the others
-        rows = [{"check": name, "status": "fail", "detail": one_line(error)}]
-    seconds = time.perf_counter() - started
-    rows = [{"part": name, **row} for row in rows]
-    return rows, {"status": part_status(rows), "seconds": round(seconds, 1)}
+    if "pass" in statuses:
+        return "pass"
+    if "skip" in statuses:
+        return "skip"
+    return "n/a" if statuses <= {"n/a"} else "info"
 
 
 def environment(device) -> dict:
@@ -105,14 +133,20 @@ def environment(device) -> dict:
     return facts
 
 
-def write_results(rows: list[dict], meta: dict, out_dir: Path, stamp: str) -> tuple[Path, Path]:
+def result_paths(out_dir: Path, device, stamp: str) -> tuple[Path, Path]:
+    """gpu-<time>.csv/.json for a GPU; the CPU self-test is named so that it is never taken for one."""
+    name = f"gpu-{stamp}" if device.type == "cuda" else f"selftest-cpu-{stamp}"
+    return out_dir / f"{name}.csv", out_dir / f"{name}.json"
+
+
+def write_results(rows: list[dict], meta: dict, csv_path: Path, json_path: Path) -> None:
+    """Both files, atomically, with every row so far (called after each part)."""
     from bench.common.atomic import write_json
     from bench.perf.report import write_rows
 
-    csv_path = write_rows([{"device_name": meta["device_name"], **row} for row in rows], out_dir / f"gpu-{stamp}.csv")
-    json_path = out_dir / f"gpu-{stamp}.json"
+    if rows:
+        write_rows([{"device_name": meta["device_name"], **row} for row in rows], csv_path)
     write_json(json_path, {**meta, "csv": str(csv_path), "rows": rows})
-    return csv_path, json_path
 
 
 def print_summary(rows: list[dict], title: str) -> None:
@@ -122,39 +156,91 @@ def print_summary(rows: list[dict], title: str) -> None:
     table = Table(title=title)
     for column in ("part", "check", "status", "detail"):
         table.add_column(column, overflow="fold")
-    colours = {"pass": "green", "fail": "red", "n/a": "yellow"}
+    colours = {"pass": "green", "fail": "red", "n/a": "yellow", "skip": "yellow"}
     for row in rows:
         status = row["status"]
         table.add_row(row["part"], row["check"], f"[{colours.get(status, 'white')}]{status}[/]", row.get("detail", ""))
     Console(width=max(120, Console().width)).print(table)
 
 
+def part_deadline(name: str, remaining_parts: list[str], end: float) -> float:
+    """This part's share of what is left until `end` (wall-clock seconds), among the parts still to run."""
+    shares = sum(PART_SHARES[part] for part in remaining_parts)
+    return time.time() + max(0.0, end - time.time()) * PART_SHARES[name] / shares
+
+
+def run_isolated(name: str, context: dict, workdir: Path) -> list[dict]:
+    """Run one part in a child process (bench.perf.gpu_part) and read its rows; a crash, a CUDA
+    error or a part over its share becomes one failing row."""
+    rows_path, log_path = workdir / f"{name}.rows.json", workdir / f"{name}.log"
+    seconds = context["deadline"] - time.time() + KILL_GRACE
+    command = [sys.executable, "-m", "bench.perf.gpu_part", name, json.dumps(context), str(rows_path)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    with open(log_path, "w") as log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                                      env=env, start_new_session=True) as child:
+        try:
+            code = child.wait(timeout=max(1.0, seconds))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            detail = f"stopped after {seconds:.0f} s, its share of the --budget-seconds; last output: "
+            return [{"check": name, "status": "fail", "detail": detail + last_line(log_path)}]
+    if rows_path.is_file():
+        return json.loads(rows_path.read_text())
+    return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {last_line(log_path)}"}]
+
+
+def last_line(log_path: Path) -> str:
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:240] if lines else "(no output)"
+
+
+def skip_row(name: str, missing: dict[str, str]) -> dict | None:
+    reasons = [missing[module] for module in PART_NEEDS[name] if module in missing]
+    return {"check": name, "status": "skip", "detail": "; ".join(reasons)} if reasons else None
+
+
 def run_check(args) -> int:
     import torch
 
-    from bench.perf.gpu_parts import CheckContext, correctness_parts
-    from bench.perf.gpu_speed import speed_part
-
     device = torch.device(args.device)
-    started = time.perf_counter()
+    started = time.time()
+    end = started + args.budget_seconds - KILL_GRACE
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    parts = {**correctness_parts(), "speed": speed_part}
-    rows, summaries = [], {}
+    csv_path, json_path = result_paths(args.out, device, stamp)
+    meta = {**environment(device), "started": stamp, "quick": args.quick, "budget_seconds": args.budget_seconds,
+            "parts": {}, "seconds": 0.0, "passed": None}
+    missing = missing_modules()
+    for reason in missing.values():
+        print(f"gpu-check: {reason}; the parts that need it are skipped", file=sys.stderr, flush=True)
+    write_results([], meta, csv_path, json_path)
+    selected = [name for name in PARTS if name in args.parts]
+    rows = []
     with tempfile.TemporaryDirectory(prefix="daa-gpu-check-") as workdir:
-        ctx = CheckContext(device=device, quick=args.quick, workdir=Path(workdir), started=started,
-                           budget_seconds=args.budget_seconds, speed_seconds=args.speed_seconds)
-        for name in PARTS:
-            if name in args.parts:
+        for index, name in enumerate(selected):
+            part_started = time.time()
+            skipped = skip_row(name, missing)
+            if skipped:
+                part_rows = [skipped]
+            else:
                 print(f"gpu-check: {name} ...", file=sys.stderr, flush=True)
-                part_rows, summaries[name] = run_part(name, parts[name], ctx)
-                rows += part_rows
-    failed = [name for name in CORRECTNESS_PARTS if summaries.get(name, {}).get("status") == "fail"]
-    meta = {**environment(device), "started": stamp, "quick": args.quick, "parts": summaries,
-            "seconds": round(time.perf_counter() - started, 1), "passed": not failed}
-    csv_path, json_path = write_results(rows, meta, args.out, stamp)
+                deadline = part_deadline(name, selected[index:], end)
+                context = {"device": args.device, "quick": args.quick, "workdir": str(Path(workdir) / name),
+                           "deadline": deadline, "speed_seconds": args.speed_seconds}
+                part_rows = run_isolated(name, context, Path(workdir))
+            part_rows = [{"part": name, **row} for row in part_rows]
+            rows += part_rows
+            meta["parts"][name] = {"status": part_status(part_rows), "seconds": round(time.time() - part_started, 1)}
+            meta["seconds"] = round(time.time() - started, 1)
+            write_results(rows, meta, csv_path, json_path)
+    failed = [name for name in CORRECTNESS_PARTS if meta["parts"].get(name, {}).get("status") == "fail"]
+    skipped = [name for name, summary in meta["parts"].items() if summary["status"] == "skip"]
+    meta["passed"] = not failed
+    write_results(rows, meta, csv_path, json_path)
     print_summary(rows, f"gpu-check on {meta['device_name']} ({meta['seconds']:.0f} s) -> {csv_path}")
-    print(f"gpu-check: {'FAILED: ' + ', '.join(failed) if failed else 'all correctness parts passed'} "
-          f"({json_path})", file=sys.stderr)
+    verdict = "FAILED: " + ", ".join(failed) if failed else "no correctness part failed"
+    print(f"gpu-check: {verdict}{'; skipped: ' + ', '.join(skipped) if skipped else ''} ({json_path})",
+          file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -9,13 +9,14 @@ run's time (a probe measures the rate first). When K < 25,000 the row says so: `
 import numpy as np
 import torch
 
+from bench.eval.precisions import PRECISIONS
 from bench.eval.scoring import GPU_CAPTION_CHUNK, score_matrix
 from bench.perf.measure import peak_memory_mb, reset_peak_memory, timed
+from bench.model.random_weights import random_model, small_config
 from bench.perf.workload import agreement, calibrate_spread, embeddings, flops_per_pair, full_size_model
 
 COCO_5K = (5000, 25000)
 QUICK = (2, 32)
-PRECISIONS = ("fp32", "tf32", "bf16")
 SPEED_MODELS = ("SGR", "SAF")
 PROBE_CAPTIONS = 2 * GPU_CAPTION_CHUNK
 SAFETY = 0.8  # of a run's seconds planned for the timed scoring (the probe takes the rest)
@@ -62,15 +63,24 @@ def detail(figures: dict, versus: dict | None) -> str:
     return text
 
 
+def speed_model(module: str, quick: bool):
+    """Full-size random weights; when quick, the tests' small model (the wiring, in seconds on a CPU)."""
+    return random_model(small_config(module, "coco_precomp", 50)) if quick else full_size_model(module)
+
+
 def speed_part(ctx) -> list[dict]:
     n_images, n_captions = QUICK if ctx.quick else COCO_5K
     torch.manual_seed(0)
-    inputs = embeddings(n_images, n_captions, device=ctx.device)
-    rows, runs_left = [], len(SPEED_MODELS) * len(PRECISIONS)
+    rows, runs_left, inputs = [], len(SPEED_MODELS) * len(PRECISIONS), None
     for module in SPEED_MODELS:
-        model = full_size_model(module).to(ctx.device)
+        model = speed_model(module, ctx.quick).to(ctx.device)
+        config = model.config
+        if inputs is None:  # the models share their dimensions: one set of embeddings for all
+            inputs = embeddings(n_images, n_captions, embed=config.embed_size, regions=config.num_regions,
+                                device=ctx.device)
         calibrate_spread(model, *inputs)
-        flops = flops_per_pair(module, float(inputs[2].float().mean()))
+        flops = flops_per_pair(module, float(inputs[2].float().mean()), embed=config.embed_size,
+                               sim=config.sim_dim, regions=config.num_regions, sgr_steps=config.sgr_step)
         fp32 = None
         for precision in PRECISIONS:
             sims, figures = measure(model, inputs, precision, run_seconds(ctx, runs_left), ctx.device)

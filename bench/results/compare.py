@@ -1,9 +1,10 @@
-"""Two runs over the same queries: the paired bootstrap gain of every figure (run B minus run A).
+"""Two runs over the same queries: the paired gain of every figure (run B minus run A).
 
-Both runs' per-query files are resampled with the same draws (bench.eval.bootstrap seeds them by
-fold and direction), so each resample's gain compares the two models on the same queries. Runs
-whose queries differ (split, protocol, caption order) are refused: their gain would mix the
-models with the samples.
+Both runs' per-query files are resampled with the same image draws (bench.eval.paired), so each
+resample's gain compares the two models on the same images. Runs whose queries differ (split,
+protocol, caption order) are refused: their gain would mix the models with the samples. The
+figures compared are recomputed from the per-query files, and a JSON that states other figures
+than its per-query file is refused: nothing that can be recomputed is taken on trust.
 
     a, b = load_run("results/sgraf_sgr.json"), load_run("results/daa_sgr.json")
     rows = paired_rows(a, b)
@@ -15,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
-from bench.eval import bootstrap, per_query
+from bench.eval import bootstrap, paired, per_query
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.run_result import read_document
 
-LOWER_IS_BETTER = ("medr", "meanr")
 FIELDS = ("run_a", "run_b", "protocol", "fold", "direction", "metric", "value_a", "value_b", "gain",
-          "ci_low", "ci_high", "p_no_gain")
+          "ci_low", "ci_high", "frac_not_better", "p_value", "p_holm")
+FIGURE_TOLERANCE = 1e-3  # JSON figures are rounded to 4 decimals at most
 
 
 @dataclass(frozen=True)
@@ -74,27 +75,66 @@ def check_same_queries(a: ComparedRun, b: ComparedRun) -> None:
                                  f"queries differ ({field}); a paired comparison needs the same queries")
 
 
-def _point(document: dict, group: str, direction: str, metric: str) -> float | None:
-    metrics = document["metrics"] if group in WHOLE_PROTOCOL_FOLDS else document["folds"][int(group)]
-    value = metrics.get("rsum") if direction == "both" else metrics.get(direction, {}).get(metric)
-    return None if value is None else float(value)
+def _metric_figures(group: str, metrics) -> list[tuple[tuple, object]]:
+    """((group, direction, metric), value) of a JSON metrics dict ("metrics" or one of "folds")."""
+    if not isinstance(metrics, dict):
+        return []
+    found = [((group, "both", "rsum"), metrics["rsum"])] if "rsum" in metrics else []
+    for direction, values in metrics.items():
+        if isinstance(values, dict):
+            found += [((group, direction, metric), value) for metric, value in values.items()]
+    return found
+
+
+def stated_figures(document: dict) -> list[tuple[tuple, object, str]]:
+    """Every figure a result JSON states, as ((group, direction, metric), value, where): its
+    metrics, its folds' metrics and its figure rows (what the CSV and summary show)."""
+    headline = "all" if not document.get("folds") else "mean"
+    stated = [(key, value, "metrics") for key, value in _metric_figures(headline, document.get("metrics"))]
+    for fold, metrics in enumerate(document.get("folds") or []):
+        stated += [(key, value, "folds") for key, value in _metric_figures(str(fold), metrics)]
+    for row in document.get("figures") or []:
+        if isinstance(row, dict):
+            key = (str(row.get("fold")), row.get("direction"), row.get("metric"))
+            stated.append((key, row.get("value"), "figures"))
+    return stated
+
+
+def check_figures(run: ComparedRun) -> None:
+    """Refuse a JSON whose figures are not those of its per-query file (an edited JSON, or a
+    per-query file copied from another run): compare computes from the per-query values."""
+    recomputed = {(group, *key): value for group, figures in bootstrap.point_figures(run.queries).items()
+                  for key, value in figures.items()}
+    for key, stated, where in stated_figures(run.document):
+        if key not in recomputed:
+            continue
+        try:
+            agrees = abs(float(stated) - recomputed[key]) <= FIGURE_TOLERANCE
+        except (TypeError, ValueError):
+            agrees = False
+        if not agrees:
+            group, direction, metric = key
+            fold = "" if group in WHOLE_PROTOCOL_FOLDS else f" (fold {group})"
+            raise BenchError(f"{run.path}: {direction} {metric}{fold} is {stated!r} in its {where} but its "
+                             f"per-query file {run.npz.name} gives {recomputed[key]:.4f}; the JSON was "
+                             f"edited or the files belong to different runs")
 
 
 def paired_rows(a: ComparedRun, b: ComparedRun,
                 settings: bootstrap.Settings = bootstrap.Settings()) -> list[dict]:
-    """One row per figure both runs have (headline, then per fold): B - A with its interval."""
+    """One row per figure both runs have (headline, then per fold): B - A with its interval and
+    p-values (bench.eval.paired), every figure recomputed from the per-query files."""
     check_same_queries(a, b)
-    reps_a, reps_b = bootstrap.replicates(a.queries, settings), bootstrap.replicates(b.queries, settings)
+    for run in (a, b):
+        check_figures(run)
     rows = []
-    for group, figures in reps_a.items():
-        for (direction, metric), values_a in figures.items():
-            point_a, point_b = (_point(run.document, group, direction, metric) for run in (a, b))
-            if (direction, metric) not in reps_b[group] or point_a is None or point_b is None:
-                continue
-            gain = bootstrap.paired_gain(values_a, reps_b[group][(direction, metric)], point_a, point_b,
-                                         settings.confidence, lower_is_better=metric in LOWER_IS_BETTER)
+    for group, gains in paired.paired_gains(a.queries, b.queries, settings).items():
+        for (direction, metric), gain in gains.items():
             rows.append({"run_a": a.run_id, "run_b": b.run_id, "protocol": a.document["protocol"],
                          "fold": group, "direction": direction, "metric": metric,
-                         "value_a": round(point_a, 4), "value_b": round(point_b, 4),
-                         **{key: round(value, 4) for key, value in gain.items()}})
+                         **{key: _rounded(value) for key, value in gain.items()}})
     return rows
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

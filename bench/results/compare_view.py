@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.results import compare, query_changes
+from bench.results.interval_text import interval_text, p_text
 from bench.results.rows import dict_csv, headline_table
 from bench.eval.protocols import DIRECTIONS
 
@@ -21,16 +22,17 @@ def print_gains(rows: Sequence[dict], console: Console) -> None:
     """Headline gains; per-fold rows stay in the CSV."""
     headline, table = headline_table(
         rows, lambda first: f"{first['run_b']} minus {first['run_a']} ({first['protocol']})",
-        ("dir", "metric", "A", "B", "gain", "95% interval", "P(no gain)"), left=("dir", "metric"))
+        ("dir", "metric", "A", "B", "gain", "95% interval", "p", "p (Holm)"), left=("dir", "metric"))
     if table is None:
         return
     for row in headline:
         sure = row["ci_low"] > 0 or row["ci_high"] < 0
         gain = f"{row['gain']:+.2f}"
         table.add_row(row["direction"], row["metric"], f"{row['value_a']:.2f}", f"{row['value_b']:.2f}",
-                      f"[bold]{gain}[/bold]" if sure else gain,
-                      f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]", f"{row['p_no_gain']:.3f}")
-    table.caption = ("paired bootstrap over the same queries; bold: the interval excludes 0. "
+                      f"[bold]{gain}[/bold]" if sure else gain, interval_text(row["ci_low"], row["ci_high"], "+"),
+                      p_text(row["p_value"]), p_text(row["p_holm"]))
+    table.caption = ("paired over the same images; bold: the bootstrap interval excludes 0. p: sign-flip "
+                     "permutation test (two-sided), Holm: adjusted over these figures; none for medr. "
                      "medr/meanr: lower is better")
     console.print(table)
 

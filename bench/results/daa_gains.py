@@ -6,6 +6,7 @@ finds them). The gain rows are bench.results.compare's; summary.md shows the hea
 
 from bench.common.errors import BenchError
 from bench.results import compare
+from bench.results.interval_text import interval_text, p_text
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 
 MARKDOWN_METRICS = ("r1", "asp", "pmrp")
@@ -41,14 +42,15 @@ def all_gains(runs: dict, pairs: dict | None = None) -> tuple[list[dict], list[s
 
 
 def gains_markdown(rows: list[dict], notes: list[str]) -> str:
-    """A Markdown section: headline gain [95% interval] and P(no gain) per pair of runs."""
+    """A Markdown section: headline gain [95% interval] and Holm-adjusted p per pair of runs."""
     headline = [r for r in rows if r["fold"] in WHOLE_PROTOCOL_FOLDS and r["metric"] in MARKDOWN_METRICS]
     if not headline and not notes:
         return ""
     columns = sorted({(r["direction"], r["metric"]) for r in headline},
                      key=lambda c: (c[0], MARKDOWN_METRICS.index(c[1])))
-    lines = ["", "## DAA gain over the SGRAF baseline (paired bootstrap over the same queries)", "",
-             "Each cell: +DAA minus baseline [95% interval] P(no gain).", ""]
+    lines = ["", "## DAA gain over the SGRAF baseline (paired over the same images)", "",
+             "Each cell: +DAA minus baseline [95% bootstrap interval] p (sign-flip permutation test, "
+             "Holm-adjusted over the pair's headline figures).", ""]
     if columns:
         lines += ["| protocol | baseline run | DAA run | " + " | ".join(f"{d} {m}" for d, m in columns) + " |",
                   "|" + "---|" * (3 + len(columns))]
@@ -56,7 +58,7 @@ def gains_markdown(rows: list[dict], notes: list[str]) -> str:
         for row in headline:
             pairs.setdefault((row["protocol"], row["run_a"], row["run_b"]), {})[(row["direction"], row["metric"])] = row
         for (protocol, run_a, run_b), cells in pairs.items():
-            shown = [f"{c['gain']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] {c['p_no_gain']:.3f}"
+            shown = [f"{c['gain']:+.2f} {interval_text(c['ci_low'], c['ci_high'], '+')} p {p_text(c['p_holm'])}"
                      if (c := cells.get(column)) else "" for column in columns]
             lines.append(f"| {protocol} | {run_a} | {run_b} | " + " | ".join(shown) + " |")
     lines += [f"- {note}" for note in notes]

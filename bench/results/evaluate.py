@@ -1,4 +1,5 @@
-"""`bench.evaluate`: one protocol run from checkpoint files to a RunResult beside the paper.
+"""`bench.evaluate`: one protocol run from checkpoint files to a RunResult beside the paper;
+`bench.evaluate_scores`: the same for another model's score matrix.
 
     import bench
     result = bench.evaluate(["models/daa_coco_sgr.pth.tar"], "coco-5k", data_root="data")
@@ -11,8 +12,8 @@ writes what it returns), PMRP and ECCV Caption included.
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.eval.pipeline import run_protocol
-from bench.results.provenance import evaluation_provenance
+from bench.eval.pipeline import run_protocol, run_scores
+from bench.results.provenance import evaluation_provenance, scores_provenance
 from bench.results.rows import figure_rows
 from bench.results.run_result import RunResult
 from bench.results.uncertainty import query_outputs
@@ -45,17 +46,39 @@ def evaluate(checkpoints: str | Path | Sequence[str | Path], protocol: str, *, d
                               allow_mismatch=allow_mismatch)
     if evaluation is None:
         return None
-    provenance = evaluation_provenance(evaluation, precision)
-    model = evaluation.scored.model_label
     label = checkpoint_label([c.path for c in evaluation.scored.checkpoints])
+    return _result(evaluation, evaluation_provenance(evaluation, precision), label, run_id, evaluation.sims,
+                   compare=evaluation.scored.mismatch is None, own=own_checkpoint)
+
+
+def evaluate_scores(scores, protocol: str, *, data_root: str | Path = "data", annotations: str | Path | None = None,
+                    eccv: bool = False, run_id: str | None = None, model: str = "other",
+                    caption_ids: str | Path | None = None) -> RunResult:
+    """Another retrieval model's score matrix on a protocol, measured exactly as a checkpoint's.
+
+    scores: a `.npy` path (memory-mapped) or an array, images x captions in the split's order
+    (`python -m bench order`): (n_images, 5 n_images); coco-1k also takes the (5, n/5, n)
+    fold blocks. Any real float dtype. Only the split's captions and ids are read (and the
+    annotations for PMRP), never its features. The paper's DAA figures are no reference for
+    another model: every figure has the status "other-model". model: its name in the results;
+    run_id defaults to "<protocol>-<model>". The result holds no `sims` (they are the caller's).
+    Bad input raises BenchError.
+    """
+    evaluation = run_scores(scores, protocol, data_root=Path(data_root), annotations=annotations and Path(annotations),
+                            eccv=eccv, caption_ids=caption_ids and Path(caption_ids))
+    return _result(evaluation, scores_provenance(evaluation, model), evaluation.scored.label, run_id, None,
+                   other_model=True)
+
+
+def _result(evaluation, provenance: dict, label: str, run_id: str | None, sims, **status) -> RunResult:
+    """The RunResult of a measured evaluation: figure rows with intervals, the per-query file."""
+    model = provenance["model"]
     figures = {"metrics": evaluation.metrics} | ({"folds": evaluation.folds} if evaluation.folds else {})
     uncertainty = query_outputs(evaluation.queries, evaluation.protocol.name, evaluation.split.texts)
     rows = figure_rows(run_id or f"{evaluation.protocol.name}-{model.lower()}", evaluation.protocol, model, label,
-                       provenance["daa"], figures, uncertainty.intervals,
-                       compare=evaluation.scored.mismatch is None, own=own_checkpoint)
+                       provenance["daa"], figures, uncertainty.intervals, **status)
     return RunResult(evaluation.protocol.name, evaluation.metrics, provenance, rows, evaluation.folds,
-                     evaluation.sims, extra=uncertainty.payload, queries=evaluation.queries,
-                     queries_npz=uncertainty.data)
+                     sims, extra=uncertainty.payload, queries=evaluation.queries, queries_npz=uncertainty.data)
 
 
 def checkpoint_label(paths: list[Path]) -> str:

@@ -1,7 +1,8 @@
 """Where a number came from: code version, library versions, machine and time.
 
 `evaluation_provenance` adds what only an evaluation knows (device, precision, checkpoint
-sha256, data manifest, tokenizer path, seconds per stage, pairs per second).
+sha256, data manifest, tokenizer path, seconds per stage, pairs per second); `scores_provenance`
+the same for a score file from another model (its sha256 instead of checkpoints').
 """
 
 import datetime
@@ -66,6 +67,13 @@ def device_name(device) -> str:
     return f"{cpu_model()} ({torch.get_num_threads()} threads)"
 
 
+def torch_threads() -> int:
+    """The CPU threads torch's kernels use (eval's --threads, else torch's default)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def base_provenance() -> dict:
     """The run-independent part of a result's provenance."""
     return {
@@ -79,6 +87,16 @@ def base_provenance() -> dict:
     }
 
 
+def scores_provenance(evaluation, model: str) -> dict:
+    """base_provenance() plus the facts of another model's score-file run (`eval --scores`):
+    the file's sha256 stands where a checkpoint run has its checkpoints'."""
+    return base_provenance() | {
+        "model": model, "daa": False, "other_model": True, "scores": evaluation.scored.facts(), "checkpoints": [],
+        "data": data_manifest(evaluation.split), "tokenizer": tokenizer_path(), "eccv": evaluation.eccv,
+        "seconds": evaluation.seconds,
+    }
+
+
 def evaluation_provenance(evaluation, precision: str) -> dict:
     """base_provenance() plus the facts of one evaluation (a bench.eval.pipeline.Evaluation)."""
     scored = evaluation.scored
@@ -86,6 +104,7 @@ def evaluation_provenance(evaluation, precision: str) -> dict:
     pairs = int(scored.sims.size) * len(scored.checkpoints)
     return base_provenance() | {
         "device": str(evaluation.device), "device_name": device_name(evaluation.device), "precision": precision,
+        "threads": torch_threads(),
         "model": scored.model_label, "daa": is_daa(scored.checkpoints),
         "checkpoints": checkpoint_facts(scored.checkpoints), "vocab": scored.vocab_paths,
         "data": data_manifest(evaluation.split), "mismatch": scored.mismatch, "tokenizer": tokenizer_path(),

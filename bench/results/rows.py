@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common.errors import BenchError
+from bench.results.interval_text import interval_text
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, find_reference, status
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
 
@@ -22,7 +23,9 @@ FIELDS = ("run_id", "dataset", "protocol", "model", "checkpoint", "fold", "direc
           "within_ci")
 INTERVAL_FIELDS = ("ci_low", "ci_high", "within_ci")  # absent from results written before intervals
 # "own": a checkpoint that is not a released one; the paper's figure is shown for orientation only.
-STATUS_STYLE = {"ok": "green", "off": "bold red", "own": "cyan", "no-reference": "dim"}
+# "other-model": another model's score matrix (`eval --scores`); the paper's DAA figures are no reference.
+STATUS_STYLE = {"ok": "green", "off": "bold red", "own": "cyan", "no-reference": "dim", "other-model": "magenta"}
+OTHER_MODEL = "other-model"
 NUMERIC_FIELDS = ("value", "ci_low", "ci_high", "reference", "delta", "tolerance")
 
 
@@ -35,22 +38,24 @@ def _figures_of(metrics: dict) -> list[tuple[str, str, float]]:
 
 
 def within_interval(reference, low, high) -> bool | None:
-    """Does the published value lie inside our bootstrap interval (None when either is missing)?"""
-    if reference is None or low is None or high is None:
+    """Does the published value lie inside our bootstrap interval? None when either is missing,
+    or when the interval is a single point (it cannot tell a figure from its neighbours)."""
+    if reference is None or low is None or high is None or low >= high:
         return None
     return bool(low <= reference <= high)
 
 
 def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpoint_label: str,
                 daa: bool, evaluation: dict, intervals: dict | None = None, compare: bool = True,
-                own: bool = False) -> list[dict]:
+                own: bool = False, other_model: bool = False) -> list[dict]:
     """Every figure of an evaluation (headline, then per fold) with its reference and status.
 
     `intervals` ({group: {(direction, metric): (low, high)}}, bench.eval.bootstrap) adds each
     figure's bootstrap interval and whether the published value lies inside it. `compare=False`
     (a run the paper's figures do not apply to) marks every row no-reference. `own`: the
     checkpoints were trained here or by the user, so a distance from the paper is not a
-    reproduction failure: such figures get the status "own" instead of ok/off.
+    reproduction failure: such figures get the status "own" instead of ok/off. `other_model`: the
+    scores came from another model (`eval --scores`): no reference, status "other-model".
     """
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     headline = "mean" if protocol.folds > 1 else "all"
@@ -60,7 +65,8 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
     for fold, metrics in groups:
         for direction, metric, value in _figures_of(metrics):
             value = float(value)
-            ref = find_reference(protocol.name, model_label, daa, direction, metric, fold) if compare else None
+            ref = find_reference(protocol.name, model_label, daa, direction, metric, fold) \
+                if compare and not other_model else None
             low, high = (intervals or {}).get(fold, {}).get((direction, metric), (None, None))
             rows.append({
                 "run_id": run_id, "dataset": protocol.dataset, "protocol": protocol.name,
@@ -69,7 +75,7 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
                 "ci_low": _rounded(low), "ci_high": _rounded(high),
                 "reference": ref and ref.value, "reference_source": ref.source if ref else "",
                 "delta": ref and round(value - ref.value, 4), "tolerance": ref and ref.tolerance,
-                "status": "own" if own and ref else status(value, ref),
+                "status": OTHER_MODEL if other_model else "own" if own and ref else status(value, ref),
                 "within_ci": within_interval(ref and ref.value, low, high),
             })
     return rows
@@ -106,9 +112,9 @@ def dict_csv(rows: Iterable[dict], fields: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def csv_text(rows: Sequence[dict]) -> str:
-    """The results CSV (the one writer of it: per run, and the summary)."""
-    return dict_csv(({k: _blank_if_missing(row.get(k)) for k in FIELDS} for row in rows), FIELDS)
+def csv_text(rows: Sequence[dict], fields: Sequence[str] = FIELDS) -> str:
+    """The results CSV (the one writer of it: per run, and the summary with its leaderboard columns)."""
+    return dict_csv(({k: _blank_if_missing(row.get(k)) for k in fields} for row in rows), fields)
 
 
 def _number(value, fmt: str) -> str:
@@ -116,11 +122,9 @@ def _number(value, fmt: str) -> str:
 
 
 def with_interval(row: dict) -> str:
-    """`value ±half-width` of the bootstrap interval (the exact bounds are in the CSV)."""
-    text = format(float(row["value"]), ".2f")
-    if row.get("ci_low") not in ("", None) and row.get("ci_high") not in ("", None):
-        text += f" ±{(float(row['ci_high']) - float(row['ci_low'])) / 2:.2f}"
-    return text
+    """`value [low, high]`: the figure and its bootstrap interval (not symmetric: medr, 0%/100%)."""
+    interval = interval_text(row.get("ci_low"), row.get("ci_high"))
+    return format(float(row["value"]), ".2f") + (f" {interval}" if interval else "")
 
 
 def _yes_no(flag) -> str:
@@ -149,7 +153,7 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
     console = console or Console()
     headline, table = headline_table(
         rows, lambda first: f"{first['model']} on {first['protocol']} ({first['checkpoint']})",
-        ("dir", "metric", "ours ±95%", "paper", "delta", "tol", "status", "in CI", "source"),
+        ("dir", "metric", "ours [95% interval]", "paper", "delta", "tol", "status", "in CI", "source"),
         left=("dir", "metric", "source", "status"),
         may_wrap=("source",))  # in 80 columns the source wraps, never a number
     if table is None:
@@ -164,7 +168,10 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
     parts = [f"{counts['ok']} ok", f"{counts['off']} off"]
     if counts["own"]:
         parts = [f"{counts['own']} own checkpoint (not a released one: paper figures for orientation, no ok/off)"]
-    parts.append(f"{counts['no-reference']} without reference")
+    if counts[OTHER_MODEL]:
+        parts = [f"{counts[OTHER_MODEL]} of another model (the paper's DAA figures are no reference for it)"]
+    else:
+        parts.append(f"{counts['no-reference']} without reference")
     folds = any(row["fold"] not in WHOLE_PROTOCOL_FOLDS for row in rows)
     table.caption = ", ".join(parts) + (" (all folds); per-fold rows are in the CSV" if folds else "")
     console.print(table)

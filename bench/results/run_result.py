@@ -25,7 +25,7 @@ from bench.common.outputs import check_outputs
 from bench.results.rows import FIELDS, csv_text
 from bench.results.uncertainty import queries_path
 
-STATUSES = ("ok", "off", "own", "no-reference")
+STATUSES = ("ok", "off", "own", "no-reference", "other-model")
 CORE_KEYS = ("protocol", "metrics", "folds", "provenance", "figures")
 
 

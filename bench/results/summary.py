@@ -1,4 +1,5 @@
-"""Gather every run under results/ into results/summary.csv and a Markdown table beside the paper.
+"""Gather every run under results/ into results/summary.csv and a Markdown table beside the paper,
+with a leaderboard per protocol (bench.results.leaderboard).
 
 Each run is a `<run>.json` written by `eval --json` (with its figures); a `<run>.csv` beside it
 is read instead when present, so a hand-corrected CSV is summarised as the user sees it.
@@ -14,8 +15,9 @@ from bench.common.atomic import write_text
 from bench.common.errors import BenchError
 from bench.results.daa_gains import all_gains, gains_markdown
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
-from bench.results.rows import INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, with_interval
-from bench.results.run_result import RunResult, find_results
+from bench.results import leaderboard
+from bench.results.rows import FIELDS, INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, with_interval
+from bench.results.run_result import STATUSES, RunResult, find_results
 from bench.results.tables import load_runs
 from bench.eval.protocols import DIRECTIONS
 
@@ -56,7 +58,7 @@ def gather(results_dir: Path) -> list[dict]:
 
 
 def _cell(row: dict) -> str:
-    """`ours ±half-interval (paper)`, bold with a cross when off the paper beyond tolerance."""
+    """`ours [low, high] (paper)`, bold with a cross when off the paper beyond tolerance."""
     text = with_interval(row)
     if row["reference"] is not None:
         text += f" ({float(row['reference']):.1f})"
@@ -110,31 +112,37 @@ def folder_gains(results_dir: Path) -> str:
 def counts_line(rows: Sequence[dict]) -> str:
     """How the headline figures (those summary.md shows) stand against the paper."""
     headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
-    counts = {s: sum(row["status"] == s for row in headline) for s in ("ok", "off", "own", "no-reference")}
+    counts = {s: sum(row["status"] == s for row in headline) for s in STATUSES}
     own = f", {counts['own']} of own checkpoints (paper for orientation, no ok/off)" if counts["own"] else ""
+    own += f", {counts['other-model']} of other models (no reference)" if counts["other-model"] else ""
     return (f"{len(headline)} headline figures: {counts['ok']} ok, {counts['off']} off, "
             f"{counts['no-reference']} without a published reference{own} "
             "(medr and meanr included, per-fold rows not)")
 
 
-def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "") -> str:
+def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "", boards: str = "") -> str:
     return (
         "# daa-bench results\n\n"
-        "Each cell: ours ±half the 95% bootstrap interval over queries (paper). **Bold ✗** = off "
+        "Each cell: ours [95% bootstrap interval over images] (paper). **Bold ✗** = off "
         f"by more than the tolerance ({tolerance_text()}). The tolerance "
         "asks whether we reproduce the published number; the interval says how much the figure "
-        "would move on another sample of queries (summary.csv: ci_low, ci_high, within_ci). "
+        "would move on another sample of test images (summary.csv: ci_low, ci_high, within_ci). "
         "Headline figures only (COCO 1K: mean of the five folds); "
         f"per-fold rows, medr and meanr are in summary.csv.\n\n"
-        f"{counts_line(rows)}.\n\n" + markdown_table(rows) + gains + charts
+        f"{counts_line(rows)}.\n\n" + markdown_table(rows) + gains + boards + charts
     )
 
 
 def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
     """Write summary.csv and summary.md; return their paths and the rows summarised."""
     rows = gather(results_dir)
+    board_list = leaderboard.boards(find_results(results_dir))
+    columns = leaderboard.csv_columns(board_list)
+    ranked = [row | columns.get((row["run_id"], str(row["fold"]), row["direction"], row["metric"]), {})
+              for row in rows]
     csv_path = results_dir / f"{SUMMARY_STEM}.csv"
     md_path = results_dir / f"{SUMMARY_STEM}.md"
-    write_text(csv_path, csv_text(rows))
-    write_text(md_path, summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir)))
+    write_text(csv_path, csv_text(ranked, FIELDS + leaderboard.LEADERBOARD_FIELDS))
+    write_text(md_path, summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir),
+                                         leaderboard.leaderboard_markdown(board_list)))
     return csv_path, md_path, rows

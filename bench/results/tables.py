@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.common.errors import BenchError
 from bench.eval.protocols import DIRECTIONS
 from bench.results.daa_gains import paired_gains
+from bench.results.interval_text import interval_text, p_text
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, _published
 from bench.results.run_result import RunResult, find_results
 
@@ -89,8 +90,14 @@ def _run_of(path: Path, result: RunResult) -> Run:
         raise BenchError(f"{path}: run result lacks provenance.checkpoints ({err})") from err
 
 
+def is_other_model(result: RunResult) -> bool:
+    """A score file from another model (`eval --scores`): never a cell of the paper's tables."""
+    return bool(result.provenance.get("other_model"))
+
+
 def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
-    """(protocol, model, daa) -> run; when several runs match, the newest file wins."""
+    """(protocol, model, daa) -> run of SGRAF-family checkpoints (other models' runs are left out);
+    when several runs match, the newest file wins."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise BenchError(f"results folder {results_dir} does not exist; run "
@@ -98,6 +105,8 @@ def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
     runs: dict[tuple[str, str, bool], Run] = {}
     found = find_results(results_dir, recursive=False)
     for path, result in sorted(found, key=lambda item: item[0].stat().st_mtime):
+        if is_other_model(result):
+            continue
         run = _run_of(path, result)
         runs[(run.protocol, run.model, run.daa)] = run
     return runs
@@ -124,7 +133,7 @@ def _difference(after: float | None, before: float | None) -> float | None:
 
 
 def _interval(gain: dict | None) -> str:
-    return MISSING if gain is None else f"{gain['ci_low']:+.1f}..{gain['ci_high']:+.1f}"
+    return MISSING if gain is None else interval_text(gain["ci_low"], gain["ci_high"], "+", digits=1)
 
 
 def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str, gains: dict) -> list[list[str]]:
@@ -133,7 +142,7 @@ def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str, gains: d
     for column in spec.columns():
         gain = gains.get(column)
         cells["interval"].append(_interval(gain))
-        cells["p"].append(MISSING if gain is None else f"{gain['p_no_gain']:.3f}")
+        cells["p"].append(MISSING if gain is None else p_text(gain["p_holm"]))
         ours = {daa: _ours(runs.get((protocol, model, daa)), *column) for daa in (False, True)}
         paper = {daa: _paper(spec, protocol, column, model, daa) for daa in (False, True)}
         for daa in (False, True):
@@ -142,7 +151,7 @@ def _model_rows(spec: TableSpec, protocol: str, runs: dict, model: str, gains: d
                                    _difference(paper[True], paper[False]), sign="+"))
     return [[model, "baseline", *cells[False]], [model, "+DAA", *cells[True]],
             [model, "DAA gain", *cells["gain"]], [model, "gain CI", *cells["interval"]],
-            [model, "P(no gain)", *cells["p"]]]
+            [model, "p (Holm)", *cells["p"]]]
 
 
 def _protocol_grid(spec: TableSpec, protocol: str, runs: dict, pairs: dict | None) -> Grid:
@@ -155,7 +164,8 @@ def _protocol_grid(spec: TableSpec, protocol: str, runs: dict, pairs: dict | Non
              for model, (rows, _) in gains.items()}
     rows = [row for model in MODELS for row in _model_rows(spec, protocol, runs, model, gains[model])]
     notes = [f"cells: ours ({spec.source}); DAA gain: +DAA minus baseline, ours (paper's)",
-             "gain CI (95%) and P(no gain): paired bootstrap over the same queries (bench compare)",
+             "gain CI: 95% paired bootstrap interval over the same images; p (Holm): sign-flip permutation "
+             "test over images, Holm-adjusted over the pair's figures (bench compare)",
              *([f"no gain CI for {', '.join(failed)}: {next(iter(failed.values()))}"] if failed else []),
              "runs: " + (", ".join(runs[key].path.name for key in wanted if key in runs) or "none")]
     missing = [f"{m} {'+DAA' if daa else 'baseline'}" for _, m, daa in wanted if (protocol, m, daa) not in runs]

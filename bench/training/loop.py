@@ -21,15 +21,18 @@ from torch import nn
 from bench.common import distributed
 from bench.common.errors import BenchError
 from bench.common.progress import progress_bar
+from bench.common.threads import set_threads
 from bench.data.splits import load_split
 from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
 from bench.eval.protocols import DIRECTIONS
+from bench.eval.precision import autocast_for, tf32_switches
 from bench.eval.score_split import score_model
-from bench.eval.scoring import default_caption_chunk, precision_context, resolve_device
+from bench.eval.scoring import default_caption_chunk, resolve_device
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
 from bench.training.batches import Batch, TrainingData, TrainingSemantics, caption_subset
+from bench.training.determinism import deterministic_kernels
 from bench.training.logs import TrainLog
 from bench.training.losses import training_objective
 from bench.training.settings import TrainSettings, check_resume_matches, check_settings, settings_record
@@ -67,13 +70,18 @@ def compute_precision(precision: str) -> str:
 
 def backward_batch(scorer: nn.Module, batch: Batch, settings: TrainSettings, device: torch.device) -> dict:
     """Forward, loss and backward of one batch; returns the loss terms as detached tensors (still on
-    the device: reading them is a host sync, left to the step log)."""
-    with precision_context(compute_precision(settings.precision), device):
-        scores = scorer(batch.regions, batch.tokens, batch.lengths)
-    terms = training_objective(scores.to(run_dtype(settings.precision)), batch.sems, margin=settings.margin,
-                               max_violation=settings.max_violation, daa_weight=settings.daa_weight,
-                               form=settings.daa_form)
-    terms["loss"].backward()
+    the device: reading them is a host sync, left to the step log).
+
+    The TF32 switches hold for the backward too (its matmuls and cuDNN GRU kernels); bf16 autocast
+    covers the forward only, as PyTorch advises."""
+    precision = compute_precision(settings.precision)
+    with tf32_switches(precision == "tf32"):
+        with autocast_for(precision, device):
+            scores = scorer(batch.regions, batch.tokens, batch.lengths)
+        terms = training_objective(scores.to(run_dtype(settings.precision)), batch.sems, margin=settings.margin,
+                                   max_violation=settings.max_violation, daa_weight=settings.daa_weight,
+                                   form=settings.daa_form)
+        terms["loss"].backward()
     return {name: value.detach() for name, value in terms.items()}
 
 
@@ -174,7 +182,8 @@ def _prepare(settings: TrainSettings, world, device: torch.device) -> tuple[Run,
     data = TrainingData(train_split, vocab, relevance, world, batch_size=settings.batch_size,
                         workers=settings.workers, seed=settings.seed)
     run = Run(settings, world, device, model, scorer, optimizer, data, dev, vocab, None,
-              published_opt(model, settings, world.world_size), settings_record(settings, dims))
+              published_opt(model, settings, world.world_size),
+              settings_record(settings, dims) | {"threads_used": torch.get_num_threads()})
     position = Position() if resumed is None else _restore(run, resumed)
     run.log = TrainLog(settings.run_dir, position.epoch, position.step, enabled=distributed.is_master(world))
     return run, position
@@ -292,10 +301,12 @@ def train(settings: TrainSettings) -> Path:
     the hook through which tests inject reference relevance matrices.
     """
     check_settings(settings)
+    set_threads(settings.threads)
     world = distributed.world_info_from_env()
     device = distributed.process_device(world, resolve_device(settings.device))
     distributed.init_distributed(world, device)
     try:
-        return _train(settings, world, device)
+        with deterministic_kernels(settings.deterministic):
+            return _train(settings, world, device)
     finally:
         distributed.cleanup_distributed()

@@ -81,6 +81,8 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    threads: int | None = None  # CPU threads for torch (None: torch's choice)
+    deterministic: bool = False  # deterministic kernels (CUDA: index_add, cuBLAS, cuDNN) at some speed cost
     resume: bool = False
     quiet: bool = False
     # Hook: an object with block(caption_indices) -> (B, B) relevance in collate order; None: the
@@ -121,7 +123,7 @@ def _flag(name: str) -> str:
 
 _WHOLE_AT_LEAST = {"num_epochs": 1, "lr_update": 1, "batch_size": 2, "workers": 0, "embed_size": 1,
                    "word_dim": 1, "sim_dim": 1, "num_layers": 1, "sgr_step": 1, "max_steps": 1,
-                   "save_every_steps": 1, "train_captions": 5, "val_captions": 5, "seed": 0}
+                   "save_every_steps": 1, "train_captions": 5, "val_captions": 5, "seed": 0, "threads": 1}
 _REAL_AT_LEAST = {"daa_weight": 0, "margin": 0, "dropout": 0}
 _REAL_ABOVE_ZERO = ("learning_rate", "grad_clip")
 

@@ -1,0 +1,41 @@
+"""One part of `make gpu-check`, in a process of its own (bench.perf.gpu_check starts it):
+
+    python -m bench.perf.gpu_part <part> '<context as JSON>' <rows.json>
+
+Writes the part's rows to <rows.json>; an exception becomes one failing row. A crash (a CUDA
+error that takes the process down) or a kill at the deadline leaves no file, which the check
+reports as that part's failure while the other parts go on.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]
+
+
+def run_part(name: str, context: dict) -> list[dict]:
+    from bench.perf.gpu_parts import CheckContext, correctness_parts
+    from bench.perf.gpu_speed import speed_part
+
+    parts = {**correctness_parts(), "speed": speed_part}
+    try:
+        return parts[name](CheckContext.from_json(context))
+    except Exception as error:  # noqa: BLE001 - reported as this part's failure, the check goes on
+        return [{"check": name, "status": "fail", "detail": one_line(error)}]
+
+
+def main(argv: list[str]) -> int:
+    name, context, rows_path = argv
+    rows = run_part(name, json.loads(context))
+    from bench.common.atomic import write_json
+
+    write_json(Path(rows_path), rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,95 @@
+"""Peak memory of `eval --scores` on a COCO-5K-sized float32 matrix (5,000 x 25,000, 500 MB).
+
+    python -m bench.perf.scores_bench --out results/perf     # part of make bench
+
+Generates a captions-only COCO testall (captions, ids, instance annotations for PMRP) and the
+matrix in a temporary folder, runs `python -m bench eval --scores` on it in a child process and
+reports that child's peak resident memory. The matrix is memory-mapped, so its pages count once;
+the target is under 2 GB (exit status 1 above it: `make bench` checks it, the tests do not).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.perf.metrics_bench import synthetic_instances, synthetic_texts
+from bench.perf.report import publish
+from bench.results.provenance import cpu_model
+
+LIMIT_MB = 2048
+ROW_BLOCK = 250  # matrix rows generated at a time
+
+
+def write_matrix(path: Path, n_images: int, seed: int = 0) -> None:
+    """Random float32 scores, the ground-truth pairs lifted a little, written block by block."""
+    rng = np.random.default_rng(seed)
+    sims = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_images, 5 * n_images))
+    for start in range(0, n_images, ROW_BLOCK):
+        rows = np.arange(start, min(start + ROW_BLOCK, n_images))
+        block = rng.random((len(rows), 5 * n_images), dtype=np.float32)
+        block[np.arange(len(rows))[:, None], rows[:, None] * 5 + np.arange(5)] += 0.2
+        sims[rows] = block
+    sims.flush()
+    del sims
+
+
+def write_split(root: Path, n_images: int) -> None:
+    """testall captions and ids (a row per caption, as SCAN's) and instance annotations."""
+    directory = root / "coco_precomp"
+    directory.mkdir(parents=True)
+    (directory / "testall_caps.txt").write_text("\n".join(synthetic_texts(5 * n_images)) + "\n", encoding="utf-8")
+    ids, vectors = synthetic_instances(n_images)
+    (directory / "testall_ids.txt").write_text("".join(f"{i}\n" * 5 for i in ids), encoding="utf-8")
+    annotations = [{"image_id": i, "category_id": int(c) + 1} for i in ids for c in np.flatnonzero(vectors[i])]
+    (root / "coco_annotations").mkdir()
+    (root / "coco_annotations" / "instances_val2014.json").write_text(json.dumps({"annotations": annotations}))
+
+
+def eval_in_child(matrix: Path, root: Path, result: Path) -> tuple[float, int]:
+    """(seconds, peak RSS in bytes) of `python -m bench eval --scores` in a fresh interpreter (wait4)."""
+    command = [sys.executable, "-m", "bench", "eval", "--scores", str(matrix), "--protocol", "coco-5k",
+               "--data-root", str(root), "--json", str(result)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"scores_bench: {' '.join(command)} failed")
+    return seconds, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=5000)
+    parser.add_argument("--out", default="results/perf")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to put the files (default: a temp dir)")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="daa-perf-scores-", dir=args.workdir))
+    try:
+        write_split(workdir / "data", args.images)
+        write_matrix(workdir / "scores.npy", args.images)
+        seconds, peak = eval_in_child(workdir / "scores.npy", workdir / "data", workdir / "run.json")
+        metrics = json.loads((workdir / "run.json").read_text(encoding="utf-8"))["metrics"]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    peak_mb = peak / 2**20
+    row = {"benchmark": "eval --scores coco-5k (PMRP included)", "matrix": f"{args.images} x {5 * args.images} float32",
+           "matrix_mb": round(args.images * 5 * args.images * 4 / 2**20, 1), "seconds": round(seconds, 1),
+           "peak_rss_mb": round(peak_mb, 1), "limit_mb": LIMIT_MB, "ok": peak_mb < LIMIT_MB,
+           "rsum": round(metrics["rsum"], 2), "figures": sum(len(metrics[d]) for d in ("i2t", "t2i")) + 1,
+           "host": socket.gethostname(), "cpu": cpu_model(), "cores": os.cpu_count()}
+    publish([row], args.out, "cpu-scores-memory", "peak memory of eval --scores")
+    return 0 if row["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""Paired gains of two runs that really differ: bootstrap and permutation test against numpy oracles."""
+
+import numpy as np
+import pytest
+
+from bench.common.errors import BenchError
+from bench.eval import bootstrap, paired
+from bench.eval.pmrp import pmrp_figure
+from bench.results.interval_text import interval_text, p_text
+
+N_IMAGES = 60
+
+
+def _run_pair(seed=0):
+    """Run A, and run B that ranks better on some images and worse on others (clustered by image)."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.gamma(1.0, 4.0, N_IMAGES)
+    runs = ({}, {})
+    for direction, n in (("i2t", N_IMAGES), ("t2i", 5 * N_IMAGES)):
+        image = np.arange(n) // (n // N_IMAGES)
+        rank_a = rng.poisson(difficulty[image])
+        shift = np.where(rng.random(N_IMAGES) < 0.7, -3, 1)[image]  # B helps 70% of the images
+        rank_b = np.maximum(rank_a + shift + rng.integers(-1, 2, n), 0)
+        pmrp = rng.random((n, 3))
+        pmrp[rng.random((n, 3)) < 0.2] = np.nan
+        common = {"index": np.arange(n), "fold": np.zeros(n, dtype=np.int16)}
+        runs[0][direction] = common | {"rank": rank_a, "asp": rng.random(n), "pmrp": pmrp}
+        runs[1][direction] = common | {"rank": rank_b, "asp": np.clip(runs[0][direction]["asp"] + 0.05 *
+                                       rng.standard_normal(n), 0, 1), "pmrp": np.clip(pmrp + 0.1, 0, 1)}
+    return runs
+
+
+def _figures(run, images):
+    """Figures of the queries of `images` (each i2t query and its five captions), by hand."""
+    rows = {"i2t": images, "t2i": (5 * images[:, None] + np.arange(5)).ravel()}
+    figures = {}
+    for direction, picked in rows.items():
+        values = {field: array[picked] for field, array in run[direction].items()}
+        figures |= {(direction, f"r{k}"): 100 * np.mean(values["rank"] < k) for k in (1, 5, 10)}
+        figures[(direction, "meanr")] = np.mean(values["rank"]) + 1
+        figures[(direction, "asp")] = 100 * np.mean(values["asp"])
+        figures[(direction, "pmrp")] = pmrp_figure(values["pmrp"])
+    figures[("both", "rsum")] = sum(figures[(d, f"r{k}")] for d in rows for k in (1, 5, 10))
+    return figures
+
+
+def _swapped(run_a, run_b, swap):
+    """A and B with their values exchanged on the images where `swap` is 1."""
+    out_a, out_b = {}, {}
+    for direction in ("i2t", "t2i"):
+        per_image = len(run_a[direction]["rank"]) // N_IMAGES
+        moved = np.repeat(swap.astype(bool), per_image)
+        out_a[direction], out_b[direction] = {}, {}
+        for field, values in run_a[direction].items():
+            mask = moved.reshape(-1, *([1] * (values.ndim - 1)))
+            out_a[direction][field] = np.where(mask, run_b[direction][field], values)
+            out_b[direction][field] = np.where(mask, values, run_b[direction][field])
+    return out_a, out_b
+
+
+def test_paired_gains_equal_a_numpy_oracle_on_the_same_draws():
+    run_a, run_b = _run_pair()
+    settings = bootstrap.Settings(resamples=300, seed=4)
+    gains = paired.paired_gains(run_a, run_b, settings, n_permutations=200)["all"]
+    everything = np.arange(N_IMAGES)
+    point_a, point_b = _figures(run_a, everything), _figures(run_b, everything)
+    draws = bootstrap.resample_indices(np.random.default_rng([4, 0]), N_IMAGES, 300)
+    resampled = [(_figures(run_a, images), _figures(run_b, images)) for images in draws]
+    swaps = np.random.default_rng([4, 0, paired.PERMUTATION_STREAM]).integers(0, 2, (200, N_IMAGES))
+    permuted = [tuple(_figures(run, everything) for run in _swapped(run_a, run_b, swap)) for swap in swaps]
+    for key in point_a:
+        gain, observed = gains[key], point_b[key] - point_a[key]
+        difference = np.array([b[key] - a[key] for a, b in resampled])
+        assert gain["value_a"] == pytest.approx(point_a[key]) and gain["gain"] == pytest.approx(observed)
+        assert (gain["ci_low"], gain["ci_high"]) == pytest.approx(tuple(np.percentile(difference, [2.5, 97.5])))
+        better = difference < 0 if key[1] == "meanr" else difference > 0
+        assert gain["frac_not_better"] == pytest.approx(1 - np.mean(better))
+        extreme = sum(abs(b[key] - a[key]) >= abs(observed) - 1e-9 for a, b in permuted)
+        assert gain["p_value"] == pytest.approx((1 + extreme) / 201), key
+    assert gains[("t2i", "r1")]["ci_low"] > 0 and gains[("t2i", "r1")]["p_value"] < 0.01  # B is better
+    assert gains[("i2t", "medr")]["p_value"] is None and gains[("i2t", "medr")]["frac_not_better"] is None
+
+
+def test_an_interval_from_caption_draws_is_narrower_than_the_paired_image_interval():
+    """The pair differs image by image, so drawing captions independently understates the noise."""
+    run_a, run_b = _run_pair(seed=3)
+    gains = paired.paired_gains(run_a, run_b, bootstrap.Settings(resamples=1000), n_permutations=10)["all"]
+    hits = [run["t2i"]["rank"] < 5 for run in (run_a, run_b)]
+    per_caption = 100 * (hits[1].astype(float) - hits[0])
+    draws = np.random.default_rng(0).integers(0, len(per_caption), (1000, len(per_caption)))
+    caption_low, caption_high = np.percentile(per_caption[draws].mean(axis=1), [2.5, 97.5])
+    image_width = gains[("t2i", "r5")]["ci_high"] - gains[("t2i", "r5")]["ci_low"]
+    assert image_width > 1.2 * (caption_high - caption_low)
+
+
+def test_holm_multiplies_the_smallest_p_by_the_family_size_and_keeps_the_order():
+    adjusted = paired.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.5})
+    assert adjusted == pytest.approx({"a": 0.04, "c": 0.09, "b": 0.09, "d": 0.5})
+
+
+def test_paired_gains_adjust_the_p_values_of_one_group_with_holm():
+    run_a, run_b = _run_pair(seed=1)
+    gains = paired.paired_gains(run_a, run_b, bootstrap.Settings(resamples=50), n_permutations=100)["all"]
+    tested = {key: g["p_value"] for key, g in gains.items() if g["p_value"] is not None}
+    assert len(tested) == 13 and {key: gains[key]["p_holm"] for key in tested} == paired.holm(tested)
+
+
+def test_runs_over_other_queries_are_refused():
+    run_a, run_b = _run_pair()
+    run_b["t2i"]["index"] = run_b["t2i"]["index"][::-1].copy()
+    with pytest.raises(BenchError, match="t2i queries differ"):
+        paired.paired_gains(run_a, run_b, bootstrap.Settings(resamples=10), n_permutations=10)
+
+
+def test_display_of_intervals_and_p_values():
+    assert interval_text(8.0, 30.0) == "[8.00, 30.00]" and interval_text(-1.234, 2.0, "+", 1) == "[-1.2, +2.0]"
+    assert interval_text("", 3.0) == "" and interval_text(None, None) == ""
+    assert p_text(0.0005) == "< 0.001" and p_text(0.0123) == "0.012" and p_text(None) == "–"
+
+
+def test_coco_1k_pairs_permute_within_folds_and_test_each_fold_as_its_own_family():
+    run_a, run_b = _run_pair(seed=2)
+    for run in (run_a, run_b):
+        for direction, values in run.items():
+            values["fold"] = (np.arange(len(values["fold"])) >= len(values["fold"]) // 2).astype(np.int16)
+    gains = paired.paired_gains(run_a, run_b, bootstrap.Settings(resamples=100), n_permutations=100)
+    assert set(gains) == {"mean", "0", "1"}
+    for key, gain in gains["mean"].items():
+        assert gain["gain"] == pytest.approx((gains["0"][key]["gain"] + gains["1"][key]["gain"]) / 2)
+    for group in gains.values():
+        tested = {key: g["p_value"] for key, g in group.items() if g["p_value"] is not None}
+        assert {key: group[key]["p_holm"] for key in tested} == paired.holm(tested)
