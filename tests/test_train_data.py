@@ -100,7 +100,7 @@ def test_spawned_loader_workers_give_the_batches_of_workers_0(root, vocab, tmp_p
     data = TrainingData(split, vocab, TrainingSemantics(split.texts), WorldInfo(), batch_size=8, workers=0, seed=2)
     data.batches.set_epoch(0)
     alone = list(DataLoader(data.samples, batch_sampler=data.batches, collate_fn=data.collate))
-    spawned = list(DataLoader(data.samples, batch_sampler=data.batches, collate_fn=data.collate, num_workers=2,
+    spawned = list(DataLoader(data.samples, batch_sampler=data.batches, collate_fn=data.collate, num_workers=1,
                               multiprocessing_context="spawn"))
     assert len(spawned) == len(alone) == 8
     for ours, theirs in zip(spawned, alone):
