@@ -123,7 +123,7 @@ def test_download_reproduce_train_evaluate_report_through_make(tmp_path, served)
     summary = list(csv.DictReader(open(results / "summary.csv")))
     assert {row["run_id"] for row in summary} >= {"daa_f30k_saf_f30k-1k", "trained_f30k_saf_f30k-1k"}
 
-    for step in (r"encoding images: \d+/\d+ images", r"scoring: \d+/\d+ images \(\d+%\), .*ETA",
+    for step in (r"encoding images: \d+/\d+ images", r"scoring SAF on test: [\d,]+/[\d,]+ pairs \(\d+%\), .*ETA",
                  r"epoch \d+: \d+/\d+ steps"):  # plain progress lines, though no terminal
         assert re.search(step, log), step
     assert "Traceback" not in log

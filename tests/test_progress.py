@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bench.common import progress
-from bench.eval.scoring import announce_expected_time
+from bench.eval.scoring import announce_expected_time, score_matrix
 from bench.model.random_weights import random_model, small_config
 
 
@@ -42,8 +42,9 @@ def test_lines_are_spaced_by_the_interval(monkeypatch, capsys):
     assert capsys.readouterr().err == ""  # a step shorter than the interval says nothing
 
 
-def test_quiet_silences_everything(plain, monkeypatch, capsys):
-    monkeypatch.setenv("BENCH_QUIET", "1")
+@pytest.mark.parametrize("variable,value", [("BENCH_QUIET", "1"), ("RANK", "1")])  # torchrun: rank 0 speaks
+def test_quiet_and_other_ranks_print_nothing(plain, monkeypatch, capsys, variable, value):
+    monkeypatch.setenv(variable, value)
     with progress.progress_bar("x", 2) as advance:
         advance(2)
     progress.note("hello")
@@ -84,3 +85,70 @@ def test_slow_steps_show_time_per_step_never_zero_per_second():
     assert slow._rate(1 / 45) == "45 s per step"
     assert slow._rate(0.0) == "no steps done yet"
     assert slow._rate(2.5) == "2.5 steps/s"
+
+
+def _lines(capsys, start: str) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith(start)]
+
+
+def test_a_line_comes_per_caption_chunk_within_one_shard(plain, capsys):
+    """One shard holding every image must still report along the way (a real shard takes minutes)."""
+    model = random_model(small_config("SGR", "coco_precomp", 50), seed=1)
+    img, cap = torch.randn(6, 36, 32), torch.randn(10, 9, 32)
+    lens = torch.tensor([9, 9, 9, 9, 9, 4, 4, 4, 2, 2])
+    score_matrix(model, img, cap, lens, image_shard=6, caption_chunk=2)
+    lines = _lines(capsys, "scoring: ")
+    assert len([line for line in lines if "pairs (" in line]) == 3 + 2 + 1  # chunks of lengths 9, 4, 2
+    assert lines[0].startswith("scoring: 12/60 pairs (20%)") and lines[-1].startswith("scoring: done, 60 pairs")
+
+
+def test_progress_and_eta_are_the_whole_runs_over_every_fold(plain, capsys, data_root):
+    from bench.data.splits import load_split
+    from bench.data.vocab import Vocabulary
+    from bench.eval.score_split import score_model
+
+    vocab = Vocabulary.load(data_root / "vocab" / "coco_precomp_vocab.json")
+    model = random_model(small_config("SAF", "coco_precomp", len(vocab)), seed=1)
+    folds = [(slice(10 * f, 10 * f + 10), slice(50 * f, 50 * f + 50)) for f in range(3)]
+    sims = score_model(model, load_split(data_root, "coco_precomp", "testall"), vocab, torch.device("cpu"), "fp32",
+                       blocks=folds, what="scoring SAF on testall")
+    lines = _lines(capsys, "scoring SAF on testall")
+    assert sims.shape == (3, 10, 50)
+    assert lines[0].startswith("scoring SAF on testall, fold 1/3: ") and "/1,500 pairs (" in lines[0]
+    assert "fold 3/3: 1,500/1,500 pairs (100%)" in lines[-2] and "ETA" in lines[-2]
+    assert lines[-1].startswith("scoring SAF on testall: done, 1,500 pairs")
+
+
+def test_the_second_model_of_an_ensemble_continues_the_count(plain, capsys):
+    with progress.progress_bar("scoring SAF", 10, unit="pairs", completed=5) as advance:
+        advance(1)
+    assert _lines(capsys, "scoring SAF")[0].startswith("scoring SAF: 6/10 pairs (60%)")
+
+
+def test_the_probe_times_the_real_shard_and_chunk_after_a_warm_up(plain, monkeypatch):
+    from bench.eval import scoring
+
+    model = random_model(small_config("SGR", "coco_precomp", 50), seed=1)
+    img, cap, lens = torch.randn(10, 36, 32), torch.randn(20, 9, 32), torch.randint(2, 10, (20,))
+    calls, real = [], scoring.pair_scores
+
+    def recording(sim_enc, images, words, word_lens, **kwargs):
+        calls.append((images.shape[0], words.shape[0], kwargs["caption_chunk"], len(set(word_lens.tolist()))))
+        return real(sim_enc, images, words, word_lens, **kwargs)
+
+    monkeypatch.setattr(scoring, "pair_scores", recording)
+    announce_expected_time(model, img, cap, lens, 125_000_000, "x", min_seconds=0, image_shard=4)
+    assert calls == [(4, 8, 8, 1)] * 2  # the shard, one full CPU chunk of one length: warm-up, then timed
+
+
+def test_the_expected_time_is_shared_by_the_processes(plain, monkeypatch):
+    from bench.common.distributed import WorldInfo
+    from bench.eval import scoring
+
+    model = random_model(small_config("SGR", "coco_precomp", 50), seed=1)
+    img, cap, lens = torch.randn(10, 36, 32), torch.randn(20, 9, 32), torch.full((20,), 9)
+    monkeypatch.setattr(scoring, "_probe_seconds", lambda *args: 1.0)
+    alone = announce_expected_time(model, img, cap, lens, 8_000_000, "x", min_seconds=0, image_shard=10)
+    monkeypatch.setattr(scoring, "active_world", lambda: WorldInfo(0, 0, 4, launched=True))
+    assert alone == 8_000_000 / (10 * 8)
+    assert announce_expected_time(model, img, cap, lens, 8_000_000, "x", min_seconds=0, image_shard=10) == alone / 4

@@ -175,7 +175,7 @@ def test_a_bf16_step_follows_the_fp32_step(tiny_root):
     (fp32_terms, fp32_grad), (bf16_terms, bf16_grad) = steps["fp32"], steps["bf16"]
     assert bf16_terms.keys() == fp32_terms.keys()
     for name, value in fp32_terms.items():
-        assert bf16_terms[name] == pytest.approx(value, rel=0.05, abs=1e-3), name
+        assert float(bf16_terms[name]) == pytest.approx(float(value), rel=0.05, abs=1e-3), name
     assert torch.isfinite(bf16_grad).all() and bf16_grad.shape == fp32_grad.shape
     assert float(torch.nn.functional.cosine_similarity(bf16_grad, fp32_grad, dim=0)) > 0.95
     assert float(bf16_grad.norm()) == pytest.approx(float(fp32_grad.norm()), rel=0.1)

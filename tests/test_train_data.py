@@ -78,3 +78,50 @@ def test_semantics_memory_benchmark_small():
     result = measure_semantics_memory(n_captions=3000, batches=3, batch_size=64)
     assert result["ok"] and 0 < result["peak_mb"] < 100 and result["n_terms"] > 500
     assert len(generated_corpus(10)) == 10
+
+
+@pytest.mark.parametrize("features", ["h5", "npy"])
+def test_spawned_loader_workers_give_the_batches_of_workers_0(root, vocab, tmp_path, features):
+    """Workers started by `spawn` (no fork) open the features themselves: an h5py dataset cannot be
+    pickled, and a pickled memmap would copy all its data to every worker."""
+    import shutil
+
+    import h5py
+    from torch.utils.data import DataLoader
+
+    directory = tmp_path / DATA_NAME
+    shutil.copytree(root / DATA_NAME, directory)
+    if features == "h5":
+        raw = np.load(directory / "train_ims.npy")
+        with h5py.File(directory / "train.h5", "w") as handle:
+            handle.create_dataset("feat", data=raw)
+        (directory / "train_ims.npy").unlink()
+    split = load_split(tmp_path, DATA_NAME, "train")
+    data = TrainingData(split, vocab, TrainingSemantics(split.texts), WorldInfo(), batch_size=8, workers=0, seed=2)
+    data.batches.set_epoch(0)
+    alone = list(DataLoader(data.samples, batch_sampler=data.batches, collate_fn=data.collate))
+    spawned = list(DataLoader(data.samples, batch_sampler=data.batches, collate_fn=data.collate, num_workers=1,
+                              multiprocessing_context="spawn"))
+    assert len(spawned) == len(alone) == 8
+    for ours, theirs in zip(spawned, alone):
+        for name in ("regions", "tokens", "lengths", "indices", "sems"):
+            assert torch.equal(getattr(ours, name), getattr(theirs, name)), name
+    assert split.features is not None  # pickling for the workers left this process's split open
+
+
+def test_batches_can_be_pinned(root, vocab, monkeypatch):
+    """DataLoader(pin_memory=True) pins what has a pin_memory(); a plain dataclass stayed pageable."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+
+    split = load_split(root, DATA_NAME, "train")
+    batch = CollateBatch(TrainingSemantics(split.texts))([CaptionSamples(split, vocab)[k] for k in range(4)])
+    pinned_ids = []
+
+    def fake_pin(tensor, *args):  # no CUDA here: record the call, copy the data
+        pinned_ids.append(id(tensor))
+        return tensor.clone()
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin)
+    pinned = pin_memory(batch)
+    assert isinstance(pinned, type(batch)) and pinned is not batch and len(pinned_ids) == 5
+    assert all(torch.equal(getattr(pinned, name), getattr(batch, name)) for name in ("regions", "tokens", "sems"))

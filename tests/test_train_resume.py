@@ -78,11 +78,11 @@ def test_max_steps_stops_mid_epoch_and_resume_continues_exactly(root, straight, 
 def test_a_kill_mid_epoch_resumes_from_the_last_saved_step(root, straight, tmp_path, monkeypatch):
     real_step, calls = loop._step, []
 
-    def dies_at_step_5(run, batch, lr):
+    def dies_at_step_5(run, batch):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real_step(run, batch, lr)
+        return real_step(run, batch)
 
     run = settings(root, tmp_path / "run")
     monkeypatch.setattr(loop, "_step", dies_at_step_5)

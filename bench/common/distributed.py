@@ -103,12 +103,13 @@ def wrap_model(module: torch.nn.Module, world: WorldInfo, device: torch.device) 
     batch norms with its own batch statistics, a named deviation that only affects multi-process
     CPU runs. SAF's one-channel node batch norm, normalised per caption by bench.model.engine, is
     synchronised on CPU and GPU alike (sum_across_processes), as the original's SyncBatchNorm was.
+    No `device_ids`: the batch is already on the process's GPU, and with them DDP would also move
+    the caption lengths there, which the GRU's packing and the length groups need on the host.
     """
     if not world.distributed:
         return module
     if device.type == "cuda":
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-        return DistributedDataParallel(module, device_ids=[device.index])
     return DistributedDataParallel(module)
 
 
@@ -142,6 +143,15 @@ def broadcast_object(obj):
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def rank_slice(n_items: int, world: WorldInfo) -> slice:
+    """This rank's contiguous, even share of `n_items` (sizes differ by at most one; rank order).
+
+    Every rank computes the same bounds from (n_items, world size) alone, so the shares tile the
+    items exactly whatever else differs between ranks (free memory, shard sizes).
+    """
+    return slice(world.rank * n_items // world.world_size, (world.rank + 1) * n_items // world.world_size)
 
 
 def active_world() -> WorldInfo:

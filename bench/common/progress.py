@@ -3,8 +3,10 @@
 On a terminal: rich bars. Otherwise (CI, nohup, `make | tee`): one plain line about every
 30 s with done/total, rate and ETA, so a log shows that a 24-minute run is alive. The
 interval is `$BENCH_PROGRESS_INTERVAL` seconds (tests set it low); `$BENCH_QUIET` silences
-both forms. Two entry points with stable signatures: `progress_bar` counts items,
-`byte_progress` counts bytes (and may learn its total late, as a download does).
+both forms, and under torchrun only rank 0 speaks (one set of lines, not one per process).
+Two entry points with stable signatures: `progress_bar` counts items (and may say which stage
+of a longer run it is in, e.g. `fold 2/5`), `byte_progress` counts bytes (and may learn its
+total late, as a download does).
 """
 
 import contextlib
@@ -23,7 +25,8 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def quiet() -> bool:
-    return bool(os.environ.get("BENCH_QUIET"))
+    """BENCH_QUIET, or a torchrun process other than rank 0 (which speaks for all of them)."""
+    return bool(os.environ.get("BENCH_QUIET")) or os.environ.get("RANK", "0") != "0"
 
 
 def interval() -> float:
@@ -65,6 +68,7 @@ class PlainProgress:
         self.started = self.last = time.monotonic()
         self.every = interval()
         self.printed = False
+        self.stage = None
 
     def _amount(self, value: float) -> str:
         return human_bytes(value) if self.unit == "bytes" else f"{value:,.0f}"
@@ -79,8 +83,8 @@ class PlainProgress:
             return f"{human_duration(1 / per_second)} per {self.unit.removesuffix('s')}"
         return f"{per_second:,.1f} {self.unit}/s"
 
-    def update(self, done: int, total: int | None = None) -> None:
-        self.done, self.total = done, total or self.total
+    def update(self, done: int, total: int | None = None, stage: str | None = None) -> None:
+        self.done, self.total, self.stage = done, total or self.total, stage or self.stage
         now = time.monotonic()
         if now - self.last >= self.every:
             self.last = now
@@ -89,7 +93,7 @@ class PlainProgress:
     def _print(self, now: float) -> None:
         elapsed = max(now - self.started, 1e-9)
         rate = (self.done - self.start_done) / elapsed
-        line = f"{self.description}: {self._amount(self.done)}"
+        line = f"{self.description}{f', {self.stage}' if self.stage else ''}: {self._amount(self.done)}"
         if self.total:
             line += f"/{self._amount(self.total)}{'' if self.unit == 'bytes' else ' ' + self.unit}"
             line += f" ({100 * self.done / self.total:.0f}%)"
@@ -108,9 +112,9 @@ class PlainProgress:
 
 @contextlib.contextmanager
 def _tracked(description: str, total: int | None, unit: str, completed: int = 0):
-    """Yield `set(done, total=None)` drawing a bar, printing plain lines, or doing nothing."""
+    """Yield `set(done, total=None, stage=None)` drawing a bar, printing plain lines, or doing nothing."""
     if quiet():
-        yield lambda done, new_total=None: None
+        yield lambda done, new_total=None, stage=None: None
         return
     if not console.is_terminal:
         plain = PlainProgress(description, total, unit, completed)
@@ -125,19 +129,28 @@ def _tracked(description: str, total: int | None, unit: str, completed: int = 0)
                    TimeRemainingColumn())
     with Progress(*columns, console=console, transient=unit != "bytes") as bars:
         task = bars.add_task(description, total=total, completed=completed)
-        yield lambda done, new_total=None: bars.update(task, completed=done,
-                                                       **({"total": new_total} if new_total else {}))
+        def update(done, new_total=None, stage=None):
+            changes = {"total": new_total} if new_total else {}
+            if stage:
+                changes["description"] = f"{description}, {stage}"
+            bars.update(task, completed=done, **changes)
+
+        yield update
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int, unit: str = "items"):
-    """Yield `advance(n=1)` for work counted in items (images, captions, steps)."""
-    with _tracked(description, total, unit) as update:
-        count = [0]
+def progress_bar(description: str, total: int, unit: str = "items", completed: int = 0):
+    """Yield `advance(n=1, stage=None)` for work counted in items (images, pairs, steps).
 
-        def advance(n: int = 1) -> None:
+    `total` is the whole run's, so the percentage and ETA are too; `stage` (`fold 2/5`) is shown
+    beside the description; `completed` starts the count part-way (the second model of an ensemble).
+    """
+    with _tracked(description, total, unit, completed) as update:
+        count = [completed]
+
+        def advance(n: int = 1, stage: str | None = None) -> None:
             count[0] += n
-            update(count[0])
+            update(count[0], stage=stage)
 
         yield advance
 

@@ -82,6 +82,11 @@ def _open_h5(h5: Path):
     return handle["feat"]
 
 
+def open_feature_file(path: Path):
+    """A feature file opened again by its path (a data-loader worker opens its own handle)."""
+    return _open_h5(path) if path.suffix == ".h5" else _open_npy(path)
+
+
 def _open_features(directory: Path, split: str) -> tuple[object, Path]:
     """The feature array of a split, checked to be (rows, regions, dim) floating point."""
     npy, h5 = directory / f"{split}_ims.npy", directory / f"{split}.h5"

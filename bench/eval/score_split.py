@@ -15,8 +15,10 @@ import torch
 from bench.model.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
 from bench.model.encode import encode_captions, encode_images, tokenize_captions
 from bench.common.errors import BenchError
+from bench.common.distributed import active_world, rank_slice
 from bench.eval.precision import precision_context
-from bench.eval.scoring import announce_expected_time, score_matrix, warn_slow_bf16
+from bench.eval.scoring import announce_expected_time, score_rank_rows, warn_slow_bf16
+from bench.common.progress import progress_bar
 from bench.data.splits import Split
 from bench.data.vocab import Vocabulary, search_nltk_data
 
@@ -66,30 +68,63 @@ def data_name_mismatch(checkpoints: list[Checkpoint], data_name: str | None, all
     return problem
 
 
+def _own_images(rows: slice, world) -> slice:
+    """This process's even share of a block's images, as split positions."""
+    part = rank_slice(rows.stop - rows.start, world)
+    return slice(rows.start + part.start, rows.start + part.stop)
+
+
+def score_model(model, split: Split, vocab: Vocabulary, device: torch.device, precision: str, *,
+                blocks: Blocks = None, image_shard: int | None = None, tokenized=None,
+                encode_precision: str = "fp32", what: str = "scoring", announce: bool = False,
+                share: tuple[int, int] = (0, 1), timings: dict[str, float] | None = None) -> np.ndarray | None:
+    """The full matrix, or only the given (image, caption) blocks stacked (COCO 1K's diagonal);
+    None on torchrun ranks other than 0.
+
+    Each block's images are split evenly over the processes first (rank_slice); a process encodes
+    and scores only its own. Progress and the expected time cover every block (all five COCO 1K
+    folds); `share` (i, n) places this model's scoring as the i-th of n (SGRAF's two models).
+    """
+    blocks = blocks or [(slice(0, split.n_images), slice(0, split.n_captions))]
+    mine = [_own_images(rows, active_world()) for rows, _ in blocks]
+    started = time.perf_counter()
+    with precision_context(encode_precision, device):
+        img_emb = encode_images(model, split, device, ranges=mine)
+        cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device, tokenized=tokenized)
+    cap_lens = cap_lens.to(device)
+    encoded = time.perf_counter()
+    counts, widths = [part.stop - part.start for part in mine], [cols.stop - cols.start for _, cols in blocks]
+    if announce:  # the probe plans its shard as the first block's scoring will
+        pairs = sum((rows.stop - rows.start) * width for (rows, _), width in zip(blocks, widths))
+        announce_expected_time(model, img_emb[:counts[0]], cap_emb, cap_lens, pairs, what, precision,
+                               image_shard=image_shard)
+    local = sum(count * width for count, width in zip(counts, widths))
+    index, models = share
+    folds, offset = [], 0
+    with progress_bar(what, models * local, unit="pairs", completed=index * local) as advance:
+        for number, ((rows, cols), count) in enumerate(zip(blocks, counts), start=1):
+            stage = f"fold {number}/{len(blocks)}" if len(blocks) > 1 else None
+            images = img_emb[offset:offset + count]
+            offset += count
+            folds.append(score_rank_rows(model, images, cap_emb[cols], cap_lens[cols], n_images=rows.stop - rows.start,
+                                         precision=precision, image_shard=image_shard,
+                                         advance=lambda n, stage=stage: advance(n, stage=stage)))
+    if timings is not None:
+        timings[f"encode_{model.config.module_name}"] = encoded - started
+        timings[f"score_{model.config.module_name}"] = time.perf_counter() - encoded
+    if folds[0] is None:
+        return None
+    return folds[0] if len(folds) == 1 else np.stack(folds)
+
+
 def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, device: torch.device,
                      precision: str, timings: dict[str, float], blocks: Blocks = None,
-                     image_shard: int | None = None, tokenized=None) -> np.ndarray:
-    """The full matrix, or only the given (image, caption) blocks stacked (COCO 1K's diagonal)."""
+                     image_shard: int | None = None, tokenized=None, share: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """score_model of the checkpoint's model; the encoders stay exact (fp32), --precision is the scoring's."""
     model = build_model(checkpoint).to(device)
-    tag = checkpoint.config.module_name
-    started = time.perf_counter()
-    with precision_context("fp32", device):  # the encoders stay exact; --precision is the scoring's
-        img_emb = encode_images(model, split, device)
-        cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device, tokenized=tokenized)
-    encoded = time.perf_counter()
-    cap_lens = cap_lens.to(device)
-    pairs = img_emb.shape[0] * cap_emb.shape[0] if blocks is None else sum(
-        (r.stop - r.start) * (c.stop - c.start) for r, c in blocks)
-    announce_expected_time(model, img_emb, cap_emb, cap_lens, pairs, f"scoring {tag} on {split.name}", precision)
-    if blocks is None:
-        sims = score_matrix(model, img_emb, cap_emb, cap_lens, precision=precision, image_shard=image_shard)
-    else:
-        folds = [score_matrix(model, img_emb[rows], cap_emb[cols], cap_lens[cols], precision=precision,
-                              image_shard=image_shard) for rows, cols in blocks]
-        sims = None if folds[0] is None else np.stack(folds)
-    timings[f"encode_{tag}"] = encoded - started
-    timings[f"score_{tag}"] = time.perf_counter() - encoded
-    return sims
+    return score_model(model, split, vocab, device, precision, blocks=blocks, image_shard=image_shard,
+                       tokenized=tokenized, what=f"scoring {checkpoint.config.module_name} on {split.name}",
+                       announce=True, share=share, timings=timings)
 
 
 def score_split(checkpoint_paths: Sequence[str | Path | Checkpoint], split: Split, data_root: Path,
@@ -119,7 +154,7 @@ def score_split(checkpoint_paths: Sequence[str | Path | Checkpoint], split: Spli
             captions_path = split.directory / f"{split.name}_caps.txt"
             tokenized[str(path)] = tokenize_captions(vocab, split.captions, str(captions_path))
         matrices.append(score_checkpoint(checkpoint, split, vocab, device, precision, timings, blocks,
-                                         image_shard, tokenized[str(path)]))
+                                         image_shard, tokenized[str(path)], share=(len(matrices), len(checkpoints))))
     if matrices[0] is None:  # a torchrun rank other than 0: rank 0 alone holds the matrix
         return ScoredSplit(None, checkpoints, timings, vocab_paths)
     sims = matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2

@@ -1,10 +1,12 @@
 """Whole score matrices: image shards x length-grouped caption chunks, on any device.
 
 Shards follow the device's free memory, and an out-of-memory error halves the shard and
-retries instead of failing. Under torchrun, each process scores a contiguous slice of the
-images and rank 0 alone receives the assembled matrix (the others get None).
+retries instead of failing. Under torchrun, the images are first split evenly into one
+contiguous range per process (each process encodes and scores its own, sharded by its own
+memory) and rank 0 alone receives the assembled matrix (the others get None).
 """
 
+import contextlib
 import os
 import sys
 import time
@@ -12,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from bench.common.distributed import active_world, gather_objects
+from bench.common.distributed import active_world, gather_objects, rank_slice
 from bench.model.engine import pair_scores
 from bench.common.errors import BenchError
 from bench.model.network import SimilarityModel
@@ -73,91 +75,169 @@ def plan_image_shard(device: torch.device, n_images: int, per_image: int) -> int
     return max(1, min(fits, cap, n_images))
 
 
+def default_caption_chunk(device: torch.device) -> int:
+    """Captions per engine call: small on CPU (cache reuse), larger on a GPU (fewer kernel launches)."""
+    return CPU_CAPTION_CHUNK if device.type == "cpu" else GPU_CAPTION_CHUNK
+
+
+def image_shard_for(model: SimilarityModel, img_emb: torch.Tensor, cap_lens: torch.Tensor, chunk: int,
+                    image_shard: int | None) -> int:
+    """--image-shard when given, else what this process's free memory holds for these images."""
+    if image_shard is not None and image_shard < 1:
+        raise BenchError(f"--image-shard {image_shard}: must be at least 1")
+    config = model.config
+    per_image = bytes_per_image(config.num_regions, config.embed_size, config.sim_dim, int(cap_lens.max()), chunk)
+    return image_shard or plan_image_shard(img_emb.device, img_emb.shape[0], per_image)
+
+
+# Allocation failures that PyTorch raises as a plain RuntimeError: the CPU allocator, a CUDA
+# kernel launch or copy that finds no memory, cuBLAS failing to allocate its workspace.
+OUT_OF_MEMORY_SIGNS = ("can't allocate memory", "CUDA error: out of memory", "CUBLAS_STATUS_ALLOC_FAILED")
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, torch.OutOfMemoryError):
         return True
-    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    return isinstance(error, RuntimeError) and any(sign in str(error) for sign in OUT_OF_MEMORY_SIGNS)
 
 
-def _score_rows(sim_enc, img_emb, cap_emb, cap_lens, shard: int, chunk: int, advance):
+def release_cached_memory(device: torch.device) -> None:
+    """Give the CUDA allocator's cached blocks back before a smaller retry (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _score_shard(sim_enc, images, img_glo, cap_emb, cap_lens, chunk: int, advance) -> np.ndarray | None:
+    """One shard's scores; None when it ran out of memory (with the progress it reported taken back).
+
+    Returning instead of retrying inside `except` lets the exception, its traceback and the frames
+    holding the shard's big intermediates go before the caller releases cached memory.
+    """
+    reported = [0]
+
+    def count(pairs: int) -> None:
+        reported[0] += pairs
+        advance(pairs)
+
+    try:
+        block = pair_scores(sim_enc, images, cap_emb, cap_lens, img_glo=img_glo, caption_chunk=chunk, on_chunk=count)
+    except (torch.OutOfMemoryError, RuntimeError) as error:
+        if not is_out_of_memory(error) or images.shape[0] == 1:
+            raise
+        advance(-reported[0])
+        return None
+    return block.float().cpu().numpy()
+
+
+def _score_rows(sim_enc, img_emb, cap_emb, cap_lens, shard: int, chunk: int, advance) -> np.ndarray:
     """Scores of these images, shard by shard; on out-of-memory, halve the shard and retry."""
+    if img_emb.shape[0] == 0:  # more processes than images: this one has none
+        return np.empty((0, cap_emb.shape[0]), dtype=np.float32)
     img_glo = sim_enc.v_global_w(img_emb)
     blocks, start = [], 0
     while start < img_emb.shape[0]:
         stop = min(start + shard, img_emb.shape[0])
-        try:
-            block = pair_scores(sim_enc, img_emb[start:stop], cap_emb, cap_lens,
-                                img_glo=img_glo[start:stop], caption_chunk=chunk)
-        except (torch.OutOfMemoryError, RuntimeError) as error:
-            if not is_out_of_memory(error) or shard == 1:
-                raise
-            shard = max(1, shard // 2)
-            if img_emb.device.type == "cuda":
-                torch.cuda.empty_cache()
+        block = _score_shard(sim_enc, img_emb[start:stop], img_glo[start:stop], cap_emb, cap_lens, chunk, advance)
+        if block is None:
+            shard = max(1, (stop - start) // 2)
+            release_cached_memory(img_emb.device)
             continue
-        blocks.append(block.float().cpu().numpy())
-        advance(stop - start)
+        blocks.append(block)
         start = stop
-    return np.concatenate(blocks) if blocks else np.empty((0, cap_emb.shape[0]), dtype=np.float32)
+    return np.concatenate(blocks)
+
+
+def gathered_rows(rows: np.ndarray, n_images: int) -> np.ndarray | None:
+    """Every process's rows in rank order on rank 0 (None elsewhere), checked to be `n_images` rows
+    before any metric reads them: a wrong count means the processes split the images differently."""
+    if not active_world().distributed:
+        return rows
+    blocks = gather_objects(rows)
+    if blocks is None:
+        return None
+    sims = np.concatenate(blocks)
+    if sims.shape[0] != n_images:
+        raise BenchError(f"the {len(blocks)} processes returned {sims.shape[0]} score rows for {n_images} images "
+                         f"({', '.join(str(len(b)) for b in blocks)} by rank); the matrix would be misaligned")
+    return sims
 
 
 @torch.no_grad()
+def score_rank_rows(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.Tensor, cap_lens: torch.Tensor,
+                    *, n_images: int, precision: str = "fp32", image_shard: int | None = None,
+                    caption_chunk: int | None = None, advance=None) -> np.ndarray | None:
+    """The matrix of `n_images` images of which `img_emb` are this process's (its rank_slice).
+
+    Each process shards its own images by its own free memory: shard sizes may differ between
+    processes without moving any row. Rank 0 gets the float32 (n_images, n_captions) matrix, the
+    other ranks None. `advance(pairs)` reports progress per caption chunk (a bar of its own if None).
+    """
+    chunk = caption_chunk or default_caption_chunk(img_emb.device)
+    shard = image_shard_for(model, img_emb, cap_lens, chunk, image_shard)
+    bar = (progress_bar("scoring", img_emb.shape[0] * cap_emb.shape[0], unit="pairs") if advance is None
+           else contextlib.nullcontext(advance))
+    with precision_context(precision, img_emb.device), bar as step:
+        rows = _score_rows(model.sim_enc, img_emb, cap_emb, cap_lens, shard, chunk, step)
+    return gathered_rows(rows, n_images)
+
+
 def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.Tensor, cap_lens: torch.Tensor,
                  *, precision: str = "fp32", image_shard: int | None = None,
                  caption_chunk: int | None = None) -> np.ndarray | None:
-    """float32 (n_images, n_captions) similarity matrix; shards planned from free memory.
+    """float32 (n_images, n_captions) similarity matrix of all these images; shards planned from free memory.
 
-    Under torchrun each process scores its share of the images and only rank 0 gets the matrix;
+    Under torchrun each process scores its rank_slice of the images and only rank 0 gets the matrix;
     the other ranks get None."""
-    sim_enc, device = model.sim_enc, img_emb.device
-    n_images = img_emb.shape[0]
-    config = model.config
-    chunk = caption_chunk or (CPU_CAPTION_CHUNK if device.type == "cpu" else GPU_CAPTION_CHUNK)
-    per_image = bytes_per_image(config.num_regions, config.embed_size, config.sim_dim, int(cap_lens.max()), chunk)
-    if image_shard is not None and image_shard < 1:
-        raise BenchError(f"--image-shard {image_shard}: must be at least 1")
-    shard = image_shard or plan_image_shard(device, n_images, per_image)
-    world = active_world()
-    # whole shards per process, so every image is scored in the same shard as in one process
-    n_shards = -(-n_images // shard)
-    bounds = np.linspace(0, n_shards, world.world_size + 1).astype(int) * shard
-    mine = slice(min(int(bounds[world.rank]), n_images), min(int(bounds[world.rank + 1]), n_images))
-    with precision_context(precision, device), progress_bar("scoring", mine.stop - mine.start, unit="images") as advance:
-        rows = _score_rows(sim_enc, img_emb[mine], cap_emb, cap_lens, shard, chunk, advance)
-    if not world.distributed:
-        return rows
-    blocks = gather_objects(rows)
-    return None if blocks is None else np.concatenate(blocks)
+    mine = rank_slice(img_emb.shape[0], active_world())
+    return score_rank_rows(model, img_emb[mine], cap_emb, cap_lens, n_images=img_emb.shape[0], precision=precision,
+                           image_shard=image_shard, caption_chunk=caption_chunk)
 
 
-PROBE_IMAGES = CPU_IMAGE_SHARD  # a real shard, so that the per-chunk cost is the real one
-PROBE_CAPTIONS = 32
-PROBE_FACTOR = 100  # smaller work is over before an estimate would help
+PROBE_FACTOR = 100  # work under 100 probes is over before an estimate would help
+
+
+def _probe_seconds(sim_enc, images: torch.Tensor, words: torch.Tensor, lens: torch.Tensor, chunk: int) -> float:
+    """Seconds of one shard x one caption chunk, timed after a warm-up run of the same shapes, so that
+    first-launch costs (library handles, kernel loading, allocator growth) are not in the figure."""
+    glo = sim_enc.v_global_w(images)
+    for timed in (False, True):
+        started = time.perf_counter()
+        pair_scores(sim_enc, images, words, lens, img_glo=glo, caption_chunk=chunk)
+        if images.device.type == "cuda":
+            torch.cuda.synchronize(images.device)
+    return time.perf_counter() - started
 
 
 def announce_expected_time(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.Tensor,
                            cap_lens: torch.Tensor, pairs: int, what: str, precision: str = "fp32",
-                           min_seconds: float = 10.0) -> float:
-    """Print `<what>: 125M pairs, about 6.5 h on this CPU`, from a probe of a few hundred pairs.
+                           min_seconds: float = 10.0, image_shard: int | None = None) -> float:
+    """Print `<what>: 125M pairs, about 6.5 h on this CPU`, from a probe of the real work unit.
 
-    The probe scores a handful of images against captions spread over the split (so that their
-    lengths are typical); small shards run a little slower than real ones, so the figure errs long.
-    Work not much larger than the probe, or expected to take under `min_seconds`, is not announced.
+    `img_emb` are this process's images and `pairs` the whole run's. The probe scores the shard the
+    scoring will plan against one full caption chunk of the median caption length (captions spread over
+    the split; the words past a caption's own length are zeros, which cost the same), and the figure is
+    divided by the number of processes sharing the images. Work under PROBE_FACTOR probes, or expected
+    to take under `min_seconds`, is not announced; only rank 0 probes and prints.
     """
-    images = img_emb[:PROBE_IMAGES]
-    columns = torch.linspace(0, cap_emb.shape[0] - 1, min(PROBE_CAPTIONS, cap_emb.shape[0])).long()
-    if active_world().rank != 0 or pairs < PROBE_FACTOR * images.shape[0] * len(columns):
+    world, device = active_world(), img_emb.device
+    chunk = min(default_caption_chunk(device), cap_emb.shape[0])
+    shard = image_shard_for(model, img_emb, cap_lens, chunk, image_shard)
+    if world.rank != 0 or pairs < PROBE_FACTOR * shard * chunk:
         return 0.0
-    started = time.perf_counter()
-    with torch.no_grad(), precision_context(precision, img_emb.device):
-        glo = model.sim_enc.v_global_w(images)
-        pair_scores(model.sim_enc, images, cap_emb[columns.to(cap_emb.device)], cap_lens[columns.to(cap_lens.device)],
-                    img_glo=glo, caption_chunk=CPU_CAPTION_CHUNK)
-        if img_emb.device.type == "cuda":
-            torch.cuda.synchronize(img_emb.device)
-    seconds = pairs * (time.perf_counter() - started) / (images.shape[0] * len(columns))
-    where = "this CPU" if img_emb.device.type == "cpu" else f"this GPU ({torch.cuda.get_device_name(img_emb.device)})"
-    hint = "; a GPU takes minutes" if img_emb.device.type == "cpu" and seconds > 600 else ""
+    columns = torch.linspace(0, cap_emb.shape[0] - 1, chunk).long()
+    lens = torch.full((chunk,), int(cap_lens.float().median()), dtype=cap_lens.dtype, device=cap_lens.device)
+    try:
+        with torch.no_grad(), precision_context(precision, device):
+            probe = _probe_seconds(model.sim_enc, img_emb[:shard], cap_emb[columns.to(cap_emb.device)], lens, chunk)
+    except (torch.OutOfMemoryError, RuntimeError) as error:
+        if not is_out_of_memory(error):
+            raise
+        return 0.0  # the scoring's own halving will find a shard that fits; no estimate then
+    seconds = pairs / world.world_size * probe / (shard * chunk)
+    where = "this CPU" if device.type == "cpu" else f"this GPU ({torch.cuda.get_device_name(device)})"
+    if world.world_size > 1:
+        where = f"{world.world_size} processes like {where}"
+    hint = "; a GPU takes minutes" if device.type == "cpu" and seconds > 600 else ""
     if seconds >= min_seconds:
         note(f"{what}: {pairs / 1e6:,.1f}M pairs, about {human_duration(seconds)} on {where}{hint}")
     return seconds

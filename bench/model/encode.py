@@ -19,16 +19,25 @@ def pad_tokens(token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor
 
 
 @torch.no_grad()
-def encode_images(model: SimilarityModel, split: Split, device: torch.device, batch: int = 128) -> torch.Tensor:
-    """(n_images, R, E) region embeddings, read from the memory map one batch at a time (in the model's
-    dtype: float64 for training's fp64 verification runs)."""
+def encode_images(model: SimilarityModel, split: Split, device: torch.device, batch: int = 128,
+                  ranges: list[slice] | None = None) -> torch.Tensor:
+    """(n, R, E) region embeddings of the images in `ranges` (all by default), concatenated, read from
+    the memory map one batch at a time (in the model's dtype: float64 for training's fp64 runs).
+
+    Under torchrun each process passes only its own ranges: no process encodes the whole split.
+    """
+    ranges = ranges if ranges is not None else [slice(0, split.n_images)]
     chunks = []
-    with progress_bar("encoding images", split.n_images, unit="images") as advance:
-        for start in range(0, split.n_images, batch):
-            stop = min(start + batch, split.n_images)
-            regions = torch.from_numpy(split.image_rows(start, stop)).to(device, model.img_enc.fc.weight.dtype)
-            chunks.append(model.img_enc(regions))
-            advance(stop - start)
+    with progress_bar("encoding images", sum(r.stop - r.start for r in ranges), unit="images") as advance:
+        for images in ranges:
+            for start in range(images.start, images.stop, batch):
+                stop = min(start + batch, images.stop)
+                regions = torch.from_numpy(split.image_rows(start, stop)).to(device, model.img_enc.fc.weight.dtype)
+                chunks.append(model.img_enc(regions))
+                advance(stop - start)
+    if not chunks:
+        return torch.empty(0, model.config.num_regions, model.config.embed_size, device=device,
+                           dtype=model.img_enc.fc.weight.dtype)
     return torch.cat(chunks)
 
 

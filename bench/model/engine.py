@@ -79,7 +79,7 @@ class SafCaptionNorm:
         """Logits (m, k, n+1) of k captions at batch positions `caption_idx`; kept at least float32,
         so that sums, squares and counts are exact under bf16 autocast (bf16 counts 2,625 as 2,624)."""
         exact = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        self.parts.append((caption_idx.to(logits.device), exact))
+        self.parts.append((caption_idx.to(logits.device, non_blocking=True), exact))
 
     def _per_caption(self, values) -> torch.Tensor:
         logits = self.parts[0][1]
@@ -99,18 +99,22 @@ class SafCaptionNorm:
         self.var = sum_across_processes(squares) / counts
 
     def normalise(self, logits: torch.Tensor, caption_idx: torch.Tensor) -> torch.Tensor:
-        idx = caption_idx.to(logits.device)
+        idx = caption_idx.to(logits.device, non_blocking=True)
         mean, var = self.mean[idx].view(1, -1, 1), self.var[idx].view(1, -1, 1)
         return (logits - mean) / torch.sqrt(var + self.bn.eps) * self.bn.weight + self.bn.bias
 
     @torch.no_grad()
     def update_running(self) -> None:
-        bn = self.bn
+        """The n per-position updates r <- (1 - m) r + m x_p, in order, as one closed form
+        r_n = (1 - m)^n r_0 + sum_p m (1 - m)^(n-1-p) x_p: a few kernels, not 6n tiny ones per step."""
+        bn, n = self.bn, self.n_captions
+        keep = 1 - bn.momentum
+        dtype = bn.running_mean.dtype
+        weights = bn.momentum * keep ** torch.arange(n - 1, -1, -1, dtype=dtype, device=bn.running_mean.device)
         unbiased = self.var.detach() * self.counts / (self.counts - 1).clamp(min=1)
-        for position in range(self.n_captions):
-            bn.running_mean.mul_(1 - bn.momentum).add_(bn.momentum * self.mean[position].detach())
-            bn.running_var.mul_(1 - bn.momentum).add_(bn.momentum * unbiased[position])
-        bn.num_batches_tracked.add_(self.n_captions)
+        bn.running_mean.mul_(keep ** n).add_(weights @ self.mean.detach().to(dtype))
+        bn.running_var.mul_(keep ** n).add_(weights @ unbiased.to(dtype))
+        bn.num_batches_tracked.add_(n)
 
 
 def _saf_training_columns(sim_enc: SimilarityEncoder, chunks: list, n_captions: int) -> list[torch.Tensor]:
@@ -142,14 +146,17 @@ def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor) -> torch.Tenso
 
 def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torch.Tensor,
                 cap_lens: torch.Tensor, img_glo: torch.Tensor | None = None,
-                caption_chunk: int = 8) -> torch.Tensor:
-    """Scores (m, k) of m images x k captions; differentiable, used for training and evaluation."""
+                caption_chunk: int = 8, on_chunk=None) -> torch.Tensor:
+    """Scores (m, k) of m images x k captions; differentiable, used for training and evaluation.
+
+    `on_chunk(pairs)` is called after each evaluation chunk: progress within a shard of any size.
+    """
     if img_glo is None:
         img_glo = sim_enc.v_global_w(img_emb)
     saf_training = sim_enc.module_name == "SAF" and sim_enc.SAF_module.bn.training
     columns, chunks, order = [], [], []
     for length, idx in length_groups(cap_lens):
-        idx_dev = idx.to(cap_emb.device)
+        idx_dev = idx.to(cap_emb.device, non_blocking=True)  # host lengths' indices: no wait for the device
         words = cap_emb.index_select(0, idx_dev)[:, :length]
         word_glo = sim_enc.t_global_w(words)
         for start in range(0, len(idx), caption_chunk):
@@ -159,9 +166,11 @@ def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torc
                 chunks.append((idx[part], nodes))
             else:
                 columns.append(reduce_nodes(sim_enc, nodes))
+                if on_chunk is not None:
+                    on_chunk(nodes.shape[0] * nodes.shape[1])
         order.append(idx)
     if saf_training:
         columns = _saf_training_columns(sim_enc, chunks, len(cap_lens))
     scores = torch.cat(columns, dim=1)
-    inverse = torch.argsort(torch.cat(order)).to(scores.device)
+    inverse = torch.argsort(torch.cat(order)).to(scores.device, non_blocking=True)
     return scores.index_select(1, inverse)

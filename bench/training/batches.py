@@ -16,7 +16,7 @@ from bench.common.distributed import WorldInfo
 from bench.model.encode import pad_tokens
 from bench.common.errors import BenchError
 from bench.data.semantics import consecutive_groups, fit_tfidf, image_profiles, relevance_block
-from bench.data.splits import CAPTIONS_PER_IMAGE, Split
+from bench.data.splits import CAPTIONS_PER_IMAGE, Split, open_feature_file
 from bench.data.vocab import Vocabulary
 
 
@@ -37,16 +37,27 @@ class TrainingSemantics:
 
 
 class CaptionSamples(Dataset):
-    """Sample k = (regions of image k // 5, token ids of caption k, k)."""
+    """Sample k = (regions of image k // 5, token ids of caption k, k).
+
+    Loader workers started by `spawn` or `forkserver` (Python 3.14's Linux default, common on CUDA
+    nodes) receive this dataset pickled: without its open feature array (pickling a memmap copies
+    all its data, an h5py dataset cannot be pickled), which each worker opens again on its first
+    sample. A caption subset is a prefix of the file, so the whole file serves it unchanged.
+    """
 
     def __init__(self, split: Split, vocab: Vocabulary):
         self.split = split
         self.vocab = vocab
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "split": dataclasses.replace(self.split, features=None)}
+
     def __len__(self) -> int:
         return self.split.n_captions
 
     def __getitem__(self, k: int):
+        if self.split.features is None:
+            self.split = dataclasses.replace(self.split, features=open_feature_file(self.split.feature_path))
         image = k // CAPTIONS_PER_IMAGE
         regions = self.split.image_rows(image, image + 1)[0]
         return regions, self.vocab.encode(self.split.captions[k]), k
@@ -59,6 +70,10 @@ class Batch:
     lengths: torch.Tensor  # (B,) int64, descending
     indices: torch.Tensor  # (B,) caption index of each sample
     sems: torch.Tensor  # (B, B) float32
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copies (DataLoader's pin_memory=True calls this), so that `to` copies asynchronously."""
+        return Batch(**{f.name: getattr(self, f.name).pin_memory() for f in dataclasses.fields(self)})
 
     def to(self, device: torch.device) -> "Batch":
         moved = {f.name: getattr(self, f.name).to(device, non_blocking=True) for f in dataclasses.fields(self)}

@@ -26,9 +26,9 @@ from bench.data.splits import load_split
 from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
 from bench.eval.protocols import DIRECTIONS
-from bench.eval.precision import autocast_for, precision_context, tf32_switches
-from bench.eval.scoring import resolve_device, score_matrix
-from bench.model.encode import encode_captions, encode_images
+from bench.eval.precision import autocast_for, tf32_switches
+from bench.eval.score_split import score_model
+from bench.eval.scoring import default_caption_chunk, resolve_device
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
 from bench.training.batches import Batch, TrainingData, TrainingSemantics, caption_subset
@@ -44,14 +44,18 @@ from bench.training.state import BEST_NAME, Position, SavedState, capture_rng, f
 class BatchScorer(nn.Module):
     """The training forward pass as one module, so DistributedDataParallel sees it whole."""
 
-    def __init__(self, model: SimilarityModel):
+    def __init__(self, model: SimilarityModel, caption_chunk: int | None = None):
         super().__init__()
         self.model = model
+        self.caption_chunk = caption_chunk  # None: the device's (bench.eval.scoring.default_caption_chunk)
 
     def forward(self, regions: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`lengths` stay on the host (packing and length groups read them there); a GPU takes
+        larger caption chunks than a CPU, so a step launches fewer, bigger kernels."""
         img_emb = self.model.img_enc(regions.to(self.model.img_enc.fc.weight.dtype))
         cap_emb = self.model.txt_enc(tokens, lengths)
-        return pair_scores(self.model.sim_enc, img_emb, cap_emb, lengths.to(cap_emb.device))
+        return pair_scores(self.model.sim_enc, img_emb, cap_emb, lengths,
+                           caption_chunk=self.caption_chunk or default_caption_chunk(img_emb.device))
 
 
 def learning_rate_at(settings: TrainSettings, world_size: int, epoch: int) -> float:
@@ -65,7 +69,8 @@ def compute_precision(precision: str) -> str:
 
 
 def backward_batch(scorer: nn.Module, batch: Batch, settings: TrainSettings, device: torch.device) -> dict:
-    """Forward, loss and backward of one batch; returns the loss terms as floats.
+    """Forward, loss and backward of one batch; returns the loss terms as detached tensors (still on
+    the device: reading them is a host sync, left to the step log).
 
     The TF32 switches hold for the backward too (its matmuls and cuDNN GRU kernels); bf16 autocast
     covers the forward only, as PyTorch advises."""
@@ -77,18 +82,17 @@ def backward_batch(scorer: nn.Module, batch: Batch, settings: TrainSettings, dev
                                    max_violation=settings.max_violation, daa_weight=settings.daa_weight,
                                    form=settings.daa_form)
         terms["loss"].backward()
-    return {name: float(value.detach()) for name, value in terms.items()}
+    return {name: value.detach() for name, value in terms.items()}
 
 
 @torch.no_grad()
 def validate(model: SimilarityModel, dev, vocab: Vocabulary, device: torch.device, precision: str) -> dict:
-    """Recall metrics on the dev subset: each process scores a share of the images, rank 0 gathers the
-    blocks and computes the metrics, which every process then receives."""
+    """Recall metrics on the dev subset through evaluation's own path (each process encodes and scores
+    its even share of the images, rank 0 gathers and checks the rows and computes the metrics, which
+    every process then receives)."""
     model.eval()
-    with precision_context(compute_precision(precision), device):  # the encoders as in the training forward
-        img_emb = encode_images(model, dev, device)
-        cap_emb, cap_lens = encode_captions(model, vocab, dev.captions, device)
-    sims = score_matrix(model, img_emb, cap_emb, cap_lens.to(device), precision=compute_precision(precision))
+    sims = score_model(model, dev, vocab, device, compute_precision(precision),
+                       encode_precision=compute_precision(precision), what="validating")
     model.train()
     return distributed.broadcast_object(recall_metrics(sims) if sims is not None else None)
 
@@ -189,13 +193,31 @@ def _prepare(settings: TrainSettings, world, device: torch.device) -> tuple[Run,
     return run, position
 
 
-def _step(run: Run, batch: Batch, lr: float) -> dict:
-    """One optimizer step; returns the step log's values."""
+STEP_VALUES = ("loss", "contrastive", "i2t", "t2i", "grad_norm")  # a step's logged values, in this order
+LOSS_SUMS = STEP_VALUES[:4]  # summed over the epoch for its log row
+STEPS_PER_WRITE = 50  # steps whose values wait on the device, then cross to the host in one transfer
+
+
+def _step(run: Run, batch: Batch) -> torch.Tensor:
+    """One optimizer step; returns its STEP_VALUES as one float64 tensor on the device (no host sync)."""
     run.optimizer.zero_grad(set_to_none=True)
     terms = backward_batch(run.scorer, batch.to(run.device), run.settings, run.device)
     grad_norm = nn.utils.clip_grad_norm_(run.scorer.parameters(), run.settings.grad_clip)
     run.optimizer.step()
-    return {"lr": lr, **terms, "grad_norm": float(grad_norm)}
+    return torch.stack([*(terms[name].double() for name in LOSS_SUMS), grad_norm.double()])
+
+
+def _write_steps(run: Run, position: Position, pending: list, lr: float) -> None:
+    """The pending steps' rows into the step log and the epoch's loss sums: one host sync for all of them."""
+    if not pending:
+        return
+    values = torch.stack([step_values for _, step_values in pending]).tolist()
+    for (step, _), row in zip(pending, values):
+        named = dict(zip(STEP_VALUES, row))
+        for name in LOSS_SUMS:
+            position.loss_sums[name] = position.loss_sums.get(name, 0.0) + named[name]
+        run.log.step({"step": step, "epoch": position.epoch, "lr": lr, **named})
+    pending.clear()
 
 
 def train_epoch(run: Run, start: Position) -> Position:
@@ -209,18 +231,21 @@ def train_epoch(run: Run, start: Position) -> Position:
     loader = run.data.loader(start.epoch, skip=start.batch)
     per_epoch = run.data.batches.per_epoch()
     position = Position(start.epoch, start.batch, start.step, start.best_rsum, dict(start.loss_sums))
+    pending = []  # (step, values on the device) not yet in the step log
     with progress_bar(f"epoch {start.epoch}", len(loader), unit="steps") as advance:
         for batch in loader:
-            values = _step(run, batch, lr)
+            values = _step(run, batch)
             position.batch, position.step = position.batch + 1, position.step + 1
-            for name in ("loss", "contrastive", "i2t", "t2i"):
-                position.loss_sums[name] = position.loss_sums.get(name, 0.0) + values[name]
-            run.log.step({"step": position.step, "epoch": position.epoch, **values})
+            pending.append((position.step, values))
             advance(1)
             position.epoch_done = position.batch == per_epoch
-            if run.stops_at(position) or position.epoch_done:
+            saves = bool(settings.save_every_steps) and position.step % settings.save_every_steps == 0
+            ends = run.stops_at(position) or position.epoch_done
+            if ends or saves or len(pending) >= STEPS_PER_WRITE:
+                _write_steps(run, position, pending, lr)
+            if ends:
                 return position
-            if settings.save_every_steps and position.step % settings.save_every_steps == 0:
+            if saves:
                 state = run.saved_state(position)
                 if distributed.is_master(run.world):
                     save_resumable(settings.run_dir, state)
