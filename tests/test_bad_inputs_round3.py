@@ -162,7 +162,7 @@ def test_a_signal_between_renames_waits_and_the_line_names_what_was_written(root
     line = one_line(capsys.readouterr().err, how)
     written = line.split("; wrote ")[1].removesuffix(" before").split(", ")
     assert sorted(Path(p).name for p in written) == ["run.csv", "run.json", "run.queries.npz", "sims.npy"]
-    assert not [p for p in (root / RESULTS).iterdir() if atomic.is_partial(p)]
+    assert not [p for p in (root / RESULTS).iterdir() if atomic.PARTIAL_MARK in p.name]
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

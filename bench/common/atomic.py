@@ -66,11 +66,6 @@ def sweep_partials(final: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def is_partial(path: str | os.PathLike) -> bool:
-    """Whether `path` is one of our temporaries (tests and sweeps recognise them by name)."""
-    return _partial_pid(Path(path)) is not None
-
-
 def writes_through(final: str | os.PathLike) -> bool:
     """Whether `final` is an existing character device, which receives the bytes instead of being
     replaced; other existing non-regular files are refused (BenchError naming the file)."""
