@@ -208,7 +208,11 @@ def group_figures(folds: list[ImageFold], chunks_of: Callable[[ImageFold], Itera
 def point_figures(queries: dict, fields: tuple[str, ...] = VALUE_FIELDS) -> dict:
     """{group: {(direction, metric): value}}: every figure recomputed from the per-query values
     (each image once), as `eval` computed it from the scores."""
-    folds = image_folds(queries, fields)
+    return fold_points(image_folds(queries, fields))
+
+
+def fold_points(folds: list[ImageFold]) -> dict:
+    """point_figures of folds already grouped (image_folds)."""
     figures = group_figures(folds, lambda fold: iter([np.ones((1, fold.n_images))]))
     return {group: {key: float(values[0]) for key, values in by_key.items()} for group, by_key in figures.items()}
 
@@ -222,7 +226,11 @@ class Replicates:
 def replicates(queries: dict, settings: Settings = Settings(),
                fields: tuple[str, ...] = VALUE_FIELDS) -> Replicates:
     """Every figure of every resample of the images (see the module docstring)."""
-    folds = image_folds(queries, fields)
+    return fold_replicates(image_folds(queries, fields), settings)
+
+
+def fold_replicates(folds: list[ImageFold], settings: Settings = Settings()) -> Replicates:
+    """replicates of folds already grouped (image_folds)."""
     figures = group_figures(folds, lambda fold: drawn_counts(fold_generator(settings.seed, fold), fold,
                                                              settings.resamples))
     images = {fold.label: fold.n_images for fold in folds}

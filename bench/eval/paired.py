@@ -96,9 +96,9 @@ def paired_gains(queries_a: dict, queries_b: dict, settings: bootstrap.Settings 
     (sign-flip permutation over images, two-sided) and p_holm (Holm over the group's figures)."""
     check_same_layout(queries_a, queries_b)
     fields = common_fields(queries_a, queries_b)
-    points = [bootstrap.point_figures(q, fields) for q in (queries_a, queries_b)]
-    reps = [bootstrap.replicates(q, settings, fields).figures for q in (queries_a, queries_b)]
     folds = [bootstrap.image_folds(q, fields) for q in (queries_a, queries_b)]
+    points = [bootstrap.fold_points(f) for f in folds]
+    reps = [bootstrap.fold_replicates(f, settings).figures for f in folds]
     permuted = permutation_gains(*folds, settings.seed, n_permutations)
     result = {}
     for group, figures in reps[0].items():
