@@ -140,8 +140,14 @@ class ImageFold:
                 for metric, values in queries.figures(counts).items():
                     parts.setdefault((direction, metric), []).append(values)
         figures = {key: np.concatenate(chunks) for key, chunks in parts.items()}
-        figures[("both", "rsum")] = sum(figures[(d, r)] for d in DIRECTIONS for r in RECALLS)
-        return figures
+        return with_rsum(figures)
+
+
+def with_rsum(figures: dict) -> dict:
+    """`figures` ({(direction, metric): values}) with rsum, both directions' recalls summed, under
+    ("both", "rsum")."""
+    figures[("both", "rsum")] = sum(figures[(d, r)] for d in DIRECTIONS for r in RECALLS)
+    return figures
 
 
 def query_images(queries: dict) -> dict:

@@ -58,8 +58,7 @@ def fold_permutation_gains(fold_a: bootstrap.ImageFold, fold_b: bootstrap.ImageF
         side_b = bootstrap.figures_of_means(a.names, (sums_b.sum(axis=0) + moved) / n_queries)
         side_a = bootstrap.figures_of_means(a.names, (sums_a.sum(axis=0) - moved) / n_queries)
         gains |= {(direction, metric): side_b[metric] - side_a[metric] for metric in side_b}
-    gains[("both", "rsum")] = sum(gains[(d, r)] for d in DIRECTIONS for r in bootstrap.RECALLS)
-    return gains
+    return bootstrap.with_rsum(gains)
 
 
 def permutation_gains(folds_a: list, folds_b: list, seed: int, n_permutations: int) -> dict:
