@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.common.errors import BenchError
 from bench.eval.protocols import DIRECTIONS
 from bench.results import compare
+from bench.results.interval_text import interval_text
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.rows import with_interval
 from bench.results.run_result import RunResult
@@ -118,7 +119,8 @@ def _gain_cell(entry: Entry) -> str:
     gain = entry.gains.get(("all", "both", "rsum")) or entry.gains.get(("mean", "both", "rsum"))
     if gain is None:
         return "–"
-    return f"{gain['gain']:+.2f} [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}] vs {entry.best_daa.result.run_id}"
+    interval = interval_text(gain["ci_low"], gain["ci_high"], "+")
+    return f"{gain['gain']:+.2f} {interval} vs {entry.best_daa.result.run_id}"
 
 
 def board_markdown(board: Board) -> str:
