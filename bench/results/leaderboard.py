@@ -18,6 +18,7 @@ from bench.results.interval_text import interval_text
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.rows import with_interval
 from bench.results.run_result import RunResult
+from bench.results.tables import is_other_model
 
 LEADERBOARD_FIELDS = ("rank", "best_daa_run", "gain_vs_best_daa", "gain_ci_low", "gain_ci_high", "gain_p_value")
 BOARD_METRICS = ("r1", "asp", "pmrp")  # per direction, then rsum; the rest of the figures are in the CSV
@@ -42,11 +43,10 @@ class Entry:
 
     @property
     def kind(self) -> str:
-        provenance = self.result.provenance
-        if provenance.get("other_model"):
+        if is_other_model(self.result):
             return "other model"
         own = any(row["status"] == "own" for row in self.headline.values())
-        return ("own " if own else "") + ("DAA" if provenance.get("daa") else "baseline")
+        return ("own " if own else "") + ("DAA" if self.result.provenance.get("daa") else "baseline")
 
     @property
     def queries(self) -> str | None:
