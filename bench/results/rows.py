@@ -28,6 +28,7 @@ INTERVAL_FIELDS = ("ci_low", "ci_high", "within_ci")  # absent from results writ
 # "other-model": another model's score matrix (`eval --scores`); the paper's DAA figures are no reference.
 STATUS_STYLE = {"ok": "green", "off": "bold red", "own": "cyan", "no-reference": "dim", "other-model": "magenta"}
 OTHER_MODEL = "other-model"
+STATUSES = tuple(STATUS_STYLE)
 NUMERIC_FIELDS = ("value", "ci_low", "ci_high", "reference", "delta", "tolerance")
 
 
@@ -130,6 +131,11 @@ def with_interval(row: dict) -> str:
     return format(float(row["value"]), ".2f") + (f" {interval}" if interval else "")
 
 
+def status_counts(rows: Sequence[dict]) -> dict[str, int]:
+    """How many of `rows` have each status (every status present, 0 included)."""
+    return {s: sum(row["status"] == s for row in rows) for s in STATUSES}
+
+
 def _yes_no(flag) -> str:
     return {True: "yes", False: "no", "True": "yes", "False": "no"}.get(flag, "")
 
@@ -167,7 +173,7 @@ def print_table(rows: Sequence[dict], console: Console | None = None) -> None:
                       _number(row["reference"], ".1f"), _number(row["delta"], "+.2f"),
                       _number(row["tolerance"], ".1f"), f"[{style}]{row['status']}[/{style}]",
                       _yes_no(row.get("within_ci")), row["reference_source"])
-    counts = {s: sum(row["status"] == s for row in rows) for s in STATUS_STYLE}
+    counts = status_counts(rows)
     parts = [f"{counts['ok']} ok", f"{counts['off']} off"]
     if counts["own"]:
         parts = [f"{counts['own']} own checkpoint (not a released one: paper figures for orientation, no ok/off)"]

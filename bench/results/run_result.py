@@ -22,11 +22,10 @@ import numpy as np
 from bench.common.atomic import write_all
 from bench.common.errors import BenchError
 from bench.eval.protocols import DIRECTIONS, PROTOCOL_NAMES, get_protocol
-from bench.results.rows import FIELDS, csv_text
+from bench.results.rows import FIELDS, csv_text, status_counts
 from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, check_result_outputs
 from bench.results.uncertainty import queries_path
 
-STATUSES = ("ok", "off", "own", "no-reference", "other-model")
 CORE_KEYS = ("protocol", "metrics", "folds", "provenance", "figures")
 GENERATED_KEY = "generated_data"  # provenance: what generated the data, for runs not on a real dataset
 
@@ -69,7 +68,7 @@ class RunResult:
 
     def status_counts(self) -> dict[str, int]:
         """ok / off / no-reference over all rows (per-fold rows included)."""
-        return {s: sum(row["status"] == s for row in self.figures) for s in STATUSES}
+        return status_counts(self.figures)
 
     def without_references(self, reason: str) -> "RunResult":
         """A copy compared with no published figure (generated data, mismatched checkpoints)."""

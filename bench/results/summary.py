@@ -16,9 +16,10 @@ from bench.common.errors import BenchError
 from bench.results.daa_gains import all_gains, gains_markdown
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
 from bench.results import leaderboard
-from bench.results.rows import FIELDS, INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, with_interval
+from bench.results.rows import (FIELDS, INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, status_counts,
+                                with_interval)
 from bench.results.run_files import RESULTS_CSV, check_result_outputs
-from bench.results.run_result import STATUSES, RunResult, find_results
+from bench.results.run_result import RunResult, find_results
 from bench.results.tables import load_runs
 from bench.eval.protocols import DIRECTIONS
 
@@ -117,7 +118,7 @@ def folder_gains(results_dir: Path) -> str:
 def counts_line(rows: Sequence[dict]) -> str:
     """How the headline figures (those summary.md shows) stand against the paper."""
     headline = [row for row in rows if row["fold"] in WHOLE_PROTOCOL_FOLDS]
-    counts = {s: sum(row["status"] == s for row in headline) for s in STATUSES}
+    counts = status_counts(headline)
     own = f", {counts['own']} of own checkpoints (paper for orientation, no ok/off)" if counts["own"] else ""
     own += f", {counts['other-model']} of other models (no reference)" if counts["other-model"] else ""
     return (f"{len(headline)} headline figures: {counts['ok']} ok, {counts['off']} off, "
