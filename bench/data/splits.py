@@ -161,8 +161,9 @@ def _infer_rows_per_image(features, n_captions: int, path: Path, captions_path: 
     )
 
 
-def _read_ids(path: Path, rows: int, rows_per_image: int) -> list[str]:
-    lines = _read_lines(path, "ids")
+def _read_ids(path: Path, rows: int, rows_per_image: int, lines: list[bytes] | None = None) -> list[str]:
+    """The ids, checked against the feature rows; `lines` when the caller has already read the file."""
+    lines = _read_lines(path, "ids") if lines is None else lines
     if len(lines) != rows:
         raise BenchError(f"{path}: {len(lines)} ids for {rows} feature rows")
     try:
@@ -206,6 +207,7 @@ def load_text_split(data_root: str | Path, data_dir: str, split: str) -> Split:
     ids_path = directory / f"{split}_ids.txt"
     ids, rows_per_image = None, 1
     if ids_path.is_file():
-        rows_per_image = CAPTIONS_PER_IMAGE if len(_read_lines(ids_path, "ids")) == len(captions) else 1
-        ids = _read_ids(ids_path, len(captions) // CAPTIONS_PER_IMAGE * rows_per_image, rows_per_image)
+        lines = _read_lines(ids_path, "ids")
+        rows_per_image = CAPTIONS_PER_IMAGE if len(lines) == len(captions) else 1
+        ids = _read_ids(ids_path, len(captions) // CAPTIONS_PER_IMAGE * rows_per_image, rows_per_image, lines)
     return Split(directory, split, None, None, captions, ids, rows_per_image)

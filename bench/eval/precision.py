@@ -18,9 +18,9 @@ from bench.eval.precisions import PRECISIONS
 def _new_api_switches() -> list:
     """The backends with an `fp32_precision` switch (empty on a torch without the new API)."""
     backends = torch.backends
-    candidates = (backends.cuda.matmul, backends.cudnn.conv, backends.cudnn.rnn, backends.mkldnn.matmul)
     if not hasattr(backends.cuda.matmul, "fp32_precision"):
-        return []
+        return []  # before the candidates are named: an older torch has no cudnn.conv or mkldnn.matmul
+    candidates = (backends.cuda.matmul, backends.cudnn.conv, backends.cudnn.rnn, backends.mkldnn.matmul)
     return [switch for switch in candidates if hasattr(switch, "fp32_precision")]
 
 

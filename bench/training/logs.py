@@ -47,6 +47,12 @@ class TrainLog:
         self.rows = _read_rows(self.path, lambda row: int(row["epoch"]) < first_epoch)
         self.earlier_steps = _read_rows(self.step_path, lambda row: int(row["step"]) <= first_step)
 
+    def _writes(self) -> bool:
+        """Whether this process writes the logs; the files are opened at its first write."""
+        if self.enabled and self.steps is None:
+            self._open()
+        return self.enabled
+
     def _open(self) -> None:
         write_text(self.step_path, _csv_text(STEP_COLUMNS, self.earlier_steps))
         self.steps = open(self.step_path, "a", newline="")
@@ -55,10 +61,8 @@ class TrainLog:
 
     def step(self, values: dict) -> None:
         """One optimizer step: `values` has every STEP_COLUMNS name (floats written exactly)."""
-        if not self.enabled:
+        if not self._writes():
             return
-        if self.steps is None:
-            self._open()
         self.step_writer.writerow({name: values[name] for name in STEP_COLUMNS})
         self.steps.flush()
         if self.board is not None:
@@ -66,10 +70,8 @@ class TrainLog:
                 self.board.add_scalar(f"train/{name}", values[name], values["step"])
 
     def epoch(self, row: dict) -> None:
-        if not self.enabled:
+        if not self._writes():
             return
-        if self.steps is None:
-            self._open()
         self.rows.append(row)
         write_text(self.path, _csv_text(row, self.rows))
         if self.board is not None:

@@ -124,15 +124,18 @@ def _flag(name: str) -> str:
 
 _WHOLE_AT_LEAST = {"num_epochs": 1, "lr_update": 1, "batch_size": 2, "max_steps": 1,
                    "save_every_steps": 1, "train_captions": 5, "val_captions": 5, "threads": 1}
-# Whole-number settings with an upper bound too: the model's sizes share eval's and checkpoint
-# loading's table (a model trained here is one eval accepts); a seed fits every generator
-# (numpy's take 32 bits); loader workers beyond a few per core only add processes.
 MAX_WORKERS_PER_CPU = 4
 
 
-def whole_ranges() -> dict[str, tuple[int, int]]:
-    return {**{name: INT_RANGES[name] for name in PAPER_DIMS}, "seed": (0, 2**32 - 1),
+def _whole_ranges() -> dict[str, tuple[int, int | None]]:
+    """(minimum, maximum or None) of every whole-number setting. The model's sizes share eval's and
+    checkpoint loading's table (a model trained here is one eval accepts); a seed fits every generator
+    (numpy's take 32 bits); loader workers beyond a few per core only add processes."""
+    return {**{name: (minimum, None) for name, minimum in _WHOLE_AT_LEAST.items()},
+            **{name: INT_RANGES[name] for name in PAPER_DIMS}, "seed": (0, 2**32 - 1),
             "workers": (0, MAX_WORKERS_PER_CPU * (os.cpu_count() or 1))}
+
+
 _REAL_AT_LEAST = {"daa_weight": 0, "margin": 0, "dropout": 0}
 _REAL_ABOVE_ZERO = ("learning_rate", "grad_clip")
 
@@ -154,10 +157,7 @@ def check_settings(settings: TrainSettings) -> None:
                           ("precision", PRECISIONS)):
         if getattr(settings, name) not in options:
             raise BenchError(f"{_flag(name)} {getattr(settings, name)}: expected one of {', '.join(options)}")
-    for name, minimum in _WHOLE_AT_LEAST.items():
-        if getattr(settings, name) is not None:
-            _check_number(name, getattr(settings, name), minimum, whole=True)
-    for name, (minimum, maximum) in whole_ranges().items():
+    for name, (minimum, maximum) in _whole_ranges().items():
         if getattr(settings, name) is not None:
             _check_number(name, getattr(settings, name), minimum, whole=True, maximum=maximum)
     for name, minimum in _REAL_AT_LEAST.items():
