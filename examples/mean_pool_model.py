@@ -86,7 +86,7 @@ def score(model: MeanPoolModel, test_split, order: Path) -> np.ndarray:
     """The (images x captions) float32 matrix, rows and columns in the order file's order."""
     images, captions = read_order(order)
     features = torch.from_numpy(test_split.image_rows(0, test_split.n_images))[torch.tensor(images)]
-    return (model.embed_images(features) @ model.embed_captions(captions).T).numpy().astype(np.float32)
+    return (model.embed_images(features) @ model.embed_captions(captions).T).numpy().astype(np.float32, copy=False)
 
 
 def main() -> None:
