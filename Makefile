@@ -72,19 +72,21 @@ checkpoints_for = $(or $(call own_checkpoints,$(2)),$(if $(filter sgraf,$(2)),\
 checkpoint_downloads = $(if $(call own_checkpoints,$(2)),,\
 	$(if $(filter sgraf,$(2)),download-daa-$(1)-sgr download-daa-$(1)-saf,download-daa-$(1)-$(2)))
 
+# $(call each_spec,FILES,COMMANDS): for each spec of FILES, `found` is 1 when one of its files (a|b: either) exists.
+each_spec = for spec in $(foreach s,$(1),'$(s)'); do found=0; for f in $${spec//|/ }; do [ -e "$$f" ] && found=1; \
+	done; $(2); done
+
 # $(call require_files,FILES,DOWNLOAD TARGETS): name every missing file (a|b: either will do), then fail.
 define require_files
-	@missing=0; for spec in $(foreach s,$(1),'$(s)'); do found=0; \
-	  for f in $${spec//|/ }; do [ -e "$$f" ] && found=1; done; \
-	  if [ $$found = 0 ]; then echo "missing: $${spec//|/ (or) }" >&2; missing=1; fi; done; \
+	@missing=0; $(call each_spec,$(1),\
+	  if [ $$found = 0 ]; then echo "missing: $${spec//|/ (or) }" >&2; missing=1; fi); \
 	if [ $$missing = 1 ]; then \
 	  echo "fetch them with 'make $(2)', or put your copies at those paths (DATA_ROOT=$(DATA_ROOT), MODELS_ROOT=$(MODELS_ROOT))" >&2; \
 	  exit 1; fi
 endef
 
 # $(call present,FILES): a shell test, true when every file (a|b: either) exists.
-present = for spec in $(foreach s,$(1),'$(s)'); do found=0; for f in $${spec//|/ }; do [ -e "$$f" ] && found=1; \
-	done; [ $$found = 1 ] || exit 1; done
+present = $(call each_spec,$(1),[ $$found = 1 ] || exit 1)
 
 # $(call download_unless_present,GROUP,FILES): fetch what evaluation reads for GROUP unless its files are there
 # (make download-<group> FORCE=1 verifies them again, against the manifest)

@@ -30,7 +30,6 @@ from bench.training.settings import TrainSettings
 
 DATA_NAME = "f30k_precomp"  # the demo poses as Flickr30K so that the f30k-1k protocol scores it
 PROTOCOL = "f30k-1k"
-GENERATOR = "bench.data.synthetic"
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def evaluate_demo(label: str, checkpoints: list[Path], data_root: Path, results:
     """Score the test split with bench.evaluate (as `bench eval` does); write <results>/demo-<label>.*."""
     run_id = f"demo-{label.lower()}"
     result = evaluate(checkpoints, PROTOCOL, data_root=data_root, device="cpu", run_id=run_id)
-    result = result.on_generated_data(GENERATOR)
+    result = result.on_generated_data(synthetic.__name__)
     result.write(json_path=results / f"{run_id}.json", csv_path=results / f"{run_id}.csv")
     return result.metrics
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 import bench
+from bench.data.splits import CAPTIONS_PER_IMAGE
 
 
 def words(text: str) -> list[str]:
@@ -59,7 +60,7 @@ def train(split, seconds: float = 3.0, steps: int = 300, batch: int = 64, seed: 
     started = time.perf_counter()
     for _ in range(steps):
         captions = rng.choice(len(texts), size=min(batch, len(texts)), replace=False)
-        images = model.embed_images(features[torch.from_numpy(captions // 5)])
+        images = model.embed_images(features[torch.from_numpy(captions // CAPTIONS_PER_IMAGE)])
         logits = images @ model.embed_captions([texts[c] for c in captions]).T / 0.05
         target = torch.arange(len(captions))
         loss = F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)
@@ -85,7 +86,7 @@ def score(model: MeanPoolModel, test_split, order: Path) -> np.ndarray:
     """The (images x captions) float32 matrix, rows and columns in the order file's order."""
     images, captions = read_order(order)
     features = torch.from_numpy(test_split.image_rows(0, test_split.n_images))[torch.tensor(images)]
-    return (model.embed_images(features) @ model.embed_captions(captions).T).numpy().astype(np.float32)
+    return (model.embed_images(features) @ model.embed_captions(captions).T).numpy().astype(np.float32, copy=False)
 
 
 def main() -> None:

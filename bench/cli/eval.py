@@ -62,11 +62,14 @@ def run_id_of(args) -> str | None:
     Checked here, before any work, so the message names the flag it came from."""
     from bench.results.run_files import check_run_id
 
-    flag, run_id = ("--run-id", args.run_id) if args.run_id else \
-        next(((f"the run id from {path}:", path.stem) for path in (args.json, args.csv) if path), (None, None))
-    if run_id is not None:
-        check_run_id(run_id, flag)
-    return run_id
+    if args.run_id:
+        check_run_id(args.run_id, "--run-id")
+        return args.run_id
+    path = args.json or args.csv
+    if path is None:
+        return None
+    check_run_id(path.stem, f"the run id from {path}:")
+    return path.stem
 
 
 # options that only mean something when a checkpoint is scored here: (flag, attribute, its default)

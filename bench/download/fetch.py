@@ -114,18 +114,14 @@ class _RangeIgnored(Exception):
 def _fetch_from(source: Source, target: Path, filename: str, options: FetchOptions) -> str:
     """One source; a part file is resumed only where the server honours Range (206), else the
     transfer restarts from zero (like `python -m http.server`, many servers ignore Range)."""
-    try:
-        return _transfer(source, target, filename, options)
-    except _RangeIgnored:
-        for part in partial_files(target):
-            part.unlink()
-    try:
-        return _transfer(source, target, filename, options)
-    except _RangeIgnored:  # broke off again, and cannot be resumed: keep nothing
-        for part in partial_files(target):
-            part.unlink()
-        raise BenchError(f"{host_of(source)[0]}: transfer interrupted, and the server cannot resume it "
-                         "(it ignores Range requests); run the same command again") from None
+    for _ in range(2):  # the second time from zero; should that break off too, keep nothing
+        try:
+            return _transfer(source, target, filename, options)
+        except _RangeIgnored:
+            for part in partial_files(target):
+                part.unlink()
+    raise BenchError(f"{host_of(source)[0]}: transfer interrupted, and the server cannot resume it "
+                     "(it ignores Range requests); run the same command again")
 
 
 def _transfer(source: Source, target: Path, filename: str, options: FetchOptions) -> str:
