@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
+from bench.common.host import cpu_model
 from bench.eval import bootstrap, paired
 from bench.perf.report import publish
-from bench.results.provenance import cpu_model
 
 
 def synthetic_queries(n_images: int, seed: int = 0) -> dict:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common.host import cpu_model
 from bench.perf.metrics_bench import synthetic_instances, synthetic_texts
 from bench.perf.report import publish
-from bench.results.provenance import cpu_model
 
 LIMIT_MB = 2048
 ROW_BLOCK = 250  # matrix rows generated at a time
