@@ -16,12 +16,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.common.host import cpu_model
+from bench.perf.child_memory import run_measured
 from bench.perf.metrics_bench import synthetic_instances, synthetic_texts
 from bench.perf.report import publish
 
@@ -55,16 +55,13 @@ def write_split(root: Path, n_images: int) -> None:
 
 
 def eval_in_child(matrix: Path, root: Path, result: Path) -> tuple[float, int]:
-    """(seconds, peak RSS in bytes) of `python -m bench eval --scores` in a fresh interpreter (wait4)."""
+    """(seconds, peak RSS in bytes) of `python -m bench eval --scores` in a fresh interpreter."""
     command = [sys.executable, "-m", "bench", "eval", "--scores", str(matrix), "--protocol", "coco-5k",
                "--data-root", str(root), "--json", str(result)]
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status):
+    returncode, seconds, peak = run_measured(command, stdout=subprocess.DEVNULL)
+    if returncode:
         raise SystemExit(f"scores_bench: {' '.join(command)} failed")
-    return seconds, usage.ru_maxrss * 1024  # Linux reports KiB
+    return seconds, peak
 
 
 def main(argv=None) -> int:
