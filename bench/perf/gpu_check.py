@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.perf.gpu_part import last_line
+
 CORRECTNESS_PARTS = ("golden-scores", "eval-cli", "train-ddp", "golden-train")
 PARTS = (*CORRECTNESS_PARTS, "speed")
 # The whole check, start-up to the last row, on one H100/H200-class GPU: 8 minutes, leaving room under a
@@ -184,15 +186,14 @@ def run_isolated(name: str, context: dict, workdir: Path) -> list[dict]:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
             detail = f"stopped after {seconds:.0f} s, its share of the --budget-seconds; last output: "
-            return [{"check": name, "status": "fail", "detail": detail + last_line(log_path)}]
+            return [{"check": name, "status": "fail", "detail": detail + last_output(log_path)}]
     if rows_path.is_file():
         return json.loads(rows_path.read_text())
-    return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {last_line(log_path)}"}]
+    return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {last_output(log_path)}"}]
 
 
-def last_line(log_path: Path) -> str:
-    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1][:240] if lines else "(no output)"
+def last_output(log_path: Path) -> str:
+    return last_line(log_path.read_text(errors="replace"))
 
 
 def skip_row(name: str, missing: dict[str, str]) -> dict | None:

@@ -17,6 +17,12 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]
 
 
+def last_line(output: str) -> str:
+    """A child's last non-blank output line, cut to fit a row's detail."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    return lines[-1][:240] if lines else "(no output)"
+
+
 def run_part(name: str, context: dict) -> list[dict]:
     from bench.perf.gpu_parts import CheckContext, correctness_parts
     from bench.perf.gpu_speed import speed_part

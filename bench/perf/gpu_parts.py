@@ -26,6 +26,7 @@ from bench.data.splits import CAPTIONS_PER_IMAGE, load_split
 from bench.eval.precisions import PRECISIONS, SCORE_TOLERANCE, TOP1_AGREEMENT
 from bench.eval.protocols import DIRECTIONS
 from bench.eval.score_split import score_split
+from bench.perf.gpu_part import last_line
 from bench.perf.workload import agreement
 from bench.training.logs import read_step_log
 
@@ -88,8 +89,7 @@ def run_command(args: list[str], ctx: CheckContext) -> None:
     """Run a command of this project; a non-zero exit raises with its last stderr line."""
     result = run_child(args, child_env(ctx), ctx.seconds_left())
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["(no output)"]
-        raise RuntimeError(f"exit {result.returncode}: {lines[-1][:240]}")
+        raise RuntimeError(f"exit {result.returncode}: {last_line(result.stderr)}")
 
 
 def launchers(ctx: CheckContext) -> dict[str, list[str]]:
