@@ -22,6 +22,7 @@ import numpy as np
 
 from bench.common.host import cpu_model
 from bench.data.splits import CAPTIONS_PER_IMAGE
+from bench.eval.pmrp import INSTANCES_FILE
 from bench.perf.child_memory import run_measured
 from bench.perf.metrics_bench import synthetic_instances, synthetic_texts
 from bench.perf.report import publish
@@ -54,7 +55,7 @@ def write_split(root: Path, n_images: int) -> None:
     (directory / "testall_ids.txt").write_text("".join(f"{i}\n" * CAPTIONS_PER_IMAGE for i in ids), encoding="utf-8")
     annotations = [{"image_id": i, "category_id": int(c) + 1} for i in ids for c in np.flatnonzero(vectors[i])]
     (root / "coco_annotations").mkdir()
-    (root / "coco_annotations" / "instances_val2014.json").write_text(json.dumps({"annotations": annotations}))
+    (root / "coco_annotations" / INSTANCES_FILE).write_text(json.dumps({"annotations": annotations}))
 
 
 def eval_in_child(matrix: Path, root: Path, result: Path) -> tuple[float, int]:
