@@ -8,8 +8,18 @@ reports as that part's failure while the other parts go on.
 """
 
 import json
+import os
 import sys
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def source_env(**extra: str) -> dict:
+    """The environment for a child process of the check: this source tree first on PYTHONPATH, so the
+    child runs the same bench as the check, plus `extra`."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, **extra, PYTHONPATH=path)
 
 
 def one_line(error: BaseException) -> str:
