@@ -15,9 +15,10 @@ import time
 
 import numpy as np
 
+from bench.common.host import cpu_model
+from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.eval import bootstrap, paired
 from bench.perf.report import publish
-from bench.results.provenance import cpu_model
 
 
 def synthetic_queries(n_images: int, seed: int = 0) -> dict:
@@ -31,7 +32,8 @@ def synthetic_queries(n_images: int, seed: int = 0) -> dict:
         return {"rank": rank, "asp": rng.random(n), "pmrp": pmrp,
                 "index": np.arange(n), "fold": np.zeros(n, dtype=np.int16)}
 
-    return {"i2t": direction(n_images, 5 * n_images), "t2i": direction(5 * n_images, n_images)}
+    captions = CAPTIONS_PER_IMAGE * n_images
+    return {"i2t": direction(n_images, captions), "t2i": direction(captions, n_images)}
 
 
 def main(argv=None) -> int:
@@ -49,7 +51,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     gains = paired.paired_gains(queries, other, settings)
     paired_seconds = time.perf_counter() - started
-    common = {"queries": f"{args.images} i2t + {5 * args.images} t2i", "resamples": args.resamples,
+    common = {"queries": f"{args.images} i2t + {CAPTIONS_PER_IMAGE * args.images} t2i", "resamples": args.resamples,
               "host": platform.node(), "cpu": cpu_model(),
               "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
     rows = [{"stage": "bootstrap intervals, every figure", **common, "permutations": "",

@@ -9,18 +9,17 @@ whatever the file size (exit status 1 otherwise: `make bench` checks it, the tes
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from bench.common.atomic import write_json
+from bench.perf.child_memory import run_measured
 
 ROW_SHAPE = (36, 2048)
 ROW_BYTES = ROW_SHAPE[0] * ROW_SHAPE[1] * 4
@@ -40,21 +39,14 @@ def write_features(path: Path, rows: int, block_rows: int = 256) -> None:
 
 
 def convert_in_child(source: Path, dest: Path) -> tuple[float, int]:
-    """Run the conversion in a fresh interpreter; returns (seconds, peak RSS bytes of that child).
-
-    The peak is the child's own (wait4), not RUSAGE_CHILDREN's maximum over every child this
-    process ever waited for (under pytest, that includes unrelated CUDA-torch subprocesses).
-    """
+    """Run the conversion in a fresh interpreter; returns (seconds, peak RSS bytes of that child)."""
     code = ("import sys; from pathlib import Path; from bench.download.convert import npy_to_hdf5; "
             "npy_to_hdf5(Path(sys.argv[1]), Path(sys.argv[2]))")
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", code, str(source), str(dest)])
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
-    if child.returncode:
-        raise subprocess.CalledProcessError(child.returncode, child.args)
-    return seconds, usage.ru_maxrss * 1024  # Linux reports KiB
+    command = [sys.executable, "-c", code, str(source), str(dest)]
+    returncode, seconds, peak = run_measured(command)
+    if returncode:
+        raise subprocess.CalledProcessError(returncode, command)
+    return seconds, peak
 
 
 def spot_check(dest: Path, rows: int) -> None:

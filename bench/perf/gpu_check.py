@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.perf.gpu_part import REPO, last_line, source_env
+
 CORRECTNESS_PARTS = ("golden-scores", "eval-cli", "train-ddp", "golden-train")
 PARTS = (*CORRECTNESS_PARTS, "speed")
 # The whole check, start-up to the last row, on one H100/H200-class GPU: 8 minutes, leaving room under a
@@ -35,7 +37,6 @@ KILL_GRACE = 5.0  # seconds between a part's own deadline and its process being 
 # What each part imports beyond torch and numpy; a part whose module is missing is skipped, not failed.
 PART_NEEDS = {"golden-scores": ("nltk",), "eval-cli": ("nltk",), "train-ddp": ("nltk",),
               "golden-train": ("nltk", "pytest"), "speed": ()}
-REPO = Path(__file__).resolve().parents[2]
 WHEELS = REPO / ".whl"
 SELF_TEST_OUT = Path(tempfile.gettempdir()) / "daa-gpu-check-selftest"
 
@@ -175,24 +176,22 @@ def run_isolated(name: str, context: dict, workdir: Path) -> list[dict]:
     rows_path, log_path = workdir / f"{name}.rows.json", workdir / f"{name}.log"
     seconds = context["deadline"] - time.time() + KILL_GRACE
     command = [sys.executable, "-m", "bench.perf.gpu_part", name, json.dumps(context), str(rows_path)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     with open(log_path, "w") as log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                                      env=env, start_new_session=True) as child:
+                                                      env=source_env(), start_new_session=True) as child:
         try:
             code = child.wait(timeout=max(1.0, seconds))
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
             detail = f"stopped after {seconds:.0f} s, its share of the --budget-seconds; last output: "
-            return [{"check": name, "status": "fail", "detail": detail + last_line(log_path)}]
+            return [{"check": name, "status": "fail", "detail": detail + last_output(log_path)}]
     if rows_path.is_file():
         return json.loads(rows_path.read_text())
-    return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {last_line(log_path)}"}]
+    return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {last_output(log_path)}"}]
 
 
-def last_line(log_path: Path) -> str:
-    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1][:240] if lines else "(no output)"
+def last_output(log_path: Path) -> str:
+    return last_line(log_path.read_text(errors="replace"))
 
 
 def skip_row(name: str, missing: dict[str, str]) -> dict | None:

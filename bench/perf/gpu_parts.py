@@ -26,10 +26,10 @@ from bench.data.splits import CAPTIONS_PER_IMAGE, load_split
 from bench.eval.precisions import PRECISIONS, SCORE_TOLERANCE, TOP1_AGREEMENT
 from bench.eval.protocols import DIRECTIONS
 from bench.eval.score_split import score_split
+from bench.perf.gpu_part import REPO, last_line, source_env
 from bench.perf.workload import agreement
 from bench.training.logs import read_step_log
 
-REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "fixtures" / "golden"
 GOLDEN_CASES = (("coco", "testall", "sgr"), ("coco", "testall", "saf"), ("f30k", "test", "sgr"), ("f30k", "test", "saf"))
 GOLDEN_METRICS = ("r1", "r5", "r10", "medr", "meanr", "asp")  # the order of expected.npz's `full` rows
@@ -63,8 +63,7 @@ def correctness_parts() -> dict:
 def child_env(ctx: CheckContext) -> dict:
     """The check's environment for child processes: this source tree first, quiet progress,
     and the chosen GPU as the only one visible (torchrun then maps local rank 0 to it)."""
-    env = dict(os.environ, BENCH_QUIET="1", PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env = source_env(BENCH_QUIET="1", PYTHONUNBUFFERED="1")
     if ctx.device.type == "cuda" and ctx.device.index is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(ctx.device.index)
     return env
@@ -88,8 +87,7 @@ def run_command(args: list[str], ctx: CheckContext) -> None:
     """Run a command of this project; a non-zero exit raises with its last stderr line."""
     result = run_child(args, child_env(ctx), ctx.seconds_left())
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["(no output)"]
-        raise RuntimeError(f"exit {result.returncode}: {lines[-1][:240]}")
+        raise RuntimeError(f"exit {result.returncode}: {last_line(result.stderr)}")
 
 
 def launchers(ctx: CheckContext) -> dict[str, list[str]]:

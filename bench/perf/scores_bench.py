@@ -16,14 +16,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.common.host import cpu_model
+from bench.data.splits import CAPTIONS_PER_IMAGE
+from bench.eval.pmrp import INSTANCES_FILE
+from bench.perf.child_memory import run_measured
 from bench.perf.metrics_bench import synthetic_instances, synthetic_texts
 from bench.perf.report import publish
-from bench.results.provenance import cpu_model
 
 LIMIT_MB = 2048
 ROW_BLOCK = 250  # matrix rows generated at a time
@@ -32,11 +34,12 @@ ROW_BLOCK = 250  # matrix rows generated at a time
 def write_matrix(path: Path, n_images: int, seed: int = 0) -> None:
     """Random float32 scores, the ground-truth pairs lifted a little, written block by block."""
     rng = np.random.default_rng(seed)
-    sims = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_images, 5 * n_images))
+    n_captions = CAPTIONS_PER_IMAGE * n_images
+    sims = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_images, n_captions))
     for start in range(0, n_images, ROW_BLOCK):
         rows = np.arange(start, min(start + ROW_BLOCK, n_images))
-        block = rng.random((len(rows), 5 * n_images), dtype=np.float32)
-        block[np.arange(len(rows))[:, None], rows[:, None] * 5 + np.arange(5)] += 0.2
+        block = rng.random((len(rows), n_captions), dtype=np.float32)
+        block[np.arange(len(rows))[:, None], rows[:, None] * CAPTIONS_PER_IMAGE + np.arange(CAPTIONS_PER_IMAGE)] += 0.2
         sims[rows] = block
     sims.flush()
     del sims
@@ -46,25 +49,23 @@ def write_split(root: Path, n_images: int) -> None:
     """testall captions and ids (a row per caption, as SCAN's) and instance annotations."""
     directory = root / "coco_precomp"
     directory.mkdir(parents=True)
-    (directory / "testall_caps.txt").write_text("\n".join(synthetic_texts(5 * n_images)) + "\n", encoding="utf-8")
+    captions = synthetic_texts(CAPTIONS_PER_IMAGE * n_images)
+    (directory / "testall_caps.txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
     ids, vectors = synthetic_instances(n_images)
-    (directory / "testall_ids.txt").write_text("".join(f"{i}\n" * 5 for i in ids), encoding="utf-8")
+    (directory / "testall_ids.txt").write_text("".join(f"{i}\n" * CAPTIONS_PER_IMAGE for i in ids), encoding="utf-8")
     annotations = [{"image_id": i, "category_id": int(c) + 1} for i in ids for c in np.flatnonzero(vectors[i])]
     (root / "coco_annotations").mkdir()
-    (root / "coco_annotations" / "instances_val2014.json").write_text(json.dumps({"annotations": annotations}))
+    (root / "coco_annotations" / INSTANCES_FILE).write_text(json.dumps({"annotations": annotations}))
 
 
 def eval_in_child(matrix: Path, root: Path, result: Path) -> tuple[float, int]:
-    """(seconds, peak RSS in bytes) of `python -m bench eval --scores` in a fresh interpreter (wait4)."""
+    """(seconds, peak RSS in bytes) of `python -m bench eval --scores` in a fresh interpreter."""
     command = [sys.executable, "-m", "bench", "eval", "--scores", str(matrix), "--protocol", "coco-5k",
                "--data-root", str(root), "--json", str(result)]
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status):
+    returncode, seconds, peak = run_measured(command, stdout=subprocess.DEVNULL)
+    if returncode:
         raise SystemExit(f"scores_bench: {' '.join(command)} failed")
-    return seconds, usage.ru_maxrss * 1024  # Linux reports KiB
+    return seconds, peak
 
 
 def main(argv=None) -> int:
@@ -82,8 +83,9 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     peak_mb = peak / 2**20
-    row = {"benchmark": "eval --scores coco-5k (PMRP included)", "matrix": f"{args.images} x {5 * args.images} float32",
-           "matrix_mb": round(args.images * 5 * args.images * 4 / 2**20, 1), "seconds": round(seconds, 1),
+    captions = CAPTIONS_PER_IMAGE * args.images
+    row = {"benchmark": "eval --scores coco-5k (PMRP included)", "matrix": f"{args.images} x {captions} float32",
+           "matrix_mb": round(args.images * captions * 4 / 2**20, 1), "seconds": round(seconds, 1),
            "peak_rss_mb": round(peak_mb, 1), "limit_mb": LIMIT_MB, "ok": peak_mb < LIMIT_MB,
            "rsum": round(metrics["rsum"], 2), "figures": sum(len(metrics[d]) for d in ("i2t", "t2i")) + 1,
            "host": socket.gethostname(), "cpu": cpu_model(), "cores": os.cpu_count()}

@@ -21,6 +21,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from bench.common.host import cpu_model
 from bench.eval.scoring import CPU_CAPTION_CHUNK, GPU_CAPTION_CHUNK
 from bench.model.network import SimilarityModel, init_weights
 from bench.model.random_weights import small_config
@@ -82,18 +83,6 @@ def _run(module_name: str, chunk: int) -> SimpleNamespace:
                              learning_rate=0.0002, lr_update=10, daa_weight=10)
     return SimpleNamespace(scorer=scorer, optimizer=torch.optim.Adam(scorer.parameters(), lr=0.0002),
                            settings=settings, device=torch.device("cpu"))
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what the platform reports."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def launched_operators(events) -> int:
