@@ -33,8 +33,12 @@ def test_scoring_bench_writes_every_path(tmp_path):
     reference = next(r for r in rows if r["model"] == "SGR" and r["path"] == "reference")
     assert float(batched["mflop_per_pair"]) < 0.7 * float(reference["mflop_per_pair"])  # the engine's shortcuts
     peak = next(r for r in rows if r["model"] == "SGR" and r["path"].startswith("matmul") and r["precision"] == "fp32")
-    assert float(batched["of_matmul_peak"]) == pytest.approx(
-        float(batched["model_gflops"]) / float(peak["model_gflops"]), rel=0.02, abs=2e-3)  # the peak of its own rounds
+    # the peak of its own rounds; the CSV rounds the peak to 0.1 and the rate to 0.01 GFLOP/s, which
+    # moves the ratio by up to 0.05/peak and 0.005/rate of itself (a slow spell can make the peak small)
+    model_rate, peak_rate = float(batched["model_gflops"]), float(peak["model_gflops"])
+    rounding = 0.05 / peak_rate + 0.005 / model_rate
+    assert float(batched["of_matmul_peak"]) == pytest.approx(model_rate / peak_rate,
+                                                              rel=0.02 + rounding, abs=2e-3)
 
 
 def test_metrics_bench_covers_every_stage(tmp_path):
