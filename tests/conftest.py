@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from bench.data import synthetic
-
 from bench.model import random_weights
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"

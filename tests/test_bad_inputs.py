@@ -17,14 +17,22 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
+from bad_input_harness import (
+    N_IMAGES,
+    VOCAB,
+    Case,
+    assert_refused,
+    dead_pid,
+    eval_args,
+    ids,
+    replace_arg,
+    tree_state,  # noqa: F401  (base, work: fixtures)
+    )
 
-from bad_input_harness import N_IMAGES, VOCAB, Case, assert_refused, base, dead_pid, eval_args, ids, replace_arg, \
-    tree_state, work  # noqa: F401  (base, work: fixtures)
 from bench.cli.main import main
 from bench.common import atomic
 from bench.data import synthetic
 from bench.model import random_weights
-
 
 # ---- ways to spoil one input ------------------------------------------------------------------
 

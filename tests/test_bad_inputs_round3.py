@@ -16,13 +16,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bad_input_harness import (
+    REPO,
+    Case,
+    assert_refused,
+    dead_pid,
+    descendants,  # noqa: F401  (base, work: fixtures)
+    eval_args,
+    ids,
+    live_children,
+    one_line,
+    replace_arg,
+    run_bench,
+    tree_state,
+)
+from test_download import mirror, roots, stand_ins  # noqa: F401  (fixtures)
 
-from bad_input_harness import REPO, Case, assert_refused, base, dead_pid, eval_args, ids, one_line, replace_arg, \
-    descendants, live_children, run_bench, tree_state, work  # noqa: F401  (base, work: fixtures)
 from bench.cli.main import main
 from bench.common import atomic
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
-from test_download import mirror, roots, stand_ins  # noqa: F401  (fixtures)
 
 RESULTS = "results"
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from bench.data.splits import CAPTIONS_PER_IMAGE, load_split
-from bench.eval.precisions import SCORE_TOLERANCE, UNIT_ROUNDOFF
 from bench.eval.score_split import score_split
+from bench.eval.tolerances import SCORE_TOLERANCE, UNIT_ROUNDOFF
 from bench.model.engine import SafCaptionNorm
 from bench.perf.workload import agreement
 

@@ -9,9 +9,9 @@ from importlib import resources
 import pytest
 import torch
 
+from bench.common.errors import BenchError
 from bench.model.checkpoint import build_model, read_checkpoint, save_checkpoint
 from bench.model.config import ModelConfig
-from bench.common.errors import BenchError
 from bench.model.network import SimilarityModel
 from bench.model.random_weights import random_model, small_config
 

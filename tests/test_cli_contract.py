@@ -4,10 +4,10 @@ import argparse
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import bench
 from bench.cli import main as cli

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from bench.data.coco_ids import build_id_map, image_ids_from_rows, load_caption_ids, load_image_ids
 from bench.common.errors import BenchError
+from bench.data.coco_ids import build_id_map, image_ids_from_rows, load_caption_ids, load_image_ids
 
 
 def test_golden_mapping_is_valid(golden_dir):

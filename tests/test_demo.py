@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 import torch
+from test_tables import write_run
 
 from bench.cli import main as cli
 from bench.cli.main import main
@@ -16,7 +17,6 @@ from bench.demo import DemoPlan, chance_rsum, run_demo
 from bench.results import tables
 from bench.results.plots import headline_points, read_figures
 from bench.results.run_result import load_result
-from test_tables import write_run
 
 # The smallest plan found where every model clears twice the chance rsum (SGR 370, SAF 266, SGRAF 410
 # against 77 when measured): a demo that does not learn fails.

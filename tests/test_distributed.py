@@ -11,15 +11,13 @@ import torch
 import torch.multiprocessing as mp
 
 from bench.common import distributed
-
-
-from bench.model import random_weights
 from bench.demo import DATA_NAME, DemoPlan, write_demo_data
+from bench.eval.scoring import score_matrix
+from bench.model import random_weights
 from bench.model.network import SimilarityModel, init_weights
+from bench.training.batches import Batch
 from bench.training.loop import BatchScorer, backward_batch
 from bench.training.settings import TrainSettings
-from bench.training.batches import Batch
-from bench.eval.scoring import score_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 12

@@ -18,16 +18,16 @@ from types import SimpleNamespace
 
 import gdown
 import pytest
+from test_download_verify import schema_of
 
-from bench.data import synthetic
 from bench.cli.main import main
+from bench.common.errors import BenchError
+from bench.data import synthetic
 from bench.download import fetch as fetch_module
 from bench.download import manifest as manifest_module
 from bench.download import registry, verify
 from bench.download.fetch import FetchOptions, fetch, partial_files
 from bench.download.registry import Source
-from bench.common.errors import BenchError
-from test_download_verify import schema_of
 
 
 class Mirror:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from test_download import mirror, roots, stand_ins, zip_of  # noqa: F401  (fixtures)
 
 from bench.cli.main import main
 from bench.data import synthetic
 from bench.download import registry
-from test_download import mirror, roots, stand_ins, zip_of  # noqa: F401  (fixtures)
 
 
 def closed_port() -> int:

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from bench.download import registry
 from bench.common.errors import BenchError
+from bench.download import registry
 
 DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{25,50}$")
 

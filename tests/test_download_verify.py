@@ -10,14 +10,13 @@ import h5py
 import numpy as np
 import pytest
 
+from bench.common.errors import BenchError
 from bench.data import synthetic
-
-from bench.model import random_weights
-from bench.model.checkpoint import read_checkpoint
 from bench.download import verify
 from bench.download.convert import npy_to_hdf5
 from bench.download.manifest import Manifest
-from bench.common.errors import BenchError
+from bench.model import random_weights
+from bench.model.checkpoint import read_checkpoint
 
 
 def schema_of(path) -> dict:

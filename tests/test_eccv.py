@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from bench.eval import eccv
-from bench.data.coco_ids import build_id_map
 from bench.common.errors import BenchError
+from bench.data.coco_ids import build_id_map
+from bench.eval import eccv
 
 pytest.importorskip("eccv_caption")
 

@@ -4,16 +4,15 @@ import numpy as np
 import pytest
 import torch
 
+from bench.data.splits import load_split
+from bench.data.vocab import Vocabulary
+from bench.eval.scoring import score_matrix
 from bench.model.checkpoint import build_model, read_checkpoint
 from bench.model.encode import encode_captions, encode_images
 from bench.model.engine import pair_scores
-from bench.model.reference_loop import caption_scores, reference_scores
-from bench.eval.scoring import score_matrix
-from bench.data.splits import load_split
 from bench.model.random_weights import random_model, small_config
-from bench.perf.gpu_parts import GOLDEN_CASES  # the four golden checkpoints, one list for the suite and gpu-check
-from bench.data.vocab import Vocabulary
-
+from bench.model.reference_loop import caption_scores, reference_scores
+from bench.perf.gpu_correctness import GOLDEN_CASES  # the four golden checkpoints, one list for the suite and gpu-check
 
 
 def _embed(model, split, vocab_path):

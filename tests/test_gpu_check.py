@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.cli.main import main as bench_main
-from bench.perf import gpu_check, gpu_parts, gpu_speed
+from bench.perf import gpu_check, gpu_correctness, gpu_speed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -167,7 +167,7 @@ def test_speed_runs_fit_their_time():
 @pytest.mark.parametrize("losses,ok", [([5.0] * 10 + [4.0] * 10, True), ([4.0] * 10 + [5.0] * 10, False),
                                        ([5.0] * 19 + [float("nan")], False), ([5.0, 4.0], False)])
 def test_training_must_be_finite_and_falling(losses, ok):
-    assert gpu_parts.loss_trend(losses)[0] is ok
+    assert gpu_correctness.loss_trend(losses)[0] is ok
 
 
 def _in_process(args: list[str], ctx) -> None:
@@ -179,20 +179,20 @@ def _in_process(args: list[str], ctx) -> None:
 def test_every_part_is_wired_on_a_cpu(tmp_path, monkeypatch):
     """The parts at tiny sizes, in this process (child commands become in-process calls, so the
     launchers are the plain one only: nothing here is labelled torchrun that did not run under it)."""
-    monkeypatch.setattr(gpu_parts, "run_command", _in_process)
-    monkeypatch.setattr(gpu_parts, "launchers", lambda ctx: {"in-process": [sys.executable]})
-    monkeypatch.setattr(gpu_parts, "PRECISIONS", ("fp32", "tf32"))  # bf16 is slow on this CPU
+    monkeypatch.setattr(gpu_correctness, "run_command", _in_process)
+    monkeypatch.setattr(gpu_correctness, "launchers", lambda ctx: {"in-process": [sys.executable]})
+    monkeypatch.setattr(gpu_correctness, "PRECISIONS", ("fp32", "tf32"))  # bf16 is slow on this CPU
     monkeypatch.setattr(gpu_speed, "PRECISIONS", ("fp32", "tf32"))
     monkeypatch.setattr(gpu_speed, "SPEED_MODELS", ("SAF",))
     monkeypatch.setenv("BENCH_QUIET", "1")
-    ctx = gpu_parts.CheckContext(torch.device("cpu"), quick=True, workdir=tmp_path, deadline=time.time() + 300,
+    ctx = gpu_correctness.CheckContext(torch.device("cpu"), quick=True, workdir=tmp_path, deadline=time.time() + 300,
                                  speed_seconds=1.0)
-    rows = {row["check"]: row for part in (gpu_parts.golden_scores, gpu_parts.eval_cli, gpu_parts.train_ddp,
+    rows = {row["check"]: row for part in (gpu_correctness.golden_scores, gpu_correctness.eval_cli, gpu_correctness.train_ddp,
                                            gpu_speed.speed_part) for row in part(ctx)}
     assert rows["coco SGR fp32"]["max_abs_diff"] < 1e-5 and rows["coco SGR fp32"]["status"] == "pass"
     assert rows["eval in-process"]["status"] == "pass" and rows["eval in-process"]["top1_i2t"] == 1.0
     train = rows["train SAF in-process"]
-    assert train["status"] == "pass" and train["steps"] == gpu_parts.TRAIN_STEPS
+    assert train["status"] == "pass" and train["steps"] == gpu_correctness.TRAIN_STEPS
     assert train["checkpoints"] == "checkpoint_0.pth.tar model_best.pth.tar"  # saved once, at the end
     speed = rows[f"SAF {gpu_speed.QUICK[0]}x{gpu_speed.QUICK[1]} tf32"]
     assert speed["pairs_per_s"] > 0 and 0 < speed["measured_fraction"] <= 1 and speed["vs_fp32_max_abs_diff"] < 1e-5
@@ -247,7 +247,7 @@ def test_nothing_on_the_check_path_imports_gdown():
             "sys.meta_path.insert(0, Block())\n"
             "from bench.cli.main import build_parser\n"
             "build_parser()\n"
-            "import bench.perf.gpu_check, bench.perf.gpu_part, bench.perf.gpu_parts, bench.perf.gpu_speed\n"
+            "import bench.perf.gpu_check, bench.perf.gpu_child, bench.perf.gpu_correctness, bench.perf.gpu_speed\n"
             "import bench.eval.score_split, bench.results.rows, bench.results.provenance, bench.training.loop\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
                             capture_output=True, text=True, timeout=120)
@@ -269,19 +269,19 @@ def test_golden_training_runs_the_test_on_the_device_and_reads_its_report(tmp_pa
         report = next(a for a in args if a.startswith("--junitxml=")).split("=", 1)[1]
         Path(report).write_text(JUNIT)
 
-    monkeypatch.setattr(gpu_parts, "run_child", fake_pytest)
-    ctx = gpu_parts.CheckContext(torch.device("cpu"), quick=False, workdir=tmp_path, deadline=time.time() + 60,
+    monkeypatch.setattr(gpu_correctness, "run_child", fake_pytest)
+    ctx = gpu_correctness.CheckContext(torch.device("cpu"), quick=False, workdir=tmp_path, deadline=time.time() + 60,
                                  speed_seconds=1.0)
-    rows = gpu_parts.golden_train(ctx)
+    rows = gpu_correctness.golden_train(ctx)
     [(args, env)] = calls
     assert args[1:3] == ["-m", "pytest"] and args[3].endswith("tests/test_train_golden.py")
     assert env["BENCH_TEST_DEVICE"] == "cpu"
     assert [(r["check"], r["status"]) for r in rows] == [("test_a[SGR]", "pass"), ("test_a[SAF]", "fail"),
                                                          ("test_b[SGR]", "n/a")]
     assert rows[1]["detail"] == "assert 3e-05 <= 1e-05"
-    monkeypatch.setattr(gpu_parts, "run_child", lambda *a, **k: None)  # pytest missing: no report
+    monkeypatch.setattr(gpu_correctness, "run_child", lambda *a, **k: None)  # pytest missing: no report
     with pytest.raises(RuntimeError, match="is pytest installed"):
-        gpu_parts.golden_train(gpu_parts.CheckContext(torch.device("cpu"), False, tmp_path / "x", time.time(), 1.0))
+        gpu_correctness.golden_train(gpu_correctness.CheckContext(torch.device("cpu"), False, tmp_path / "x", time.time(), 1.0))
 
 
 def test_a_hung_child_is_killed_with_its_own_children(tmp_path, monkeypatch):
@@ -293,7 +293,7 @@ def test_a_hung_child_is_killed_with_its_own_children(tmp_path, monkeypatch):
             f"open({str(pid_file)!r}, 'w').write(str(worker.pid))\n"
             "time.sleep(60)\n")
     with pytest.raises(subprocess.TimeoutExpired):
-        gpu_parts.run_child([sys.executable, "-c", code], dict(os.environ), timeout=2)
+        gpu_correctness.run_child([sys.executable, "-c", code], dict(os.environ), timeout=2)
     worker = int(pid_file.read_text())
     for _ in range(50):
         if not _alive(worker):
@@ -311,8 +311,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_the_docs_state_the_tolerances_the_check_uses():
-    """One home for the figures (bench.eval.precisions); the page must quote them as they are."""
-    from bench.eval.precisions import SCORE_TOLERANCE, TOP1_AGREEMENT
+    """One home for the figures (bench.eval.tolerances); the page must quote them as they are."""
+    from bench.eval.tolerances import SCORE_TOLERANCE, TOP1_AGREEMENT
 
     page = (REPO / "docs" / "gpu-check.md").read_text()
     for precision, tolerance in SCORE_TOLERANCE.items():

@@ -19,10 +19,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_download import Mirror, handler_for
 
 from bench.data import synthetic
 from bench.model import random_weights
-from test_download import Mirror, handler_for
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from bench.eval import metrics
 from bench.common.errors import BenchError
+from bench.eval import metrics
 from bench.eval.metrics import i2t_ranks, rank_summary, recall_metrics, t2i_ranks
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.common.errors import BenchError
-from bench.eval.pmrp import pmrp_figure, load_instance_vectors, pmrp, protocol_pmrp
+from bench.eval.pmrp import load_instance_vectors, pmrp, pmrp_figure, protocol_pmrp
 
 
 def multi_hot(*categories):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from bench.eval.asp import asp, descending_ranks
 from bench.common.errors import BenchError
+from bench.data.semantics import split_relevance
+from bench.eval.asp import asp, descending_ranks
 from bench.eval.protocol_metrics import protocol_metrics, relevance_rows
 from bench.eval.protocols import PROTOCOLS, fold_bounds, saved_matrix
-from bench.data.semantics import split_relevance
 
 WORDS = "dog cat the of on red bus man a tree sits runs".split()
 COCO_1K, COCO_5K, F30K = PROTOCOLS["coco-1k"], PROTOCOLS["coco-5k"], PROTOCOLS["f30k-1k"]

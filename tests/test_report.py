@@ -9,9 +9,9 @@ import pytest
 
 from bench.cli.main import main
 from bench.common.errors import BenchError
-from bench.results.summary import write_summary
 from bench.results.rows import figure_rows
 from bench.results.run_result import RunResult
+from bench.results.summary import write_summary
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,19 +1,19 @@
 """Score matrices: precisions, adaptive shards, out-of-memory retry, and multi-process scoring."""
 
 import os
-import weakref
 import subprocess
 import sys
+import weakref
 
 import numpy as np
 import pytest
 import torch
 
-from bench.eval import scoring
 from bench.common.errors import BenchError
-from bench.model.reference_loop import reference_scores
+from bench.eval import scoring
 from bench.eval.scoring import bytes_per_image, plan_image_shard, score_matrix
 from bench.model.random_weights import random_model, small_config
+from bench.model.reference_loop import reference_scores
 
 
 @pytest.fixture(scope="module")

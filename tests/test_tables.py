@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from bench.results import tables
 from bench.cli.main import main
 from bench.common.errors import BenchError
+from bench.results import tables
 from bench.results.plots import headline_points, plot_run
 from bench.results.rows import complete_rows, csv_text, figure_rows
 

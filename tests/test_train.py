@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 import torch
 
+from bench.common.distributed import WorldInfo
+from bench.common.errors import BenchError
+from bench.data.splits import load_split
+from bench.data.vocab import Vocabulary
+from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from bench.model.checkpoint import build_model, read_checkpoint
 from bench.model.encode import encode_captions, encode_images
 from bench.model.reference_loop import reference_scores
-from bench.demo import DATA_NAME, DemoPlan, write_demo_data
-from bench.common.errors import BenchError
-from bench.data.splits import load_split
-from bench.training.loop import BatchScorer, backward_batch, learning_rate_at, train
 from bench.training.batches import TrainingData, TrainingSemantics
+from bench.training.loop import BatchScorer, backward_batch, learning_rate_at, train
 from bench.training.settings import TrainSettings, model_dims
 from bench.training.start import fresh_model
-from bench.common.distributed import WorldInfo
-from bench.data.vocab import Vocabulary
 
 TINY = DemoPlan(train_images=24, dev_images=6, test_images=10, regions=4)
 REPO = Path(__file__).resolve().parents[1]

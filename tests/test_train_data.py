@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from bench.demo import DATA_NAME, DemoPlan, write_demo_data
 from bench.common.distributed import WorldInfo
 from bench.common.errors import BenchError
-from bench.perf.semantics_bench import generated_corpus, measure_semantics_memory
 from bench.data.semantics import fit_tfidf
 from bench.data.splits import load_split
-from bench.training.batches import CaptionSamples, CollateBatch, TrainingData, TrainingSemantics, caption_subset
 from bench.data.vocab import Vocabulary
+from bench.demo import DATA_NAME, DemoPlan, write_demo_data
+from bench.perf.semantics_bench import generated_corpus, measure_semantics_memory
+from bench.training.batches import CaptionSamples, CollateBatch, TrainingData, TrainingSemantics, caption_subset
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from bench.data import vocab as vocab_module
 from bench.common.errors import BenchError
+from bench.data import vocab as vocab_module
 from bench.data.vocab import Vocabulary, lower_ascii, tokenize
 
 

@@ -11,8 +11,8 @@ imports happen inside `run`, so `--help` imports no torch.
 import sys
 from pathlib import Path
 
-from bench.eval.precisions import PRECISIONS
 from bench.eval.protocols import PROTOCOL_NAMES
+from bench.eval.tolerances import PRECISIONS
 
 
 def register(subparsers) -> None:

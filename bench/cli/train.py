@@ -10,8 +10,17 @@ with --resume, the run's own recorded settings. Only parses arguments: the work 
 import dataclasses
 from pathlib import Path
 
-from bench.training.settings import DAA_FORMS, DATA_NAMES, MODULE_NAMES, PAPER_DIMS, PAPER_DROPOUT, PRECISIONS, \
-    TrainSettings, default_out_dir, paper_settings
+from bench.training.settings import (
+    DAA_FORMS,
+    DATA_NAMES,
+    MODULE_NAMES,
+    PAPER_DIMS,
+    PAPER_DROPOUT,
+    PRECISIONS,
+    TrainSettings,
+    default_out_dir,
+    paper_settings,
+)
 
 _SETTING_NAMES = {f.name for f in dataclasses.fields(TrainSettings)}
 

@@ -13,6 +13,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from bench.data.splits import CAPTIONS_PER_IMAGE
 
+
 def fit_tfidf(captions: Sequence[str]) -> sparse.csr_matrix:
     """L2-normalised TF-IDF rows (n_captions x n_terms), fitted on exactly these captions."""
     counts = CountVectorizer().fit_transform(captions)

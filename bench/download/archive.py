@@ -8,8 +8,8 @@ import zlib
 from pathlib import Path
 
 from bench.common.atomic import atomic_path
-from bench.common.progress import byte_progress
 from bench.common.errors import BenchError
+from bench.common.progress import byte_progress
 
 COPY_BLOCK = 8 << 20
 

@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 
 from bench.common.atomic import atomic_path
-from bench.common.progress import byte_progress
 from bench.common.errors import BenchError
+from bench.common.progress import byte_progress
 
 BLOCK_BYTES = 64 << 20  # rows read per step; the only large allocation
 

@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.model.checkpoint import sha256_of
+from bench.common.errors import BenchError
 from bench.common.progress import byte_progress
 from bench.download.registry import Item, Source
 from bench.download.verify import sniff
-from bench.common.errors import BenchError
+from bench.model.checkpoint import sha256_of
 
 DISK_MARGIN = 256 << 20
 DRIVE_HOST = ("drive.google.com", 443)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common.atomic import write_json
-from bench.model.checkpoint import sha256_of
 from bench.common.errors import BenchError
+from bench.model.checkpoint import sha256_of
 
 MANIFEST_NAME = "download-manifest.json"
 

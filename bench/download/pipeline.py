@@ -8,16 +8,16 @@ extracted later without fetching 34 GB again); transfers in progress in
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.model.checkpoint import sha256_of
+from bench.common.atomic import move_into_place
+from bench.common.errors import BenchError
+from bench.data.nltk_home import nltk_home
 from bench.download import verify
 from bench.download.convert import npy_to_hdf5
 from bench.download.fetch import FetchOptions, fetch, partial_files, sources_for
 from bench.download.manifest import Manifest, directory_lock
 from bench.download.prepare import check_outputs, extract_members, place_checkpoints
 from bench.download.registry import Item, split_of
-from bench.common.atomic import move_into_place
-from bench.common.errors import BenchError
-from bench.data.nltk_home import nltk_home
+from bench.model.checkpoint import sha256_of
 
 
 @dataclass

@@ -8,14 +8,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.model.checkpoint import read_checkpoint, sha256_of
+from bench.common.atomic import move_into_place
+from bench.common.errors import BenchError
 from bench.download import verify
 from bench.download.archive import Archive, copy_file
 from bench.download.fetch import check_disk_space
 from bench.download.manifest import Manifest, remove_quietly
 from bench.download.registry import Item, release_sizes_checked, split_of
-from bench.common.atomic import move_into_place
-from bench.common.errors import BenchError
+from bench.model.checkpoint import read_checkpoint, sha256_of
 
 CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
 

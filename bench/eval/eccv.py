@@ -19,9 +19,9 @@ from importlib import metadata
 
 import numpy as np
 
+from bench.common.errors import BenchError
 from bench.data.coco_ids import CocoIdMap, build_id_map, load_caption_ids
 from bench.data.coco_ids import caption_ids_path as caption_ids_path_of
-from bench.common.errors import BenchError
 from bench.eval.metrics import RECALL_KS, recall_metrics
 from bench.eval.protocol_metrics import mean_metrics
 from bench.eval.protocols import DIRECTIONS, fold_blocks, fold_of, fold_slice, get_protocol

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
-from bench.eval.asp import indexed_keys
 from bench.data.splits import CAPTIONS_PER_IMAGE
+from bench.eval.asp import indexed_keys
 from bench.eval.protocols import DIRECTIONS
 
 TOP_K = 3

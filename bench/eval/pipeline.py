@@ -14,8 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common.distributed import (cleanup_distributed, init_distributed, is_master, process_device,
-                                      world_info_from_env)
+from bench.common.distributed import (
+    cleanup_distributed,
+    init_distributed,
+    is_master,
+    process_device,
+    world_info_from_env,
+)
 from bench.common.errors import BenchError
 from bench.common.progress import note
 from bench.data.coco_ids import load_image_ids

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data.coco_ids import read_annotation_pairs
 from bench.common.errors import BenchError
-from bench.eval.protocols import DIRECTIONS, fold_bounds, fold_blocks, get_protocol
+from bench.data.coco_ids import read_annotation_pairs
 from bench.data.splits import CAPTIONS_PER_IMAGE
+from bench.eval.protocols import DIRECTIONS, fold_blocks, fold_bounds, get_protocol
 
 CATEGORY_SLOTS = 90  # COCO category ids run 1..90 (80 used); id c sets slot c - 1
 THRESHOLDS = (0, 1, 2)

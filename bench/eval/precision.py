@@ -12,7 +12,7 @@ import contextlib
 import torch
 
 from bench.common.errors import BenchError
-from bench.eval.precisions import PRECISIONS
+from bench.eval.tolerances import PRECISIONS
 
 
 def _new_api_switches() -> list:

@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.model.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
-from bench.model.encode import encode_captions, encode_images, tokenize_captions
-from bench.common.errors import BenchError
 from bench.common.distributed import active_world, rank_slice
-from bench.eval.precision import precision_context
-from bench.eval.scoring import announce_expected_time, score_rank_rows, warn_slow_bf16
+from bench.common.errors import BenchError
 from bench.common.progress import progress_bar
 from bench.data.splits import Split
 from bench.data.vocab import Vocabulary, search_nltk_data
+from bench.eval.precision import precision_context
+from bench.eval.scoring import announce_expected_time, score_rank_rows, warn_slow_bf16
+from bench.model.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
+from bench.model.encode import encode_captions, encode_images, tokenize_captions
 
 Blocks = list[tuple[slice, slice]] | None
 

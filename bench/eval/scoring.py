@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from bench.common.distributed import active_world, gather_objects, rank_slice
-from bench.model.engine import pair_scores
 from bench.common.errors import BenchError
-from bench.model.network import SimilarityModel
 from bench.common.progress import human_duration, note, progress_bar
 from bench.eval.precision import precision_context
+from bench.model.engine import pair_scores
+from bench.model.network import SimilarityModel
 
 CPU_IMAGE_SHARD = 128  # on CPU, small shards keep the big intermediates in cache (docs/performance.md)
 CPU_CAPTION_CHUNK = 8

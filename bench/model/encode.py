@@ -3,10 +3,10 @@
 import torch
 
 from bench.common.errors import BenchError
-from bench.model.network import SimilarityModel
 from bench.common.progress import progress_bar
 from bench.data.splits import Split
 from bench.data.vocab import Vocabulary
+from bench.model.network import SimilarityModel
 
 
 def pad_tokens(token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

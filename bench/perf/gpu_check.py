@@ -3,7 +3,7 @@
     PYTHONPATH=. python3 -m bench.perf.gpu_check                # what `make gpu-check PY=python3` runs
     python -m bench.perf.gpu_check --device cpu --quick         # self-test of the wiring (CPU, tiny sizes)
 
-Parts (bench/perf/gpu_parts.py, gpu_speed.py): golden-scores, eval-cli, train-ddp and golden-train
+Parts (bench/perf/gpu_correctness.py, gpu_speed.py): golden-scores, eval-cli, train-ddp and golden-train
 check correctness (pass / fail / n/a / skip); speed measures COCO-5K-sized scoring. Each part runs in
 its own process within its share of one whole-check budget, so a CUDA error or a hang costs that part
 only. The environment is recorded first, and the CSV and JSON are rewritten after every part, so a run
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.perf.gpu_part import REPO, last_line, source_env
+from bench.perf.gpu_env import REPO, last_line, source_env
 
 CORRECTNESS_PARTS = ("golden-scores", "eval-cli", "train-ddp", "golden-train")
 PARTS = (*CORRECTNESS_PARTS, "speed")
@@ -171,11 +171,11 @@ def part_deadline(name: str, remaining_parts: list[str], end: float) -> float:
 
 
 def run_isolated(name: str, context: dict, workdir: Path) -> list[dict]:
-    """Run one part in a child process (bench.perf.gpu_part) and read its rows; a crash, a CUDA
+    """Run one part in a child process (bench.perf.gpu_child) and read its rows; a crash, a CUDA
     error or a part over its share becomes one failing row."""
     rows_path, log_path = workdir / f"{name}.rows.json", workdir / f"{name}.log"
     seconds = context["deadline"] - time.time() + KILL_GRACE
-    command = [sys.executable, "-m", "bench.perf.gpu_part", name, json.dumps(context), str(rows_path)]
+    command = [sys.executable, "-m", "bench.perf.gpu_child", name, json.dumps(context), str(rows_path)]
     with open(log_path, "w") as log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                                       env=source_env(), start_new_session=True) as child:
         try:

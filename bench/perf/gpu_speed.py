@@ -9,10 +9,10 @@ run's time (a probe measures the rate first). When K < 25,000 the row says so: `
 import numpy as np
 import torch
 
-from bench.eval.precisions import PRECISIONS
 from bench.eval.scoring import GPU_CAPTION_CHUNK, score_matrix
-from bench.perf.measure import peak_memory_mb, reset_peak_memory, timed
+from bench.eval.tolerances import PRECISIONS
 from bench.model.random_weights import random_model, small_config
+from bench.perf.measure import peak_memory_mb, reset_peak_memory, timed
 from bench.perf.workload import agreement, calibrate_spread, embeddings, flops_per_pair, full_size_model
 
 COCO_5K = (5000, 25000)

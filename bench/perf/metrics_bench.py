@@ -10,13 +10,13 @@ import argparse
 import numpy as np
 import torch
 
+from bench.data.synthetic import CONCEPTS, FILLER
 from bench.eval.metrics import recall_metrics
-from bench.perf.measure import peak_memory_mb, reset_peak_memory, timed
-from bench.perf.report import publish
 from bench.eval.pmrp import protocol_pmrp
 from bench.eval.protocol_metrics import protocol_metrics
 from bench.eval.protocols import PROTOCOLS
-from bench.data.synthetic import CONCEPTS, FILLER
+from bench.perf.measure import peak_memory_mb, reset_peak_memory, timed
+from bench.perf.report import publish
 
 CPU = torch.device("cpu")
 

@@ -16,11 +16,11 @@ import argparse
 import torch
 
 from bench.common.host import cpu_model, features_text
+from bench.eval.scoring import score_matrix
+from bench.model.reference_loop import reference_scores
 from bench.perf.measure import matmul_work, peak_memory_mb, reset_peak_memory, timed
 from bench.perf.report import publish
 from bench.perf.workload import agreement, calibrate_spread, embeddings, flops_per_pair, full_size_model
-from bench.model.reference_loop import reference_scores
-from bench.eval.scoring import score_matrix
 
 PEAK_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}
 

@@ -7,12 +7,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bench.common.wide_tables import print_table
 from bench.common.terminal import shown
+from bench.common.wide_tables import print_table
+from bench.eval.protocols import DIRECTIONS
 from bench.results import compare, query_changes
 from bench.results.interval_text import interval_text, p_text
 from bench.results.rows import dict_csv, headline_table
-from bench.eval.protocols import DIRECTIONS
 
 TEXT_WIDTH = 34  # characters of a caption shown per cell; the CSV has them whole
 

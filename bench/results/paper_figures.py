@@ -10,6 +10,7 @@ import csv
 import functools
 from dataclasses import dataclass
 from importlib import resources
+
 from bench.eval.protocols import DIRECTIONS
 
 DAA_SOURCES = ("readme-full", "authors-eval-log", "paper-table1", "paper-table3")

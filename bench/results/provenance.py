@@ -10,9 +10,10 @@ import platform
 import socket
 import subprocess
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
+
+import tomllib
 
 import bench
 from bench.common.host import cpu_model

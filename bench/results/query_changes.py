@@ -9,9 +9,9 @@ of each run: captions for i2t, images for t2i; a check mark flags a correct item
 import numpy as np
 
 from bench.data.semantics import CAPTIONS_PER_IMAGE
+from bench.eval.protocols import DIRECTIONS
 from bench.results.compare import ComparedRun
 from bench.results.rows import dict_csv
-from bench.eval.protocols import DIRECTIONS
 
 COCO_PAGE = "http://cocodataset.org/#explore?id={}"
 FIELDS = ("direction", "change", "query_index", "query", "coco_id", "coco_url", "rank_a", "rank_b",

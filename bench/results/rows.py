@@ -13,12 +13,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bench.common.errors import BenchError
 from bench.common import wide_tables
+from bench.common.errors import BenchError
 from bench.common.terminal import shown, without_controls
+from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
 from bench.results.interval_text import interval_text
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, find_reference, status
-from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
 
 FIELDS = ("run_id", "dataset", "protocol", "model", "checkpoint", "fold", "direction", "metric",
           "value", "ci_low", "ci_high", "reference", "reference_source", "delta", "tolerance", "status",

@@ -16,6 +16,7 @@ written and read back without a change here.
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from bench.eval.protocols import DIRECTIONS, PROTOCOL_NAMES, get_protocol
 from bench.results.rows import FIELDS, csv_text, status_counts
 from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, check_result_outputs
 from bench.results.uncertainty import queries_path
+
+if TYPE_CHECKING:
+    import pandas
 
 CORE_KEYS = ("protocol", "metrics", "folds", "provenance", "figures")
 GENERATED_KEY = "generated_data"  # provenance: what generated the data, for runs not on a real dataset

@@ -13,15 +13,22 @@ import pandas as pd
 
 from bench.common.atomic import write_all
 from bench.common.errors import BenchError
+from bench.eval.protocols import DIRECTIONS
+from bench.results import leaderboard
 from bench.results.daa_gains import all_gains, gains_markdown
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
-from bench.results import leaderboard
-from bench.results.rows import (FIELDS, INTERVAL_FIELDS, NUMERIC_FIELDS, check_columns, csv_text, status_counts,
-                                with_interval)
+from bench.results.rows import (
+    FIELDS,
+    INTERVAL_FIELDS,
+    NUMERIC_FIELDS,
+    check_columns,
+    csv_text,
+    status_counts,
+    with_interval,
+)
 from bench.results.run_files import RESULTS_CSV, check_result_outputs
 from bench.results.run_result import RunResult, find_results
 from bench.results.tables import load_runs
-from bench.eval.protocols import DIRECTIONS
 
 SUMMARY_STEM = "summary"
 MARKDOWN_METRICS = ("r1", "r5", "r10", "asp", "pmrp")  # the paper's columns; medr/meanr stay in CSV

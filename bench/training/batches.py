@@ -13,11 +13,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from bench.common.distributed import WorldInfo
-from bench.model.encode import pad_tokens
 from bench.common.errors import BenchError
 from bench.data.semantics import consecutive_groups, fit_tfidf, image_profiles, relevance_block
 from bench.data.splits import CAPTIONS_PER_IMAGE, Split, open_feature_file
 from bench.data.vocab import Vocabulary
+from bench.model.encode import pad_tokens
 
 
 class TrainingSemantics:

@@ -25,8 +25,8 @@ from bench.common.threads import set_threads
 from bench.data.splits import load_split
 from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
-from bench.eval.protocols import DIRECTIONS
 from bench.eval.precision import autocast_for, tf32_switches
+from bench.eval.protocols import DIRECTIONS
 from bench.eval.score_split import score_model
 from bench.eval.scoring import default_caption_chunk, resolve_device
 from bench.model.engine import pair_scores
@@ -37,8 +37,17 @@ from bench.training.logs import TrainLog
 from bench.training.losses import training_objective
 from bench.training.settings import TrainSettings, check_resume_matches, check_settings, settings_record
 from bench.training.start import initial_model, run_dtype
-from bench.training.state import BEST_NAME, Position, SavedState, capture_rng, find_resume_checkpoint, \
-    restore_rng, resumed_position, save_best, save_resumable
+from bench.training.state import (
+    BEST_NAME,
+    Position,
+    SavedState,
+    capture_rng,
+    find_resume_checkpoint,
+    restore_rng,
+    resumed_position,
+    save_best,
+    save_resumable,
+)
 
 
 class BatchScorer(nn.Module):

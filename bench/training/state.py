@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from bench.model.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
 from bench.common.errors import BenchError
+from bench.model.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
 from bench.model.network import SimilarityModel
 from bench.training.settings import TrainSettings, resumed_settings
 

@@ -1,6 +1,6 @@
 """One part of `make gpu-check`, in a process of its own (bench.perf.gpu_check starts it):
 
-    python -m bench.perf.gpu_part <part> '<context as JSON>' <rows.json>
+    python -m bench.perf.gpu_child <part> '<context as JSON>' <rows.json>
 
 Writes the part's rows to <rows.json>; an exception becomes one failing row. A crash (a CUDA
 error that takes the process down) or a kill at the deadline leaves no file, which the check
@@ -8,33 +8,14 @@ reports as that part's failure while the other parts go on.
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def source_env(**extra: str) -> dict:
-    """The environment for a child process of the check: this source tree first on PYTHONPATH, so the
-    child runs the same bench as the check, plus `extra`."""
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    return dict(os.environ, **extra, PYTHONPATH=path)
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]
-
-
-def last_line(output: str) -> str:
-    """A child's last non-blank output line, cut to fit a row's detail."""
-    lines = [line for line in output.splitlines() if line.strip()]
-    return lines[-1][:240] if lines else "(no output)"
+from bench.perf.gpu_env import one_line
 
 
 def run_part(name: str, context: dict) -> list[dict]:
-    from bench.perf.gpu_parts import CheckContext, correctness_parts
+    from bench.perf.gpu_correctness import CheckContext, correctness_parts
     from bench.perf.gpu_speed import speed_part
 
     parts = {**correctness_parts(), "speed": speed_part}

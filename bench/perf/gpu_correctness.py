@@ -4,7 +4,7 @@ The goldens are the original implementation's CPU outputs (tests/fixtures/golden
 train parts run the real command lines in child processes, plainly and under torchrun with one
 process (a process group of one: NCCL on a GPU, gloo on the CPU self-test). A score matrix passes
 when it is within the precision's score tolerance of the reference and its top-1 agreement is
-high enough (bench.eval.precisions): recalls on a GPU may differ where a near-tie flips.
+high enough (bench.eval.tolerances): recalls on a GPU may differ where a near-tie flips.
 """
 
 import json
@@ -23,10 +23,10 @@ import torch
 
 from bench.data import synthetic
 from bench.data.splits import CAPTIONS_PER_IMAGE, load_split
-from bench.eval.precisions import PRECISIONS, SCORE_TOLERANCE, TOP1_AGREEMENT
 from bench.eval.protocols import DIRECTIONS
 from bench.eval.score_split import score_split
-from bench.perf.gpu_part import REPO, last_line, source_env
+from bench.eval.tolerances import PRECISIONS, SCORE_TOLERANCE, TOP1_AGREEMENT
+from bench.perf.gpu_env import REPO, last_line, source_env
 from bench.perf.workload import agreement
 from bench.training.logs import read_step_log
 
