@@ -21,7 +21,7 @@ $(foreach v,DATA_ROOT MODELS_ROOT RESULTS VENV,$(if $(filter-out 1,$(words $($(v
 EVAL := $(PY) -m bench eval --data-root $(DATA_ROOT) --device $(DEVICE) --precision $(PRECISION)
 
 .PHONY: help install test demo download download-coco download-f30k download-checkpoints \
-	reproduce-all report bench bench-gpu gpu-check
+	reproduce-all report bench bench-gpu gpu-check gpu-wheels
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -299,13 +299,16 @@ bench-gpu: install ## GPU benchmark: COCO-5K-sized scoring of SGR and SAF in fp3
 
 # One prepared check of a CUDA machine (<= 8 min on one H100/H200, the whole check): goldens on the GPU in
 # fp32/tf32/bf16, eval plain and under torchrun (NCCL), 20 DDP training steps, the golden training test in
-# fp64, COCO-5K-sized scoring speed (docs/gpu-check.md). No install step: on a GPU node, `make gpu-check
-# PY=python3` runs from this tree with the system's torch; NLTK and pytest (often missing there) come from
-# wheels in .whl/ when that python has pip; the check names what is missing and skips the parts needing it.
-GPU_SITE := .whl/site
+# fp64, COCO-5K-sized scoring speed (docs/gpu-check.md). No install step: without $(VENV) (a GPU node) it
+# runs from this tree with the system's python3 and its torch, and says so. NLTK and pytest, often missing
+# there, come from the wheels `make gpu-wheels` put in .whl/ (only what that python lacks, nothing upgraded).
+# Exit status: 0 pass, 1 a check failed, 2 no GPU (or no torch), 3 incomplete (a part did not run).
+GPU_PYTHON_VERSION ?= 3.12
 gpu-check: ## check a CUDA machine: goldens, eval/torchrun, DDP steps, COCO-5K speed -> results/perf/gpu-*.csv
-	@if ! PYTHONPATH=$(GPU_SITE) $(PY) -c "import nltk, pytest" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1 \
-	  && $(PY) -m pip --version >/dev/null 2>&1; then \
-	  $(PY) -m pip install -q --no-index --no-deps --no-compile --upgrade --target $(GPU_SITE) .whl/*.whl \
-	    || echo "gpu-check: installing .whl/*.whl into $(GPU_SITE) failed; the parts that need them are skipped" >&2; fi
-	PYTHONPATH=.:$(GPU_SITE) $(PY) -m bench.perf.gpu_check --out $(RESULTS)/perf
+	@py='$(PY)'; if [ '$(origin PY)' = file ] && [ ! -x "$$py" ]; then py=python3; \
+	  if ! command -v python3 >/dev/null; then echo "gpu-check: no $(PY) and no python3 on PATH" >&2; exit 2; fi; \
+	  echo "gpu-check: no $(PY): running with the system python3 ($$(command -v python3))" >&2; fi; \
+	PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} "$$py" -m bench.perf.gpu_check --out $(RESULTS)/perf
+
+gpu-wheels: install ## download NLTK (+ defusedxml) and pytest wheels into .whl/ for a GPU node's python ($(GPU_PYTHON_VERSION))
+	$(PY) -m bench.perf.gpu_wheels --dest .whl --python-version $(GPU_PYTHON_VERSION)

@@ -1,18 +1,21 @@
 """`make gpu-check` on a CPU: arguments, the no-GPU line, the result files, and its parts' wiring."""
 
 import csv
+import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from bench.cli.main import main as bench_main
-from bench.perf import gpu_check, gpu_correctness, gpu_speed
+from bench.perf import gpu_check, gpu_correctness, gpu_speed, gpu_wheels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,30 +58,64 @@ def _fake_isolation(monkeypatch, failing: str, seen: list):
         return [{"check": f"{name} check", "status": "info" if name == "speed" else "pass", "value": 1.5}]
 
     monkeypatch.setattr(gpu_check, "run_isolated", run)
-    monkeypatch.setattr(gpu_check, "missing_modules", lambda: {})
+    monkeypatch.setattr(gpu_check, "missing_modules", lambda needed, wheels: {})
 
 
-@pytest.mark.parametrize("failing,status", [("eval-cli", 1), ("speed", 0), (None, 0)])
-def test_a_failing_part_does_not_stop_the_others(tmp_path, monkeypatch, failing, status):
+def _run_faked(tmp_path, monkeypatch, failing=None, argv=()) -> tuple[int, dict, list[dict], list]:
+    """main() with the parts faked: (exit status, the JSON, the CSV rows, what was on disk as each part began)."""
     seen = []
     _fake_isolation(monkeypatch, failing, seen)
     monkeypatch.setattr(gpu_check.tempfile, "TemporaryDirectory", lambda prefix: _Folder(tmp_path / "work"))
-    assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path / "out")]) == status
+    status = gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path / "out"),
+                             "--wheels", str(tmp_path / "no-wheels"), *argv])
     [json_path] = (tmp_path / "out").glob("selftest-cpu-*.json")
     result = json.loads(json_path.read_text())
+    with open(result["csv"], newline="") as handle:
+        return status, result, list(csv.DictReader(handle)), seen
+
+
+@pytest.mark.parametrize("failing,status,verdict", [("eval-cli", 1, "fail"), ("speed", 3, "incomplete"),
+                                                    (None, 0, "pass")])
+def test_a_failing_part_does_not_stop_the_others(tmp_path, monkeypatch, failing, status, verdict):
+    """A failed correctness part fails the check; a failed speed part (no figures) leaves it incomplete."""
+    code, result, rows, seen = _run_faked(tmp_path, monkeypatch, failing)
+    assert code == status == gpu_check.EXIT_STATUS[verdict]
     assert list(result["parts"]) == list(gpu_check.PARTS)
-    assert result["passed"] is (status == 0) and result["device_name"] and result["torch"] == torch.__version__
+    assert result["verdict"] == verdict and result["passed"] is (verdict == "pass")
+    assert result["device_name"] and result["torch"] == torch.__version__ and result["from_wheels"] == []
     for name, summary in result["parts"].items():
         assert summary["status"] == ("fail" if name == failing else "info" if name == "speed" else "pass")
-    with open(result["csv"], newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [row["part"] for row in rows] == list(gpu_check.PARTS)
-    assert all(row["device_name"] == result["device_name"] for row in rows)
-    # the environment's JSON is on disk before the first part, each part's rows before the next part
-    assert seen[0][1] == [json_path.name] and all(len(files) == 2 for _, files in seen[1:])
+    assert [row["part"] for row in rows] == [*gpu_check.PARTS, "verdict"]
+    assert rows[-1]["status"] == verdict and all(row["device_name"] == result["device_name"] for row in rows)
+    # the environment (JSON) and the verdict so far (CSV) are on disk before the first part, each part's rows
+    # before the next part
+    assert all(len(files) == 2 for _, files in seen)
     if failing:
         failed = next(row for row in rows if row["part"] == failing)
         assert failed["detail"] == "RuntimeError: last line" and failed["value"] == ""
+    if failing == "speed":
+        assert result["not_run"] == {"speed": "fail: RuntimeError: last line"}
+
+
+def test_a_check_of_some_parts_is_incomplete(tmp_path, monkeypatch, capsys):
+    code, result, rows, _ = _run_faked(tmp_path, monkeypatch, argv=["--parts", "golden-scores"])
+    assert code == 3 and result["verdict"] == "incomplete" and rows[-1]["status"] == "incomplete"
+    assert set(result["not_run"]) == set(gpu_check.PARTS) - {"golden-scores"}
+    assert result["not_run"]["speed"] == "not asked for (--parts)"
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("gpu-check: INCOMPLETE; not run: eval-cli (not asked for (--parts))") and "exit 3" in last
+
+
+def test_a_stopped_check_reads_incomplete_until_the_last_part(tmp_path, monkeypatch):
+    """A kill at any moment leaves files that say `incomplete`, naming the parts not reached."""
+    written = []
+    real_write = gpu_check.write_results
+    monkeypatch.setattr(gpu_check, "write_results", lambda rows, meta, *paths: (
+        written.append((meta["verdict"], dict(meta["not_run"]), rows[-1]["status"])), real_write(rows, meta, *paths)))
+    _run_faked(tmp_path, monkeypatch)
+    assert written[0] == ("incomplete", {name: "not reached" for name in gpu_check.PARTS}, "incomplete")
+    assert [verdict for verdict, _, _ in written[:-2]] == ["incomplete"] * (len(written) - 2)
+    assert written[-1] == ("pass", {}, "pass")
 
 
 class _Folder:
@@ -138,13 +175,16 @@ def test_the_cpu_self_test_never_writes_a_gpu_record():
 
 
 def test_missing_modules_say_why(tmp_path, monkeypatch):
-    real = gpu_check.importlib.util.find_spec
-    gone = {"nltk", "pip"}
-    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", lambda name: None if name in gone else real(name))
-    assert gpu_check.missing_modules(tmp_path / "none") == {
-        "nltk": f"nltk is not importable: no wheels in {tmp_path / 'none'}/ to install it from (docs/gpu-check.md)"}
+    """An import, not a look-up: a package whose own imports fail (NLTK without defusedxml) is missing."""
+    (tmp_path / "lib" / "needs_more").mkdir(parents=True)
+    (tmp_path / "lib" / "needs_more" / "__init__.py").write_text("import no_such_dependency_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    none = tmp_path / "none"
+    assert gpu_wheels.missing_modules(["json", "needs_more"], none) == {
+        "needs_more": "needs_more is not importable (ModuleNotFoundError: No module named 'no_such_dependency_here'): "
+                      f"no wheels in {none}/ to take it from (`make gpu-wheels`, docs/gpu-check.md)"}
     (tmp_path / "nltk-3.9-py3-none-any.whl").write_text("")
-    assert "has no pip" in gpu_check.missing_modules(tmp_path)["nltk"]
+    assert "do not provide it for Python" in gpu_wheels.missing_modules(["needs_more"], tmp_path)["needs_more"]
     assert gpu_check.skip_row("golden-train", {"pytest": "why"}) == {"check": "golden-train", "status": "skip",
                                                                      "detail": "why"}
     assert gpu_check.skip_row("speed", {"nltk": "why"}) is None
@@ -187,8 +227,8 @@ def test_every_part_is_wired_on_a_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_QUIET", "1")
     ctx = gpu_correctness.CheckContext(torch.device("cpu"), quick=True, workdir=tmp_path, deadline=time.time() + 300,
                                  speed_seconds=1.0)
-    rows = {row["check"]: row for part in (gpu_correctness.golden_scores, gpu_correctness.eval_cli, gpu_correctness.train_ddp,
-                                           gpu_speed.speed_part) for row in part(ctx)}
+    parts = (gpu_correctness.golden_scores, gpu_correctness.eval_cli, gpu_correctness.train_ddp, gpu_speed.speed_part)
+    rows = {row["check"]: row for part in parts for row in part(ctx)}
     assert rows["coco SGR fp32"]["max_abs_diff"] < 1e-5 and rows["coco SGR fp32"]["status"] == "pass"
     assert rows["eval in-process"]["status"] == "pass" and rows["eval in-process"]["top1_i2t"] == 1.0
     train = rows["train SAF in-process"]
@@ -198,25 +238,45 @@ def test_every_part_is_wired_on_a_cpu(tmp_path, monkeypatch):
     assert speed["pairs_per_s"] > 0 and 0 < speed["measured_fraction"] <= 1 and speed["vs_fp32_max_abs_diff"] < 1e-5
 
 
-BLOCKER = """
-import sys
-class Block:
+BARE_NODE = """
+import importlib.machinery, os, sys
+WHEEL_SITE = os.environ["BARE_NODE_WHEEL_SITE"]
+class BareNode:
+    # a GPU node's python: no NLTK, defusedxml, gdown, pytest (with its _pytest and py); only what the
+    # check unpacked is found
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('nltk', 'gdown'):
-            raise ImportError(name + ' is blocked')
-sys.meta_path.insert(0, Block())
+        if name.split('.')[0] not in ('nltk', 'defusedxml', 'gdown', 'pytest', '_pytest', 'py') or path is not None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, [WHEEL_SITE])
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return spec
+sys.meta_path.insert(0, BareNode())
 """
 
 
-def test_the_self_test_without_nltk_and_gdown_skips_what_needs_them(tmp_path):
-    """A GPU node's python: no NLTK, no gdown. No traceback; each part has its rows (skips too), written
-    part by part: the skipped parts' rows are on disk while the speed part still runs."""
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCKER)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), str(REPO)]), BENCH_QUIET="1")
+def wheel_of(name: str, dest: Path) -> Path:
+    """A wheel made of an installed distribution's own files: the test's stand-in for PyPI's."""
+    dist = importlib.metadata.distribution(name)
+    dest.mkdir(exist_ok=True)
+    path = dest / f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for file in dist.files:
+            if file.parts[0] != ".." and "__pycache__" not in file.parts:
+                archive.write(file.locate(), str(file))
+    return path
+
+
+def _bare_node(tmp_path: Path, wheels: Path, *argv: str) -> tuple[subprocess.CompletedProcess, set, list, dict]:
+    """The check in a simulated bare node (no NLTK, defusedxml, gdown, pytest; pip without an index), the
+    way `make gpu-check` starts it: (the process, parts seen on disk while it ran, CSV rows, JSON)."""
+    (tmp_path / "node").mkdir()
+    (tmp_path / "node" / "sitecustomize.py").write_text(BARE_NODE)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "node"), str(REPO)]), BENCH_QUIET="1",
+               BARE_NODE_WHEEL_SITE=str(wheels / gpu_wheels.SITE), PIP_NO_INDEX="1")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "bench.perf.gpu_check", "--device", "cpu", "--quick", "--out", str(out),
-               "--speed-seconds", "1"]
+               "--speed-seconds", "1", "--wheels", str(wheels), *argv]
     seen_while_running = set()
     with subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as child:
@@ -225,16 +285,48 @@ def test_the_self_test_without_nltk_and_gdown_skips_what_needs_them(tmp_path):
                 seen_while_running |= {row["part"] for row in csv.DictReader(path.open(newline=""))}
             time.sleep(0.05)
         stdout, stderr = child.communicate()
-    assert child.returncode == 0, stderr[-2000:]
-    assert "Traceback" not in stderr + stdout
-    assert "gpu-check: nltk is not importable" in stderr
+    assert "Traceback" not in stderr + stdout, stderr[-2000:]
     [csv_path] = out.glob("selftest-cpu-*.csv")
-    rows = list(csv.DictReader(csv_path.open(newline="")))
-    by_part = {part: [row for row in rows if row["part"] == part] for part in gpu_check.PARTS}
+    result = json.loads(csv_path.with_suffix(".json").read_text())
+    finished = subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
+    return finished, seen_while_running, list(csv.DictReader(csv_path.open(newline=""))), result
+
+
+def test_a_bare_node_without_wheels_is_incomplete(tmp_path):
+    """No `.whl/`: the parts that need NLTK are skipped, the speed part runs, and the check says
+    `incomplete` (exit 3) in its last line, its CSV and its JSON; rows are on disk part by part."""
+    finished, seen_while_running, rows, result = _bare_node(tmp_path, tmp_path / "no-wheels")
+    assert finished.returncode == 3, finished.stderr[-2000:]
+    assert "gpu-check: nltk is not importable (ModuleNotFoundError: No module named 'nltk')" in finished.stderr
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith("gpu-check: INCOMPLETE; not run: golden-scores (skip: nltk is not importable")
+    assert all(f"{part} (skip: " in last for part in gpu_check.CORRECTNESS_PARTS) and "exit 3" in last
+    by_part = {part: [row for row in rows if row["part"] == part] for part in (*gpu_check.PARTS, "verdict")}
     for part in gpu_check.CORRECTNESS_PARTS:
         assert [row["status"] for row in by_part[part]] == ["skip"] and "nltk" in by_part[part][0]["detail"]
     assert by_part["speed"] and all(row["status"] == "info" for row in by_part["speed"])
+    assert [row["status"] for row in by_part["verdict"]] == ["incomplete"] and rows[-1]["part"] == "verdict"
+    assert result["verdict"] == "incomplete" and result["passed"] is False and result["from_wheels"] == []
     assert set(gpu_check.CORRECTNESS_PARTS) <= seen_while_running
+
+
+def test_a_bare_node_with_wheels_takes_only_what_it_lacks(tmp_path):
+    """`.whl/` holding NLTK, defusedxml, pytest and packages the node has (pluggy, packaging): only the
+    first three are unpacked and reported, and golden-train, which needs NLTK and pytest, runs and
+    passes (the other parts are left out for time, so the check reads incomplete, naming them)."""
+    wheels = tmp_path / "wheels"
+    for name in ("nltk", "defusedxml", "pytest", "pluggy", "packaging"):
+        wheel_of(name, wheels)
+    finished, _, rows, result = _bare_node(tmp_path, wheels, "--parts", "golden-train")
+    taken = [f"{name} {importlib.metadata.version(name)}" for name in ("defusedxml", "nltk", "pytest")]
+    assert result["from_wheels"] == taken
+    assert f"gpu-check: from {wheels}/: {', '.join(taken)}" in finished.stderr
+    unpacked = {p.name.split("-")[0] for p in (wheels / gpu_wheels.SITE).iterdir()}
+    assert unpacked == {"_pytest", "defusedxml", "nltk", "pytest", "py.py"}  # not pluggy, not packaging
+    golden = [row for row in rows if row["part"] == "golden-train"]
+    assert golden and all(row["status"] == "pass" for row in golden), golden
+    assert finished.returncode == 3 and result["not_run"] == {
+        part: "not asked for (--parts)" for part in gpu_check.PARTS if part != "golden-train"}
 
 
 def test_nothing_on_the_check_path_imports_gdown():
@@ -256,7 +348,8 @@ def test_nothing_on_the_check_path_imports_gdown():
 
 JUNIT = """<testsuites><testsuite name="pytest">
 <testcase classname="tests.test_train_golden" name="test_a[SGR]" time="2.5"/>
-<testcase classname="tests.test_train_golden" name="test_a[SAF]" time="1.0"><failure message="assert 3e-05 &lt;= 1e-05">x</failure></testcase>
+<testcase classname="tests.test_train_golden" name="test_a[SAF]" time="1.0">
+<failure message="assert 3e-05 &lt;= 1e-05">x</failure></testcase>
 <testcase classname="tests.test_train_golden" name="test_b[SGR]" time="0"><skipped message="no GPU"/></testcase>
 </testsuite></testsuites>"""
 
@@ -281,7 +374,8 @@ def test_golden_training_runs_the_test_on_the_device_and_reads_its_report(tmp_pa
     assert rows[1]["detail"] == "assert 3e-05 <= 1e-05"
     monkeypatch.setattr(gpu_correctness, "run_child", lambda *a, **k: None)  # pytest missing: no report
     with pytest.raises(RuntimeError, match="is pytest installed"):
-        gpu_correctness.golden_train(gpu_correctness.CheckContext(torch.device("cpu"), False, tmp_path / "x", time.time(), 1.0))
+        gpu_correctness.golden_train(
+            gpu_correctness.CheckContext(torch.device("cpu"), False, tmp_path / "x", time.time(), 1.0))
 
 
 def test_a_hung_child_is_killed_with_its_own_children(tmp_path, monkeypatch):
@@ -320,3 +414,28 @@ def test_the_docs_state_the_tolerances_the_check_uses():
     assert f"default {gpu_check.BUDGET_SECONDS})" in page
     for part, share in gpu_check.PART_SHARES.items():
         assert f"{part} {share:.0%}" in page
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+@pytest.mark.parametrize("with_torch", [True, False])
+def test_make_gpu_check_without_a_venv_takes_the_system_python3(tmp_path, with_torch):
+    """A GPU node has no .venv: `make gpu-check` says it uses python3 and, where that python has no
+    torch with CUDA, refuses in one line of its own (make adds its `Error 2` line)."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "no-torch").mkdir()
+    (tmp_path / "no-torch" / "sitecustomize.py").write_text(
+        "import sys\nclass NoTorch:\n    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n")
+    python3 = tmp_path / "bin" / "python3"  # this interpreter (its torch is CPU-only), or it without torch
+    extra = "" if with_torch else f"PYTHONPATH={tmp_path / 'no-torch'}:$PYTHONPATH "
+    python3.write_text(f"#!/bin/sh\n{extra}exec {sys.executable} \"$@\"\n")
+    python3.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), "gpu-check", f"VENV={tmp_path / 'none'}",
+                             f"RESULTS={tmp_path / 'results'}"], env=env, capture_output=True, text=True, timeout=120)
+    ours = [line for line in result.stderr.splitlines() if not line.startswith("make")]
+    assert result.returncode == 2 and len(ours) == 2, result.stderr
+    assert ours[0] == f"gpu-check: no {tmp_path / 'none'}/bin/python: running with the system python3 ({python3})"
+    expected = "gpu-check: no CUDA GPU visible" if with_torch else "gpu-check: PyTorch is not importable"
+    assert ours[1].startswith(expected) and not (tmp_path / "results").exists()

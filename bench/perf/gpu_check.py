@@ -1,19 +1,20 @@
 """`make gpu-check`: one prepared check of a CUDA machine: correctness against the goldens, then speed.
 
-    PYTHONPATH=. python3 -m bench.perf.gpu_check                # what `make gpu-check PY=python3` runs
+    PYTHONPATH=. python3 -m bench.perf.gpu_check                # what `make gpu-check` runs
     python -m bench.perf.gpu_check --device cpu --quick         # self-test of the wiring (CPU, tiny sizes)
 
 Parts (bench/perf/gpu_correctness.py, gpu_speed.py): golden-scores, eval-cli, train-ddp and golden-train
 check correctness (pass / fail / n/a / skip); speed measures COCO-5K-sized scoring. Each part runs in
 its own process within its share of one whole-check budget, so a CUDA error or a hang costs that part
 only. The environment is recorded first, and the CSV and JSON are rewritten after every part, so a run
-killed at any moment leaves every finished part on disk. Exit status: 0 no correctness part failed,
-1 one failed, 2 the check could not start (no GPU). See docs/gpu-check.md.
+killed at any moment leaves every finished part on disk (and the verdict `incomplete`). Exit status:
+0 every part ran and none failed, 1 a correctness part failed, 2 the check could not start (no GPU),
+3 incomplete: a part was skipped, not applicable, not asked for, or (speed) gave no figures. A check
+that did not run every part never passes. See docs/gpu-check.md.
 """
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 
 from bench.perf.gpu_env import REPO, last_line, source_env
+from bench.perf.gpu_verdict import EXIT_STATUS, verdict, verdict_row
+from bench.perf.gpu_wheels import missing_modules, take_wheels
 
 CORRECTNESS_PARTS = ("golden-scores", "eval-cli", "train-ddp", "golden-train")
 PARTS = (*CORRECTNESS_PARTS, "speed")
@@ -34,7 +37,8 @@ PARTS = (*CORRECTNESS_PARTS, "speed")
 BUDGET_SECONDS = 480
 PART_SHARES = {"golden-scores": 0.12, "eval-cli": 0.2, "train-ddp": 0.3, "golden-train": 0.13, "speed": 0.25}
 KILL_GRACE = 5.0  # seconds between a part's own deadline and its process being killed
-# What each part imports beyond torch and numpy; a part whose module is missing is skipped, not failed.
+# What each part imports beyond torch and numpy; a part whose module is missing is skipped (the check is
+# then incomplete), not failed.
 PART_NEEDS = {"golden-scores": ("nltk",), "eval-cli": ("nltk",), "train-ddp": ("nltk",),
               "golden-train": ("nltk", "pytest"), "speed": ()}
 WHEELS = REPO / ".whl"
@@ -55,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--speed-seconds", type=float, default=25.0,
                         help="at most this long per (model, precision) speed run; beyond it a measured "
                              "fraction is extrapolated")
+    parser.add_argument("--wheels", type=Path, default=WHEELS,
+                        help="folder of wheels (make gpu-wheels) for what this python cannot import")
     args = parser.parse_args(argv)
     if args.device != "cpu" and not args.device.startswith("cuda"):
         parser.error(f"--device {args.device}: expected cuda, cuda:N or cpu")
@@ -82,28 +88,6 @@ def missing_gpu(device: str) -> str | None:
     if index >= torch.cuda.device_count():
         return f"gpu-check: --device {device}: only {torch.cuda.device_count()} GPU(s) visible ({build})"
     return None
-
-
-def importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def missing_modules(wheels: Path = WHEELS) -> dict[str, str]:
-    """{module: why it is missing} for the optional modules the parts need (NLTK, pytest)."""
-    needed = sorted({module for modules in PART_NEEDS.values() for module in modules})
-    missing = [module for module in needed if not importable(module)]
-    if not missing:
-        return {}
-    if not wheels.is_dir() or not any(wheels.glob("*.whl")):
-        how = f"no wheels in {wheels}/ to install it from (docs/gpu-check.md)"
-    elif not importable("pip"):
-        how = f"{sys.executable} has no pip to install {wheels}/*.whl"
-    else:
-        how = f"not among the wheels in {wheels}/ (or they did not install: run `make gpu-check`)"
-    return {module: f"{module} is not importable: {how}" for module in missing}
 
 
 def part_status(rows: list[dict]) -> str:
@@ -157,7 +141,7 @@ def print_summary(rows: list[dict], title: str) -> None:
     table = Table(title=title)
     for column in ("part", "check", "status", "detail"):
         table.add_column(column, overflow="fold")
-    colours = {"pass": "green", "fail": "red", "n/a": "yellow", "skip": "yellow"}
+    colours = {"pass": "green", "fail": "red", "n/a": "yellow", "skip": "yellow", "incomplete": "yellow"}
     for row in rows:
         status = row["status"]
         table.add_row(row["part"], row["check"], f"[{colours.get(status, 'white')}]{status}[/]", row.get("detail", ""))
@@ -187,7 +171,8 @@ def run_isolated(name: str, context: dict, workdir: Path) -> list[dict]:
             return [{"check": name, "status": "fail", "detail": detail + last_output(log_path)}]
     if rows_path.is_file():
         return json.loads(rows_path.read_text())
-    return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {last_output(log_path)}"}]
+    detail = f"the part's process ended with {code}: {last_output(log_path)}"
+    return [{"check": name, "status": "fail", "detail": detail}]
 
 
 def last_output(log_path: Path) -> str:
@@ -199,21 +184,21 @@ def skip_row(name: str, missing: dict[str, str]) -> dict | None:
     return {"check": name, "status": "skip", "detail": "; ".join(reasons)} if reasons else None
 
 
-def run_check(args) -> int:
-    import torch
-
-    device = torch.device(args.device)
-    started = time.time()
-    end = started + args.budget_seconds - KILL_GRACE
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    csv_path, json_path = result_paths(args.out, device, stamp)
-    meta = {**environment(device), "started": stamp, "quick": args.quick, "budget_seconds": args.budget_seconds,
-            "parts": {}, "seconds": 0.0, "passed": None}
-    missing = missing_modules()
+def wheel_modules(args) -> tuple[list[str], dict[str, str]]:
+    """(distributions taken from --wheels, {module: why still missing}), each said in one line."""
+    taken = take_wheels(args.wheels)
+    if taken:
+        print(f"gpu-check: from {args.wheels}/: {', '.join(taken)}", file=sys.stderr, flush=True)
+    needed = sorted({module for name in args.parts for module in PART_NEEDS[name]})
+    missing = missing_modules(needed, args.wheels)
     for reason in missing.values():
         print(f"gpu-check: {reason}; the parts that need it are skipped", file=sys.stderr, flush=True)
-    write_results([], meta, csv_path, json_path)
-    selected = [name for name in PARTS if name in args.parts]
+    return taken, missing
+
+
+def run_parts(args, selected: list[str], missing: dict, end: float, record) -> list[dict]:
+    """Each selected part (skipped when a module it needs is missing); `record(rows, part, seconds)`
+    after each."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="daa-gpu-check-") as workdir:
         for index, name in enumerate(selected):
@@ -227,20 +212,40 @@ def run_check(args) -> int:
                 context = {"device": args.device, "quick": args.quick, "workdir": str(Path(workdir) / name),
                            "deadline": deadline, "speed_seconds": args.speed_seconds}
                 part_rows = run_isolated(name, context, Path(workdir))
-            part_rows = [{"part": name, **row} for row in part_rows]
-            rows += part_rows
-            meta["parts"][name] = {"status": part_status(part_rows), "seconds": round(time.time() - part_started, 1)}
-            meta["seconds"] = round(time.time() - started, 1)
-            write_results(rows, meta, csv_path, json_path)
-    failed = [name for name in CORRECTNESS_PARTS if meta["parts"].get(name, {}).get("status") == "fail"]
-    skipped = [name for name, summary in meta["parts"].items() if summary["status"] == "skip"]
-    meta["passed"] = not failed
-    write_results(rows, meta, csv_path, json_path)
+            rows += [{"part": name, **row} for row in part_rows]
+            record(rows, name, time.time() - part_started)
+    return rows
+
+
+def run_check(args) -> int:
+    import torch
+
+    device = torch.device(args.device)
+    started = time.time()
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    csv_path, json_path = result_paths(args.out, device, stamp)
+    selected = [name for name in PARTS if name in args.parts]
+    taken, missing = wheel_modules(args)
+    meta = {**environment(device), "started": stamp, "quick": args.quick, "budget_seconds": args.budget_seconds,
+            "from_wheels": taken, "parts": {}, "seconds": 0.0}
+
+    def record(rows: list[dict], part: str | None = None, seconds: float = 0.0) -> list[dict]:
+        """Both files with the rows so far and the verdict they allow (incomplete until every part ran)."""
+        if part:
+            meta["parts"][part] = {"status": part_status([r for r in rows if r["part"] == part]),
+                                   "seconds": round(seconds, 1)}
+        outcome, reasons, failed = verdict(rows, PARTS, CORRECTNESS_PARTS, selected)
+        meta.update(seconds=round(time.time() - started, 1), verdict=outcome, passed=outcome == "pass",
+                    not_run=reasons)
+        all_rows = [*rows, verdict_row(outcome, reasons, failed)]
+        write_results(all_rows, meta, csv_path, json_path)
+        return all_rows
+
+    record([])
+    rows = record(run_parts(args, selected, missing, started + args.budget_seconds - KILL_GRACE, record))
     print_summary(rows, f"gpu-check on {meta['device_name']} ({meta['seconds']:.0f} s) -> {csv_path}")
-    verdict = "FAILED: " + ", ".join(failed) if failed else "no correctness part failed"
-    print(f"gpu-check: {verdict}{'; skipped: ' + ', '.join(skipped) if skipped else ''} ({json_path})",
-          file=sys.stderr)
-    return 1 if failed else 0
+    print(f"gpu-check: {rows[-1]['detail']} (exit {EXIT_STATUS[meta['verdict']]}; {json_path})", file=sys.stderr)
+    return EXIT_STATUS[meta["verdict"]]
 
 
 def main(argv=None) -> int:
