@@ -439,3 +439,39 @@ def test_make_gpu_check_without_a_venv_takes_the_system_python3(tmp_path, with_t
     assert ours[0] == f"gpu-check: no {tmp_path / 'none'}/bin/python: running with the system python3 ({python3})"
     expected = "gpu-check: no CUDA GPU visible" if with_torch else "gpu-check: PyTorch is not importable"
     assert ours[1].startswith(expected) and not (tmp_path / "results").exists()
+
+
+def requirement_closure(names, environment: dict) -> set[str]:
+    """The distributions `names` need on a python described by `environment` (markers), from the
+    installed distributions' metadata: an account of the requirements independent of pip's."""
+    from packaging.requirements import Requirement
+
+    found, todo = set(), list(names)
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in found:
+            continue
+        found.add(name)
+        for text in importlib.metadata.requires(name) or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate(dict(environment, extra="")):
+                todo.append(requirement.name)
+    return found
+
+
+def test_the_wheel_recipe_downloads_nltk_defusedxml_pytest_and_their_requirements(tmp_path):
+    """`make gpu-wheels`'s pip command, for Python 3.12 on linux, against a local index of wheels made
+    from this environment (PIP_NO_INDEX, PIP_FIND_LINKS): exactly those three and what they require."""
+    index = tmp_path / "index"
+    required = requirement_closure(gpu_wheels.REQUIREMENTS, {"python_version": "3.12", "python_full_version": "3.12.3",
+                                                             "sys_platform": "linux", "platform_system": "Linux"})
+    assert {"nltk", "defusedxml", "click", "regex", "tqdm", "pytest", "pluggy"} <= required
+    for name in required:
+        wheel_of(name, index)
+    env = dict(os.environ, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(index), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    command = gpu_wheels.download_command(tmp_path / "whl", "3.12")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = {path.name.split("-")[0].lower() for path in (tmp_path / "whl").glob("*.whl")}
+    assert got == set(required)
+    assert command[command.index("--python-version") + 1] == "3.12" and "--upgrade" not in command
