@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bench.cli.main import main as bench_main
-from bench.perf import gpu_check, gpu_correctness, gpu_speed, gpu_wheels
+from bench.perf import gpu_check, gpu_correctness, gpu_speed, gpu_verdict, gpu_wheels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def test_a_gpu_index_beyond_the_machine_is_named(monkeypatch):
 
 def _fake_isolation(monkeypatch, failing: str, seen: list):
     """Parts replaced by fixed rows (their processes are tested below); notes what is on disk as each starts."""
-    def run(name, context, workdir):
+    def run(name, context, workdir, progress=None):
         seen.append((name, sorted(p.name for p in Path(context["workdir"]).parents[1].glob("out/*"))))
         if name == failing:
             return [{"check": name, "status": "fail", "detail": "RuntimeError: last line"}]
@@ -150,6 +150,50 @@ def test_a_part_whose_process_dies_is_one_failing_row(tmp_path, monkeypatch):
     [row] = gpu_check.run_isolated("speed", _context(tmp_path, 60), tmp_path)
     assert row == {"check": "speed", "status": "fail",
                    "detail": "the part's process ended with 134: CUDA error: an illegal memory access was encountered"}
+
+
+def test_a_part_stopped_at_its_deadline_keeps_the_rows_it_wrote(tmp_path, monkeypatch):
+    """The rows a part wrote before its deadline come back (and reach the check as they are written),
+    followed by the failing row that says it was stopped."""
+    part = tmp_path / "python"  # argv: -m bench.perf.gpu_child <part> <context> <rows.json>
+    part.write_text("#!/bin/sh\necho '[{\"check\": \"SGR fp32\", \"status\": \"info\"}]' > \"$5.tmp\"\n"
+                    "mv \"$5.tmp\" \"$5\"\necho measuring tf32\nexec sleep 60\n")
+    part.chmod(0o755)
+    monkeypatch.setattr(gpu_check.sys, "executable", str(part))
+    monkeypatch.setattr(gpu_check, "KILL_GRACE", 0.0)
+    seen = []
+    rows = gpu_check.run_isolated("speed", _context(tmp_path, 1.5), tmp_path, seen.append)
+    assert seen == [[{"check": "SGR fp32", "status": "info"}]]
+    assert rows[0] == {"check": "SGR fp32", "status": "info"} and rows[1]["status"] == "fail"
+    assert rows[1]["detail"].endswith("share of the --budget-seconds; last output: measuring tf32")
+
+
+def test_a_running_part_reads_unfinished():
+    recorded = []
+    gpu_check.record_running([{"part": "golden-scores", "check": "x", "status": "pass"}], "speed", recorded.append,
+                             [{"check": "SGR fp32", "status": "info"}])
+    [rows] = recorded
+    assert [row["status"] for row in rows] == ["pass", "info", "unfinished"]
+    outcome, reasons, _ = gpu_verdict.verdict(rows, ("golden-scores", "speed"), ("golden-scores",),
+                                              ["golden-scores", "speed"])
+    assert outcome == "incomplete" and reasons == {"speed": "unfinished: still running when these rows were written"}
+
+
+def test_the_speed_part_writes_each_row_as_it_is_measured(tmp_path, monkeypatch):
+    on_disk = []
+    real_measure = gpu_speed.measure
+    rows_path = tmp_path / "speed.rows.json"
+
+    def measure(*args):
+        on_disk.append(len(json.loads(rows_path.read_text())) if rows_path.is_file() else 0)
+        return real_measure(*args)
+
+    monkeypatch.setattr(gpu_speed, "measure", measure)
+    monkeypatch.setattr(gpu_speed, "PRECISIONS", ("fp32", "tf32"))
+    monkeypatch.setattr(gpu_speed, "SPEED_MODELS", ("SAF",))
+    ctx = gpu_correctness.CheckContext(torch.device("cpu"), True, tmp_path, time.time() + 60, 1.0, rows_path)
+    rows = gpu_speed.speed_part(ctx)
+    assert on_disk == [0, 1] and json.loads(rows_path.read_text()) == rows
 
 
 def test_an_error_inside_a_part_is_its_failing_row(tmp_path):

@@ -144,16 +144,19 @@ def test_eval_writes_csv_and_json(data_root, make_checkpoint, tmp_path):
     assert any(r["status"] == "off" for r in rows)
 
 
-def test_base_provenance_names_code_versions_and_tie_rule():
+def test_base_provenance_names_code_versions_and_tie_rule(monkeypatch):
     import numpy
 
     from bench.results.provenance import base_provenance
 
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
     provenance = base_provenance()
     assert provenance["versions"]["numpy"] == numpy.__version__
     assert provenance["git_commit"] is None or len(provenance["git_commit"]) == 40
-    assert "lower index first" in provenance["tie_rule"]
+    assert "lower index first" in provenance["tie_rule"] and provenance["processes"] == 1
     json.dumps(provenance)  # serialisable as it is
+    monkeypatch.setenv("WORLD_SIZE", "4")  # as torchrun --nproc_per_node 4 sets it
+    assert base_provenance()["processes"] == 4
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -163,7 +166,8 @@ def test_a_commit_is_recorded_only_for_this_projects_own_tree(tmp_path):
     def repository(folder, pyproject):
         folder.mkdir(parents=True)
         (folder / "pyproject.toml").write_text(pyproject)
-        for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        commit = ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]
+        for command in (["init", "-q"], ["add", "."], commit):
             subprocess.run(["git", *command], cwd=folder, check=True, capture_output=True)
 
     repository(tmp_path / "user", '[project]\nname = "someone-elses"\n')

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from bench.perf.gpu_env import REPO, last_line, source_env
@@ -37,6 +38,7 @@ PARTS = (*CORRECTNESS_PARTS, "speed")
 BUDGET_SECONDS = 480
 PART_SHARES = {"golden-scores": 0.12, "eval-cli": 0.2, "train-ddp": 0.3, "golden-train": 0.13, "speed": 0.25}
 KILL_GRACE = 5.0  # seconds between a part's own deadline and its process being killed
+POLL_SECONDS = 0.2  # how often the check looks for a running part's new rows
 # What each part imports beyond torch and numpy; a part whose module is missing is skipped (the check is
 # then incomplete), not failed.
 PART_NEEDS = {"golden-scores": ("nltk",), "eval-cli": ("nltk",), "train-ddp": ("nltk",),
@@ -154,25 +156,36 @@ def part_deadline(name: str, remaining_parts: list[str], end: float) -> float:
     return time.time() + max(0.0, end - time.time()) * PART_SHARES[name] / shares
 
 
-def run_isolated(name: str, context: dict, workdir: Path) -> list[dict]:
+def run_isolated(name: str, context: dict, workdir: Path, progress=None) -> list[dict]:
     """Run one part in a child process (bench.perf.gpu_child) and read its rows; a crash, a CUDA
-    error or a part over its share becomes one failing row."""
+    error or a part over its share becomes a failing row after the rows it had written.
+    `progress(rows)` gets the rows the part has written so far, each time they change."""
     rows_path, log_path = workdir / f"{name}.rows.json", workdir / f"{name}.log"
     seconds = context["deadline"] - time.time() + KILL_GRACE
+    stop, written = time.time() + max(1.0, seconds), None
     command = [sys.executable, "-m", "bench.perf.gpu_child", name, json.dumps(context), str(rows_path)]
     with open(log_path, "w") as log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                                       env=source_env(), start_new_session=True) as child:
-        try:
-            code = child.wait(timeout=max(1.0, seconds))
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            detail = f"stopped after {seconds:.0f} s, its share of the --budget-seconds; last output: "
-            return [{"check": name, "status": "fail", "detail": detail + last_output(log_path)}]
+        while child.poll() is None:
+            if time.time() >= stop:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                detail = f"stopped after {seconds:.0f} s, its share of the --budget-seconds; last output: "
+                return [*rows_written(rows_path), {"check": name, "status": "fail",
+                                                   "detail": detail + last_output(log_path)}]
+            time.sleep(POLL_SECONDS)
+            if progress and rows_written(rows_path) != written:
+                written = rows_written(rows_path)
+                progress(written)
     if rows_path.is_file():
         return json.loads(rows_path.read_text())
-    detail = f"the part's process ended with {code}: {last_output(log_path)}"
+    detail = f"the part's process ended with {child.returncode}: {last_output(log_path)}"
     return [{"check": name, "status": "fail", "detail": detail}]
+
+
+def rows_written(rows_path: Path) -> list[dict]:
+    """The rows a part's process has on disk so far (written atomically, so never half a file)."""
+    return json.loads(rows_path.read_text()) if rows_path.is_file() else []
 
 
 def last_output(log_path: Path) -> str:
@@ -211,10 +224,16 @@ def run_parts(args, selected: list[str], missing: dict, end: float, record) -> l
                 deadline = part_deadline(name, selected[index:], end)
                 context = {"device": args.device, "quick": args.quick, "workdir": str(Path(workdir) / name),
                            "deadline": deadline, "speed_seconds": args.speed_seconds}
-                part_rows = run_isolated(name, context, Path(workdir))
+                part_rows = run_isolated(name, context, Path(workdir), partial(record_running, rows, name, record))
             rows += [{"part": name, **row} for row in part_rows]
             record(rows, name, time.time() - part_started)
     return rows
+
+
+def record_running(done: list[dict], name: str, record, part_rows: list[dict]) -> None:
+    """Record a running part's rows so far, marked unfinished (so a check stopped now is incomplete)."""
+    running = {"check": name, "status": "unfinished", "detail": "still running when these rows were written"}
+    record([*done, *({"part": name, **row} for row in [*part_rows, running])])
 
 
 def run_check(args) -> int:

@@ -2,9 +2,10 @@
 
     python -m bench.perf.gpu_child <part> '<context as JSON>' <rows.json>
 
-Writes the part's rows to <rows.json>; an exception becomes one failing row. A crash (a CUDA
-error that takes the process down) or a kill at the deadline leaves no file, which the check
-reports as that part's failure while the other parts go on.
+Writes the part's rows to <rows.json>; an exception becomes one failing row. A part that measures
+one row at a time (speed) writes each as it is measured. A crash (a CUDA error that takes the
+process down) or a kill at the deadline leaves only those rows, which the check reports with that
+part's failure while the other parts go on.
 """
 
 import json
@@ -14,20 +15,20 @@ from pathlib import Path
 from bench.perf.gpu_env import one_line
 
 
-def run_part(name: str, context: dict) -> list[dict]:
+def run_part(name: str, context: dict, rows_path: Path | None = None) -> list[dict]:
     from bench.perf.gpu_correctness import CheckContext, correctness_parts
     from bench.perf.gpu_speed import speed_part
 
     parts = {**correctness_parts(), "speed": speed_part}
     try:
-        return parts[name](CheckContext.from_json(context))
+        return parts[name](CheckContext.from_json(context, rows_path))
     except Exception as error:  # noqa: BLE001 - reported as this part's failure, the check goes on
         return [{"check": name, "status": "fail", "detail": one_line(error)}]
 
 
 def main(argv: list[str]) -> int:
     name, context, rows_path = argv
-    rows = run_part(name, json.loads(context))
+    rows = run_part(name, json.loads(context), Path(rows_path))
     from bench.common.atomic import write_json
 
     write_json(Path(rows_path), rows)

@@ -31,7 +31,8 @@ from bench.perf.workload import agreement
 from bench.training.logs import read_step_log
 
 GOLDEN = REPO / "tests" / "fixtures" / "golden"
-GOLDEN_CASES = (("coco", "testall", "sgr"), ("coco", "testall", "saf"), ("f30k", "test", "sgr"), ("f30k", "test", "saf"))
+GOLDEN_CASES = (("coco", "testall", "sgr"), ("coco", "testall", "saf"),
+                ("f30k", "test", "sgr"), ("f30k", "test", "saf"))
 GOLDEN_METRICS = ("r1", "r5", "r10", "medr", "meanr", "asp")  # the order of expected.npz's `full` rows
 TRAIN_STEPS = 20
 
@@ -43,17 +44,26 @@ class CheckContext:
     workdir: Path
     deadline: float  # wall-clock time (time.time()) by which the part must be done
     speed_seconds: float
+    rows_path: Path | None = None  # where the part's process keeps its rows (gpu_child)
 
     @classmethod
-    def from_json(cls, values: dict) -> "CheckContext":
+    def from_json(cls, values: dict, rows_path: Path | None = None) -> "CheckContext":
         """The context gpu_check hands to a part's process."""
         workdir = Path(values["workdir"])
         workdir.mkdir(parents=True, exist_ok=True)
         return cls(torch.device(values["device"]), values["quick"], workdir, values["deadline"],
-                   values["speed_seconds"])
+                   values["speed_seconds"], rows_path)
 
     def seconds_left(self) -> float:
         return self.deadline - time.time()
+
+    def save_rows(self, rows: list[dict]) -> None:
+        """The rows so far, on disk at once (atomically), for a part that measures one row at a time:
+        a kill at the deadline then keeps what was measured."""
+        if self.rows_path is not None:
+            from bench.common.atomic import write_json
+
+            write_json(self.rows_path, rows)
 
 
 def correctness_parts() -> dict:
@@ -162,6 +172,7 @@ def eval_cli(ctx: CheckContext) -> list[dict]:
         provenance = result["provenance"]
         rows.append({"check": f"eval {label}", "status": "pass" if ok else "fail", **figures,
                      "recall_gap": recall_gap, "asp_gap": asp_gap, "device_used": provenance["device"],
+                     "processes": provenance.get("processes"),
                      "detail": f"{provenance['model']} coco-5k on {provenance['device']}: {text}; recalls "
                                f"{'equal' if recall_gap <= 1e-9 else f'off by {recall_gap:g}'} (reported), "
                                f"ASP within {asp_gap:.3f}"})

@@ -3,7 +3,8 @@
 Each (model, precision) run scores all images against the first K captions, K as many as fit the
 run's time (a probe measures the rate first). When K < 25,000 the row says so: `measured_fraction`
 < 1 and `seconds` is the full size's time extrapolated from the measured rate (labelled in
-`detail`). Agreement of tf32 / bf16 with fp32 is taken on the captions both runs scored.
+`detail`). Agreement of tf32 / bf16 with fp32 is taken on the captions both runs scored. Each
+row is on disk as soon as it is measured (CheckContext.save_rows).
 """
 
 import numpy as np
@@ -97,6 +98,7 @@ def speed_part(ctx) -> list[dict]:
                          "precision": precision, **figures,
                          "model_tflops": round(figures["pairs_per_s"] * flops / 1e12, 2),
                          "detail": detail(figures, versus)})
+            ctx.save_rows(rows)
         del model
         if ctx.device.type == "cuda":
             torch.cuda.empty_cache()

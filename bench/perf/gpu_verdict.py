@@ -1,12 +1,13 @@
 """The verdict of `make gpu-check`: pass only when every part ran and no correctness check failed.
 
-A part that was skipped (a module missing), not applicable, not asked for (`--parts`), not reached
-(the check was stopped), or a speed part that failed (no figures) leaves the check `incomplete`:
+A part that was skipped (a module missing), not applicable, not asked for (`--parts`), not reached or
+still running (the check was stopped), or a speed part that failed (no figures) leaves the check
+`incomplete`:
 a check that did not run is not a pass. A failed correctness part makes it `fail` whatever else.
 """
 
 EXIT_STATUS = {"pass": 0, "fail": 1, "incomplete": 3}  # 2: the check could not start (no GPU, bad arguments)
-NOT_RUN = ("skip", "n/a")  # row statuses of checks that did not run
+NOT_RUN = ("skip", "n/a", "unfinished")  # row statuses of checks that did not run (to the end)
 
 
 def unfinished(rows: list[dict], parts: tuple[str, ...], correctness: tuple[str, ...], selected: list[str]) -> dict:

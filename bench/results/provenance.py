@@ -16,6 +16,7 @@ from pathlib import Path
 import tomllib
 
 import bench
+from bench.common.distributed import world_info_from_env
 from bench.common.host import cpu_model
 from bench.data.vocab import tokenizer_path
 from bench.eval.metrics import TIE_RULE
@@ -92,6 +93,7 @@ def base_provenance() -> dict:
         "platform": platform.platform(),
         "command": sys.orig_argv,  # the interpreter command line, e.g. python -m bench eval ...
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "processes": world_info_from_env().world_size,  # torchrun's WORLD_SIZE, 1 for a plain run
         "tie_rule": TIE_RULE,
     }
 
