@@ -130,3 +130,48 @@ def test_coco_1k_pairs_permute_within_folds_and_test_each_fold_as_its_own_family
     for group in gains.values():
         tested = {key: g["p_value"] for key, g in group.items() if g["p_value"] is not None}
         assert {key: group[key]["p_holm"] for key in tested} == paired.holm(tested)
+
+
+def _swapped_pairs(n_folds=5, per_fold=6, seed=0):
+    """coco-1k-like runs A and B over the same images, B being A with the values of pairs of images
+    (within a fold) exchanged: a replicate that draws both images of every pair equally often has
+    a gain of exactly 0, which floating-point sums may not give."""
+    rng = np.random.default_rng(seed)
+    n = n_folds * per_fold
+    runs = ({}, {})
+    partner = np.arange(n).reshape(n_folds, per_fold // 2, 2)[..., ::-1].ravel()  # 0<->1, 2<->3, ...
+    for direction, per_image in (("i2t", 1), ("t2i", 5)):
+        image = np.arange(n * per_image) // per_image
+        rank = rng.integers(0, 12, n * per_image)
+        common = {"index": np.arange(n * per_image), "fold": (image // per_fold).astype(np.int16)}
+        swapped = (partner[image] * per_image + np.arange(n * per_image) % per_image)
+        runs[0][direction] = common | {"rank": rank}
+        runs[1][direction] = common | {"rank": rank[swapped]}
+    return runs, n_folds, per_fold
+
+
+def test_frac_not_better_counts_exact_ties_as_not_better_like_an_exact_reference():
+    """Against integer arithmetic: a replicate's gain is a sum of whole numbers over the fold sizes,
+    so its sign is exact; a tie (gain 0) counts as not better, whatever the floating-point noise."""
+    (run_a, run_b), n_folds, per_fold = _swapped_pairs()
+    resamples, seed = 400, 11
+    gains = paired.paired_gains(run_a, run_b, bootstrap.Settings(resamples=resamples, seed=seed), n_permutations=50)
+    numerators = {}  # {(direction, metric): (folds, resamples) integer gains x fold size}
+    for fold in range(n_folds):
+        draws = np.random.default_rng([seed, fold]).integers(0, per_fold, (resamples, per_fold))
+        counts = np.stack([np.bincount(row, minlength=per_fold) for row in draws])
+        for direction in ("i2t", "t2i"):
+            keep = run_a[direction]["fold"] == fold
+            image = np.arange(keep.sum()) // (keep.sum() // per_fold)
+            for metric, column in (("r1", lambda r: r < 1), ("r5", lambda r: r < 5), ("meanr", lambda r: r)):
+                per_image = [np.bincount(image, column(run[direction]["rank"][keep])).astype(np.int64)
+                             for run in (run_a, run_b)]
+                numerators.setdefault((direction, metric), []).append(counts @ (per_image[1] - per_image[0]))
+    ties = 0
+    for key, by_fold in numerators.items():
+        lower_is_better = key[1] == "meanr"
+        for group, numerator in [("mean", np.sum(by_fold, axis=0)), *((str(f), n) for f, n in enumerate(by_fold))]:
+            not_better = numerator >= 0 if lower_is_better else numerator <= 0
+            ties += np.count_nonzero(numerator == 0)
+            assert gains[group][key]["frac_not_better"] == np.mean(not_better), (group, key)
+    assert ties > 1000  # many exact ties: the case the rule is for

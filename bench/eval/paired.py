@@ -5,14 +5,14 @@
 
 Both runs are resampled with the same image draws (bench.eval.bootstrap), so each replicate's
 gain compares the two models on the same images; its 2.5 and 97.5 percentiles are the gain's
-interval. `frac_not_better` is the share of replicates in which B is not better: a description
-of the bootstrap, not a p-value. `p_value` is a paired sign-flip permutation test: under "the
-two models are exchangeable", swapping A's and B's values of a random half of the images (each
-image with its i2t query and all its captions' t2i queries) is as likely as the observed
-assignment; the p-value is the two-sided share of swaps whose gain is at least as large as the
-observed one. `p_holm` adjusts the p-values of one group of figures (Holm) because a comparison
-tests them all at once. medr gets neither: its resampling distribution is too lumpy (a few
-distinct values) for either to be calibrated.
+interval. `frac_not_better` is the share of replicates in which B is not better (a gain within
+the p-value's tie tolerance of 0 is a tie): a description of the bootstrap, not a p-value.
+`p_value` is a paired sign-flip permutation test: under "the two models are exchangeable",
+swapping A's and B's values of a random half of the images (each image with its i2t query and all
+its captions' t2i queries) is as likely as the observed assignment; the p-value is the two-sided
+share of swaps whose gain is at least as large as the observed one. `p_holm` adjusts the p-values
+of one group of figures (Holm) because a comparison tests them all at once. medr gets neither: its
+resampling distribution is too lumpy (a few distinct values) for either to be calibrated.
 """
 
 import numpy as np
@@ -25,7 +25,8 @@ PERMUTATIONS = 1999
 PERMUTATION_STREAM = 1  # draws of the permutations, apart from the bootstrap's
 LOWER_IS_BETTER = ("medr", "meanr")
 UNTESTED = ("medr",)
-TIE_TOLERANCE = 1e-9  # a permuted gain this close to the observed one counts as "as large"
+TIE_TOLERANCE = 1e-9  # a permuted gain this close to the observed one counts as "as large"; a
+# replicate gain this close to 0 is a tie (frac_not_better)
 
 
 def common_fields(queries_a: dict, queries_b: dict) -> tuple[str, ...]:
@@ -76,6 +77,14 @@ def permutation_p(observed: float, permuted: np.ndarray) -> float:
     return float((1 + extreme) / (1 + len(permuted)))
 
 
+def frac_not_better(differences: np.ndarray, lower_is_better: bool) -> float:
+    """Share of replicates in which B is not better than A. A difference within TIE_TOLERANCE of 0 is a
+    tie (not better), as in the p-value: the figures of a replicate are float sums, so two runs that tie
+    exactly can differ by 1e-15 either way, and that noise must not decide."""
+    signed = -differences if lower_is_better else differences
+    return float(np.mean(signed <= TIE_TOLERANCE))
+
+
 def holm(p_values: dict) -> dict:
     """Holm's step-down adjustment of a family of p-values ({key: p} -> {key: adjusted p})."""
     ordered = sorted(p_values, key=p_values.get)
@@ -110,8 +119,7 @@ def paired_gains(queries_a: dict, queries_b: dict, settings: bootstrap.Settings 
             gain = {"value_a": value_a, "value_b": value_b, "gain": value_b - value_a, "ci_low": low,
                     "ci_high": high, "frac_not_better": None, "p_value": None, "p_holm": None}
             if metric not in UNTESTED:
-                not_better = difference >= 0 if metric in LOWER_IS_BETTER else difference <= 0
-                gain["frac_not_better"] = float(np.mean(not_better))
+                gain["frac_not_better"] = frac_not_better(difference, metric in LOWER_IS_BETTER)
                 gain["p_value"] = permutation_p(value_b - value_a, permuted[group][key])
             gains[key] = gain
         tested = {key: g["p_value"] for key, g in gains.items() if g["p_value"] is not None}
