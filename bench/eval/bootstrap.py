@@ -15,17 +15,20 @@ about a second on 2 cores).
 
 At 0% or 100% a recall's replicates are all equal and the percentile interval collapses to a
 point; there the interval is Clopper-Pearson's over the fold's images instead (see
-`boundary_interval`).
+`boundary_interval`). A group of one image has nothing to resample: its recalls get the exact
+(Clopper-Pearson) interval over their queries, its other figures none. meanr gets no interval:
+ranks are long-tailed, and neither the percentile nor a studentized bootstrap interval of their
+mean reaches its nominal coverage (tests/test_bootstrap.py simulates it; docs/statistics.md).
 
     reps = replicates(queries)                  # queries: bench.eval.per_query layout
     intervals(reps)["all"][("i2t", "r1")]       # (low, high)
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
+from scipy import sparse, stats
 
 from bench.common.errors import BenchError
 from bench.data.splits import CAPTIONS_PER_IMAGE
@@ -39,7 +42,10 @@ CHUNK_ELEMENTS = 1 << 22  # replicates x images (or distinct ranks) held as floa
 UNIT = "image"
 METHOD = ("percentile bootstrap over images (each drawn image brings its i2t query and its captions' "
           "t2i queries, one draw for both directions; coco-1k: within folds, fold figures averaged); "
-          "Clopper-Pearson over the images for a recall at 0% or 100%")
+          "Clopper-Pearson over the images for a recall at 0% or 100%; a group of one image: Clopper-Pearson "
+          "over its queries for recalls, no interval for the other figures; no interval for meanr (the mean "
+          "of long-tailed ranks: no bootstrap interval reaches its nominal coverage)")
+NO_INTERVAL = ("meanr",)  # figures given no interval (why: the module docstring)
 VALUE_FIELDS = ("rank", "asp", "pmrp")  # the per-query values figures are computed from
 RECALLS = tuple(f"r{k}" for k in RECALL_KS)
 
@@ -227,6 +233,7 @@ def fold_points(folds: list[ImageFold]) -> dict:
 class Replicates:
     figures: dict  # {group: {(direction, metric): (resamples,) figures}}
     images: dict  # {group: images resampled} (coco-1k "mean": all folds' images)
+    queries: dict = field(default_factory=dict)  # {group: {direction: queries}}
 
 
 def replicates(queries: dict, settings: Settings = Settings(),
@@ -240,8 +247,11 @@ def fold_replicates(folds: list[ImageFold], settings: Settings = Settings()) -> 
     figures = group_figures(folds, lambda fold: drawn_counts(fold_generator(settings.seed, fold), fold,
                                                              settings.resamples))
     images = {fold.label: fold.n_images for fold in folds}
-    images = {"all": folds[0].n_images} if len(folds) == 1 else {"mean": sum(images.values()), **images}
-    return Replicates(figures, images)
+    queries = {fold.label: {d: len(q.image) for d, q in fold.directions.items()} for fold in folds}
+    if len(folds) == 1:
+        return Replicates(figures, {"all": folds[0].n_images}, {"all": queries[folds[0].label]})
+    total = {d: sum(by_direction[d] for by_direction in queries.values()) for d in DIRECTIONS}
+    return Replicates(figures, {"mean": sum(images.values()), **images}, {"mean": total, **queries})
 
 
 def percentile_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -260,6 +270,28 @@ def boundary_interval(percent: float, n_images: int, confidence: float = CONFIDE
     return (0.0, 100.0 * (1.0 - tail)) if percent == 0.0 else (100.0 * tail, 100.0)
 
 
+def clopper_pearson(hits: int, trials: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The exact binomial interval (percent) of `hits` in `trials`."""
+    tail = (1.0 - confidence) / 2.0
+    low = stats.beta.ppf(tail, hits, trials - hits + 1) if hits > 0 else 0.0
+    high = stats.beta.ppf(1.0 - tail, hits + 1, trials - hits) if hits < trials else 1.0
+    return 100.0 * float(low), 100.0 * float(high)
+
+
+def one_image_intervals(figures: dict, queries: dict, confidence: float = CONFIDENCE) -> dict:
+    """A group of one image: every resample is that image, so a bootstrap interval would be a point
+    claiming certainty. Its recalls get the exact interval over its queries (t2i: its captions, which
+    share the image's difficulty, so this is the best one image allows, not a sample of images); the
+    other figures get none."""
+    bounds = {}
+    for (direction, metric), values in figures.items():
+        if direction != "both" and metric in RECALLS:
+            trials = queries[direction]
+            bounds[(direction, metric)] = clopper_pearson(round(float(values[0]) * trials / 100.0), trials,
+                                                          confidence)
+    return bounds
+
+
 def _degenerate_recall(metric: str, values: np.ndarray) -> bool:
     return metric in RECALLS and (np.all(values == 0.0) or np.all(values == 100.0))
 
@@ -267,7 +299,8 @@ def _degenerate_recall(metric: str, values: np.ndarray) -> bool:
 def group_intervals(figures: dict, n_images: int, confidence: float = CONFIDENCE) -> dict:
     """{(direction, metric): (low, high)} of one group: percentile, or Clopper-Pearson for a
     recall at 0% / 100%; rsum widens by those recalls' bounds (their replicates are constant)."""
-    bounds = {key: percentile_interval(values, confidence) for key, values in figures.items()}
+    bounds = {key: percentile_interval(values, confidence) for key, values in figures.items()
+              if key[1] not in NO_INTERVAL}
     widen = [0.0, 0.0]
     for (direction, metric), values in figures.items():
         if direction != "both" and _degenerate_recall(metric, values):
@@ -281,6 +314,8 @@ def group_intervals(figures: dict, n_images: int, confidence: float = CONFIDENCE
 
 
 def intervals(reps: Replicates, confidence: float = CONFIDENCE) -> dict:
-    """{group: {(direction, metric): (low, high)}} from `replicates`."""
-    return {group: group_intervals(figures, reps.images[group], confidence)
+    """{group: {(direction, metric): (low, high)}} from `replicates`; a figure without an interval
+    (meanr; a one-image group's figures other than recalls) has no entry."""
+    return {group: one_image_intervals(figures, reps.queries[group], confidence) if reps.images[group] == 1
+            else group_intervals(figures, reps.images[group], confidence)
             for group, figures in reps.figures.items()}
