@@ -25,7 +25,7 @@ from bench.data import synthetic
 from bench.data.splits import CAPTIONS_PER_IMAGE, load_split
 from bench.eval.protocols import DIRECTIONS
 from bench.eval.score_split import score_split
-from bench.eval.tolerances import PRECISIONS, SCORE_TOLERANCE, TOP1_AGREEMENT
+from bench.eval.tolerances import PRECISIONS, SCORE_TOLERANCE, TF32_EMULATED, TOP1_AGREEMENT
 from bench.perf.gpu_env import REPO, last_line, source_env
 from bench.perf.workload import agreement
 from bench.training.logs import read_step_log
@@ -122,10 +122,19 @@ def golden_scores(ctx: CheckContext) -> list[dict]:
             sims = score_split([str(GOLDEN / f"{dataset}_{model}.pth.tar")], split, GOLDEN, None, ctx.device,
                                precision).sims
             ok, figures, text = judge(sims, reference, precision)
+            if precision == "tf32":  # beside the measured difference: what each conversion gave on a CPU
+                emulated = tf32_emulated(f"{dataset} {model}")
+                figures |= {f"cpu_emulated_{conversion}": value for conversion, value in emulated.items()}
+                text += "; CPU emulation: " + ", ".join(f"{c} {v:.4f}" for c, v in emulated.items())
             rows.append({"check": f"{dataset} {model.upper()} {precision}", "status": "pass" if ok else "fail",
                          "precision": precision, **figures, "mean_abs_diff": float(np.abs(sims - reference).mean()),
                          "detail": text})
     return rows
+
+
+def tf32_emulated(golden: str) -> dict:
+    """{conversion: max |diff|} of one golden under CPU-emulated TF32 (bench.eval.tolerances)."""
+    return {conversion: by_golden[golden] for conversion, by_golden in TF32_EMULATED.items()}
 
 
 def judge(sims: np.ndarray, reference: np.ndarray, precision: str) -> tuple[bool, dict, str]:
