@@ -303,6 +303,7 @@ bench-gpu: install ## GPU benchmark: COCO-5K-sized scoring of SGR and SAF in fp3
 # runs from this tree with the system's python3 and its torch, and says so. NLTK and pytest, often missing
 # there, come from the wheels `make gpu-wheels` put in .whl/ (only what that python lacks, nothing upgraded).
 # Exit status: 0 pass, 1 a check failed, 2 no GPU (or no torch), 3 incomplete (a part did not run).
+# the GPU node's Python, for which `make gpu-wheels` downloads
 GPU_PYTHON_VERSION ?= 3.12
 gpu-check: ## check a CUDA machine: goldens, eval/torchrun, DDP steps, COCO-5K speed -> results/perf/gpu-*.csv
 	@py='$(PY)'; if [ '$(origin PY)' = file ] && [ ! -x "$$py" ]; then py=python3; \
@@ -310,5 +311,5 @@ gpu-check: ## check a CUDA machine: goldens, eval/torchrun, DDP steps, COCO-5K s
 	  echo "gpu-check: no $(PY): running with the system python3 ($$(command -v python3))" >&2; fi; \
 	PYTHONPATH=.$${PYTHONPATH:+:$$PYTHONPATH} "$$py" -m bench.perf.gpu_check --out $(RESULTS)/perf
 
-gpu-wheels: install ## download NLTK (+ defusedxml) and pytest wheels into .whl/ for a GPU node's python ($(GPU_PYTHON_VERSION))
+gpu-wheels: install ## download NLTK, defusedxml, pytest (and what they need) into .whl/ for a GPU node's Python 3.12
 	$(PY) -m bench.perf.gpu_wheels --dest .whl --python-version $(GPU_PYTHON_VERSION)

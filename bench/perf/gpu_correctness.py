@@ -257,7 +257,7 @@ def golden_train(ctx: CheckContext) -> list[dict]:
     run_child([sys.executable, "-m", "pytest", str(test_file), "-k", selection, "-p", "no:cacheprovider",
                f"--junitxml={report}"], env, ctx.seconds_left())
     if not report.is_file():
-        raise RuntimeError("pytest wrote no report (is pytest installed? its wheels can go in .whl/, see README)")
+        raise RuntimeError("pytest wrote no report (is pytest installed? `make gpu-wheels` puts it in .whl/)")
     return [junit_row(case) for case in ElementTree.parse(report).iter("testcase")]
 
 
