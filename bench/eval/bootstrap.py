@@ -260,22 +260,21 @@ def percentile_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> t
     return float(low), float(high)
 
 
-def boundary_interval(percent: float, n_images: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Clopper-Pearson interval (percent) of a recall observed at 0% or 100% of `n_images` draws.
-
-    Every resample of an all-miss (or all-hit) sample misses (hits) too, so the bootstrap says
-    [0, 0]; the exact binomial bound says how high (low) the recall could still be. Counting
-    images, not queries, keeps it conservative for t2i, whose captions cluster by image."""
-    tail = ((1.0 - confidence) / 2.0) ** (1.0 / n_images)
-    return (0.0, 100.0 * (1.0 - tail)) if percent == 0.0 else (100.0 * tail, 100.0)
-
-
 def clopper_pearson(hits: int, trials: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The exact binomial interval (percent) of `hits` in `trials`."""
     tail = (1.0 - confidence) / 2.0
     low = stats.beta.ppf(tail, hits, trials - hits + 1) if hits > 0 else 0.0
     high = stats.beta.ppf(1.0 - tail, hits + 1, trials - hits) if hits < trials else 1.0
     return 100.0 * float(low), 100.0 * float(high)
+
+
+def boundary_interval(percent: float, n_images: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Clopper-Pearson interval (percent) of a recall observed at 0% or 100% of `n_images` draws.
+
+    Every resample of an all-miss (or all-hit) sample misses (hits) too, so the bootstrap says
+    [0, 0]; the exact binomial bound says how high (low) the recall could still be. Counting
+    images, not queries, keeps it conservative for t2i, whose captions cluster by image."""
+    return clopper_pearson(0 if percent == 0.0 else n_images, n_images, confidence)
 
 
 def one_image_intervals(figures: dict, queries: dict, confidence: float = CONFIDENCE) -> dict:
