@@ -197,8 +197,8 @@ def skip_row(name: str, missing: dict[str, str]) -> dict | None:
     return {"check": name, "status": "skip", "detail": "; ".join(reasons)} if reasons else None
 
 
-def wheel_modules(args) -> tuple[list[str], dict[str, str]]:
-    """(distributions taken from --wheels, {module: why still missing}), each said in one line."""
+def optional_modules(args) -> tuple[list[str], dict[str, str]]:
+    """NLTK and pytest: (distributions taken from --wheels, {module: why still missing}), each said in one line."""
     taken = take_wheels(args.wheels)
     if taken:
         print(f"gpu-check: from {args.wheels}/: {', '.join(taken)}", file=sys.stderr, flush=True)
@@ -244,7 +244,7 @@ def run_check(args) -> int:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     csv_path, json_path = result_paths(args.out, device, stamp)
     selected = [name for name in PARTS if name in args.parts]
-    taken, missing = wheel_modules(args)
+    taken, missing = optional_modules(args)
     meta = {**environment(device), "started": stamp, "quick": args.quick, "budget_seconds": args.budget_seconds,
             "from_wheels": taken, "parts": {}, "seconds": 0.0}
 
