@@ -25,10 +25,16 @@ class Split:
     captions: list[bytes]
     ids: list[str] | None
     rows_per_image: int  # 5 when each image is repeated per caption, 1 otherwise
+    captions_per_image: int = CAPTIONS_PER_IMAGE  # 1 for CC152K
+    captions_name: str | None = None  # the captions file; None: SCAN's {split}_caps.txt
+
+    @property
+    def captions_path(self) -> Path:
+        return self.directory / (self.captions_name or f"{self.name}_caps.txt")
 
     @property
     def n_images(self) -> int:
-        return len(self.captions) // CAPTIONS_PER_IMAGE
+        return len(self.captions) // self.captions_per_image
 
     @property
     def n_captions(self) -> int:

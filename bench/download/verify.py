@@ -18,7 +18,8 @@ from bench.common.errors import BenchError
 from bench.common.progress import byte_progress
 from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.download.convert import read_npy_header
-from bench.model.checkpoint import read_checkpoint, strip_prefix
+from bench.model.checkpoint import read_checkpoint
+from bench.model.layouts import strip_prefix
 
 HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 PICKLE_PROTOCOL_2 = b"\x80\x02"

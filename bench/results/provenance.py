@@ -110,7 +110,7 @@ def evaluation_provenance(evaluation, precision: str) -> dict:
     """base_provenance() plus the facts of one evaluation (a bench.eval.pipeline.Evaluation)."""
     scored = evaluation.scored
     scoring_seconds = sum(v for k, v in evaluation.seconds.items() if k.startswith("score_"))
-    pairs = int(scored.sims.size) * len(scored.checkpoints)
+    pairs = int(scored.sims.size) * sum(len(c.networks) for c in scored.checkpoints)
     return base_provenance() | {
         "device": str(evaluation.device), "device_name": device_name(evaluation.device), "precision": precision,
         "threads": torch_threads(),
