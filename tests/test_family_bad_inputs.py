@@ -1,18 +1,21 @@
 """Bad family checkpoints: exit 2, one stderr line naming the file and the fault, nothing written."""
 
+import csv
 import shutil
 from pathlib import Path
 from typing import Callable
 
 import pytest
 import torch
-from bad_input_harness import VOCAB, Case, assert_refused, eval_args, ids, write_base
+from bad_input_harness import VOCAB, Case, assert_refused, eval_args, ids, replace_arg, write_base
 
 from bench.cli.main import main
+from bench.data import synthetic
 from bench.model import random_weights
 from bench.model.layouts import EMBEDDING_KEY
 
 PAIR, FLAT = "models/f30k_pair.pth.tar", "models/f30k_flat.pth.tar"
+TSV = "data/cc152k_precomp/test_caps.tsv"
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,25 @@ def family_base(tmp_path_factory) -> Path:
     config = random_weights.small_config("SGR", "f30k_precomp", VOCAB)
     random_weights.write_pair_checkpoint(root / PAIR, config)
     random_weights.write_flat_checkpoint(root / FLAT, config)
+    synthetic.write_tsv_split(root / "data" / "cc152k_precomp", "test", 8, seed=4)
+    synthetic.write_vocab(root / "data" / "vocab" / "cc152k_precomp_vocab.json")
+    cc_config = random_weights.small_config("SGR", "cc152k_precomp", VOCAB)
+    random_weights.write_pair_checkpoint(root / "models" / "cc_pair.pth.tar", cc_config)
     return root
+
+
+def cc_args(root: Path) -> list[str]:
+    args = eval_args(root, checkpoints=("cc_pair",))
+    return replace_arg(args, "--protocol", "cc152k-1k")
+
+
+def tsv_lines(change: Callable[[list[bytes]], list[bytes]]) -> Callable[[Path], list[str]]:
+    """Spoil the CC152K captions file line by line, and evaluate on cc152k-1k."""
+    def setup(root: Path) -> list[str]:
+        lines = (root / TSV).read_bytes().split(b"\r\n")[:-1]
+        (root / TSV).write_bytes(b"\r\n".join(change(lines)) + b"\r\n")
+        return cc_args(root)
+    return setup
 
 
 def rewrite(name: str, change: Callable[[dict], None]) -> Callable[[Path], list[str]]:
@@ -64,6 +85,11 @@ CASES = [
     Case("flat-unknown-keys", rewrite(FLAT, lambda raw: raw["net"].update({"head.weight": torch.zeros(2)})),
          "keys outside"),
     Case("flat-embedding-v-plus-2", rewrite(FLAT, embedding_rows(2)), f"{VOCAB + 2} rows"),
+    Case("tsv-one-column", tsv_lines(lambda lines: [lines[0].split(b"\t")[0]] + lines[1:]), "test_caps.tsv"),
+    Case("tsv-empty-caption", tsv_lines(lambda lines: lines[:2] + [b"id7\t  \turl"] + lines[3:]), "empty caption"),
+    Case("tsv-nul-byte", tsv_lines(lambda lines: lines[:1] + [lines[1] + b"\0"] + lines[2:]), "NUL byte"),
+    Case("tsv-more-captions-than-rows", tsv_lines(lambda lines: lines + lines[:1]), "9 captions"),
+    Case("cc152k-checkpoint-on-f30k", lambda r: eval_args(r, checkpoints=("cc_pair",)), "cc152k_precomp"),
     Case("flat-missing-weight", rewrite(FLAT, lambda raw: raw["net"].pop("sim_enc.sim_eval_w.bias")),
          "missing sim_eval_w.bias"),
 ]
@@ -74,7 +100,7 @@ def test_bad_family_checkpoint_is_one_line_and_changes_nothing(family_base, tmp_
     root = tmp_path / "w"
     shutil.copytree(family_base, root, symlinks=True)
     line = assert_refused(main, case.setup(root), root, capsys, case.names)
-    assert "f30k_pair.pth.tar" in line or "f30k_flat.pth.tar" in line
+    assert any(name in line for name in ("f30k_pair.pth.tar", "f30k_flat.pth.tar", "cc_pair.pth.tar", "test_caps.tsv"))
 
 
 def test_the_unspoiled_family_checkpoints_evaluate(family_base, tmp_path):
@@ -82,3 +108,12 @@ def test_the_unspoiled_family_checkpoints_evaluate(family_base, tmp_path):
     shutil.copytree(family_base, root, symlinks=True)
     for name in ("f30k_pair", "f30k_flat"):
         assert main(eval_args(root, checkpoints=(name,))) == 0
+    assert main(cc_args(root)) == 0
+
+
+def test_cc152k_checkpoint_on_f30k_scores_with_allow_mismatch_and_no_reference(family_base, tmp_path):
+    root = tmp_path / "w"
+    shutil.copytree(family_base, root, symlinks=True)
+    assert main(eval_args(root, "--allow-mismatch", checkpoints=("cc_pair",))) == 0
+    rows = list(csv.DictReader((root / "results" / "run.csv").open()))
+    assert rows and {row["status"] for row in rows} == {"no-reference"}

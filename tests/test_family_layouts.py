@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from bench.common.errors import BenchError
 from bench.data import synthetic
 from bench.data.splits import load_split
 from bench.eval.score_split import score_split

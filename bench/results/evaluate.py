@@ -80,8 +80,9 @@ def _result(evaluation, provenance: dict, label: str, run_id: str | None, sims, 
     uncertainty = query_outputs(evaluation.queries, evaluation.protocol.name, evaluation.split.texts)
     rows = figure_rows(run_id or f"{evaluation.protocol.name}-{model.lower()}", evaluation.protocol, model, label,
                        provenance["daa"], figures, uncertainty.intervals, **status)
+    extra = uncertainty.payload | ({"left_out": evaluation.left_out} if evaluation.left_out else {})
     return RunResult(evaluation.protocol.name, evaluation.metrics, provenance, rows, evaluation.folds,
-                     sims, extra=uncertainty.payload, queries=evaluation.queries, queries_npz=uncertainty.data)
+                     sims, extra=extra, queries=evaluation.queries, queries_npz=uncertainty.data)
 
 
 def checkpoint_label(paths: list[Path]) -> str:
