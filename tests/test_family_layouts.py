@@ -70,3 +70,36 @@ def test_single_layout_parts_match_network_parts(tmp_path):
     single = read_checkpoint(write_checkpoint(tmp_path / "s.pth.tar", _config(), seed=9))
     for ours, theirs in zip(single.state_dicts, network_parts(_config(), 9)):
         assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
+
+
+def test_a_released_ncr_file_is_held_to_ncrs_own_figures_never_daas(tmp_path, data_root):
+    """Named as NCR's release, the pair is NCR at 0.2 noise: its figures are compared with NCR's Table 1."""
+    import json
+
+    from bench.cli.main import main
+
+    pair = write_pair_checkpoint(tmp_path / "ncr_f30k_0.2_model_best.pth.tar", _config(), seeds=(1, 2))
+    out = tmp_path / "run.json"
+    assert main(["eval", "--protocol", "f30k-1k", "--data-root", str(data_root), "--device", "cpu",
+                 "--checkpoint", str(pair), "--json", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert (document["provenance"]["method"], document["provenance"]["noise"]) == ("NCR", "0.2")
+    figures = {(f["direction"], f["metric"]): f for f in document["figures"] if f["fold"] == "all"}
+    assert figures[("i2t", "r1")]["reference"] == 75.0 and figures[("i2t", "r1")]["status"] == "off"
+    assert figures[("both", "rsum")]["reference"] == pytest.approx(496.7)
+    assert figures[("i2t", "medr")]["status"] == "no-reference"
+
+
+def test_an_unnamed_pair_and_a_flat_file_carry_no_reference(tmp_path, data_root):
+    import json
+
+    from bench.cli.main import main
+
+    for path in (write_pair_checkpoint(tmp_path / "mine.pth.tar", _config()),
+                 write_flat_checkpoint(tmp_path / "l2rm_best.pth.tar", _config())):
+        out = tmp_path / f"{path.stem}.json"
+        assert main(["eval", "--protocol", "f30k-1k", "--data-root", str(data_root), "--device", "cpu",
+                     "--checkpoint", str(path), "--json", str(out)]) == 0
+        document = json.loads(out.read_text())
+        assert {f["status"] for f in document["figures"]} == {"no-reference"}
+    assert document["provenance"]["method"] == "L2RM" and document["provenance"]["noise"] == "0.2"
