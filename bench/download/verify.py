@@ -82,6 +82,21 @@ def check_zip(path: Path, suffixes: tuple[str, ...] = (), full_crc: bool = True,
         raise BenchError(f"{path}: not a complete zip archive ({err}): truncated or corrupt") from None
 
 
+def check_tar(path: Path, suffixes: tuple[str, ...] = (), limit: int | None = None) -> None:
+    """The tar opens and lists, holds a member ending with each suffix, and none declares more than `limit`
+    (a tar has no checksums of its data: the extracted files' own checks follow)."""
+    try:
+        with tarfile.open(path) as archive:
+            members = [m for m in archive.getmembers() if m.isfile()]
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise BenchError(f"{path}: not a complete tar archive ({err}): truncated or corrupt") from None
+    find_members([m.name for m in members], suffixes, path)
+    for member in members:
+        if limit is not None and member.size > limit:
+            raise BenchError(f"{path}: member {member.name} declares {member.size / 2**20:.0f} MiB, more than "
+                             f"any such file can be (at most {limit / 2**20:.0f}); not the expected archive")
+
+
 def _read_every_member(archive: zipfile.ZipFile, path: Path) -> None:
     """zipfile compares each member's CRC once it has read it to the end (testzip, with progress)."""
     members = [info for info in archive.infolist() if not info.is_dir()]
