@@ -71,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
                   from_path=args.from_path, offline=args.offline, rehash=args.rehash, hdf5=args.hdf5,
                   fetch=FetchOptions(retries=args.retries))
     if args.list:
+        if args.family:
+            show_by_hand(args.family)
+        elif not (args.items or args.group):
+            print("the SGRAF family's releases (NCR, CREAM, SPS, L2RM, BiCro): download --list --family all")
         show(items, {item.name: status(item, ctx) for item in items}, args.mirror)
-        if args.family or not (args.items or args.group):
-            show_by_hand(args.family or "all")
         return 0
     failed = []
     for item in items:
@@ -152,8 +154,8 @@ def show(items: list[registry.Item], states: dict[str, str], mirror: str | None)
             print(textwrap.fill(f"or {sharing[0].notes}", WIDTH, initial_indent="    ", subsequent_indent="      "))
     total = sum(file_bytes(sharing) for sharing in by_file.values() if all(i.size_known for i in sharing))
     unknown = sum(not all(i.size_known for i in sharing) for sharing in by_file.values())
-    print(f"{'total':<30} {human_size(total):>10}  (~: the registry's estimates; no sizes are published)"
-          + (f"; plus {unknown} file(s) of unknown size" if unknown else ""))
+    unknown_text = f"; {unknown} file(s) of unknown size" if unknown else ""
+    print(f"{'total':<30} {human_size(total):>10}  (~: estimates, none published{unknown_text})")
 
 
 def file_bytes(sharing: list[registry.Item]) -> int:
