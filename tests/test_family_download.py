@@ -99,3 +99,33 @@ def test_make_targets_are_generated_from_the_registry(tmp_path):
     missing = subprocess.run(["make", "-s", "reproduce-ncr-f30k-0.5", f"MODELS_ROOT={tmp_path}"],
                              capture_output=True, text=True, cwd=plan.__file__.rsplit("/bench/", 1)[0])
     assert missing.returncode != 0 and "not present" in missing.stderr
+
+
+def test_make_reproduce_family_runs_offline_on_stand_ins(tmp_path):
+    """NCR's pair on stand-in F30K data, an L2RM file fetched by hand, six NCR files absent: two runs,
+    six one-line notes, then the report with its pairwise matrix."""
+    import shutil
+    import sys
+
+    if shutil.which("make") is None:
+        pytest.skip("needs GNU make")
+    data, models, results = tmp_path / "data", tmp_path / "models", tmp_path / "results"
+    synthetic.write_split(data / "f30k_precomp", "test", 10, seed=3)
+    synthetic.write_vocab(data / "vocab" / "f30k_precomp_vocab.json")
+    config = small_config("SGR", "f30k_precomp", VOCAB)
+    (models / "family/ncr").mkdir(parents=True)
+    write_pair_checkpoint(models / "family/ncr" / NCR_FILE, config)
+    (models / "family/l2rm").mkdir(parents=True)
+    write_flat_checkpoint(models / "family/l2rm/checkpoint_sgr.pth.tar", config, seed=5)
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").touch()
+    repo = plan.__file__.rsplit("/bench/", 1)[0]
+    done = subprocess.run(["make", "--no-print-directory", "reproduce-family", f"VENV={venv}", f"PY={sys.executable}",
+                           f"DATA_ROOT={data}", f"MODELS_ROOT={models}", f"RESULTS={results}", "DEVICE=cpu"],
+                          capture_output=True, text=True, cwd=repo, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("not present") == 6
+    assert sorted(p.name for p in (results / "family").glob("*.json")) == [
+        "family-l2rm-checkpoint_sgr-f30k-1k.json", "family-ncr_f30k_0.2-f30k-1k.json"]
+    assert "Pairwise paired gains" in (results / "family" / "summary.md").read_text()
