@@ -95,25 +95,27 @@ CASES = [
 ]
 
 
+def _copy(base: Path, tmp_path: Path) -> Path:
+    """A copy of the family tree for one test to spoil or run in."""
+    return Path(shutil.copytree(base, tmp_path / "w", symlinks=True))
+
+
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 def test_bad_family_checkpoint_is_one_line_and_changes_nothing(family_base, tmp_path, capsys, case):
-    root = tmp_path / "w"
-    shutil.copytree(family_base, root, symlinks=True)
+    root = _copy(family_base, tmp_path)
     line = assert_refused(main, case.setup(root), root, capsys, case.names)
     assert any(name in line for name in ("f30k_pair.pth.tar", "f30k_flat.pth.tar", "cc_pair.pth.tar", "test_caps.tsv"))
 
 
 def test_the_unspoiled_family_checkpoints_evaluate(family_base, tmp_path):
-    root = tmp_path / "w"
-    shutil.copytree(family_base, root, symlinks=True)
+    root = _copy(family_base, tmp_path)
     for name in ("f30k_pair", "f30k_flat"):
         assert main(eval_args(root, checkpoints=(name,))) == 0
     assert main(cc_args(root)) == 0
 
 
 def test_cc152k_checkpoint_on_f30k_scores_with_allow_mismatch_and_no_reference(family_base, tmp_path):
-    root = tmp_path / "w"
-    shutil.copytree(family_base, root, symlinks=True)
+    root = _copy(family_base, tmp_path)
     assert main(eval_args(root, "--allow-mismatch", checkpoints=("cc_pair",))) == 0
-    rows = list(csv.DictReader((root / "results" / "run.csv").open()))
-    assert rows and {row["status"] for row in rows} == {"no-reference"}
+    statuses = {row["status"] for row in csv.DictReader((root / "results" / "run.csv").open())}
+    assert statuses == {"no-reference"}

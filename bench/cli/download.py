@@ -4,8 +4,6 @@
     python -m bench download daa-coco-sgr --from ~/Downloads/model.pth.tar
     python -m bench download --group all --for eval  # only what evaluation reads (make download)
     python -m bench download --list                  # each file: size, addresses, state of its items
-    python -m bench download --family ncr            # NCR's checkpoints and CC152K (docs/family.md)
-    python -m bench download --family cream --from ~/Downloads/cream_models   # a folder fetched by hand
 """
 
 import argparse
