@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.common.errors import BenchError
 from bench.data import synthetic
 from bench.data.splits import load_split
 from bench.eval.score_split import score_split
@@ -103,3 +104,12 @@ def test_an_unnamed_pair_and_a_flat_file_carry_no_reference(tmp_path, data_root)
         document = json.loads(out.read_text())
         assert {f["status"] for f in document["figures"]} == {"no-reference"}
     assert document["provenance"]["method"] == "L2RM" and document["provenance"]["noise"] == "0.2"
+
+
+def test_training_refuses_to_start_from_a_pair(tmp_path):
+    from bench.training.start import _init_from
+
+    pair = write_pair_checkpoint(tmp_path / "pair.pth.tar", _config())
+    settings = type("Settings", (), {"init_from": pair, "module_name": "SGR"})()
+    with pytest.raises(BenchError, match="co-trained pair"):
+        _init_from(settings, None, None)
