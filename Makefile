@@ -285,8 +285,9 @@ demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRA
 	$(foreach d,coco f30k,$(foreach m,sgr saf sgraf,eval-trained-$(d)-$(m)))
 
 # ---- issue 6: performance (results/perf/*.csv; ratios measured in one process) ----
-bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), metrics, bootstrap, eval --scores memory, launches/syncs per training step
+bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), a co-trained pair's cost, metrics, bootstrap, eval --scores memory, launches/syncs per training step
 	$(PY) -m bench.perf.scoring_bench --device cpu --peak-size 1024 --out $(RESULTS)/perf
+	$(PY) -m bench.perf.pair_bench --out $(RESULTS)/perf
 	$(PY) -m bench.perf.metrics_bench --out $(RESULTS)/perf
 	$(PY) -m bench.perf.bootstrap_bench --out $(RESULTS)/perf
 	$(PY) -m bench.perf.semantics_bench --out $(RESULTS)/perf
@@ -313,3 +314,32 @@ gpu-check: ## check a CUDA machine: goldens, eval/torchrun, DDP steps, COCO-5K s
 
 gpu-wheels: install ## download NLTK, defusedxml, pytest (and what they need) into .whl/ for a GPU node's Python 3.12
 	$(PY) -m bench.perf.gpu_wheels --dest .whl --python-version $(GPU_PYTHON_VERSION)
+
+# ---- issue 25: the SGRAF family (NCR, CREAM, SPS, L2RM, BiCro) on one yardstick (docs/family.md) ----
+# reproduce-<method>-<dataset>-<noise> targets are generated from the registry (bench.family.releases).
+FAMILY_DIR ?= $(RESULTS)/family
+.PHONY: download-family reproduce-family
+family_targets := $(shell PYTHONPATH=. $(PYTHON_BIN) -m bench.family.plan targets 2>/dev/null)
+family_field = $(word $(2),$(subst :, ,$(1)))
+# $(call family_run,TARGET,METHOD,DATASET,FILE,PROTOCOLS): evaluate one released file on its protocols
+define family_run
+$(1): install
+	@test -f $(MODELS_ROOT)/family/$(2)/$(4) || { echo "$(1): $(MODELS_ROOT)/family/$(2)/$(4) not present; run make download-family" >&2; exit 1; }
+	$(foreach p,$(subst +, ,$(5)),$$(EVAL) --checkpoint $(MODELS_ROOT)/family/$(2)/$(4) --protocol $(p) \
+	  --run-id family-$(subst _model_best.pth.tar,,$(4))-$(p) \
+	  --json $(FAMILY_DIR)/family-$(subst _model_best.pth.tar,,$(4))-$(p).json && ) true
+.PHONY: $(1)
+endef
+family_arg = $(call family_field,$(t),$(1))
+$(foreach t,$(family_targets),$(eval $(call family_run,$(call family_arg,1),$(call family_arg,2),$(call family_arg,3),$(call family_arg,4),$(call family_arg,5))))
+
+download-family: install ## the family's releases: NCR's checkpoints and CC152K; where to get the others by hand
+	$(DOWNLOAD) --family all --for eval
+
+reproduce-family: install ## evaluate every family checkpoint present (one line per absent one), then report
+	@mkdir -p $(FAMILY_DIR) && $(PY) -m bench.family.plan runs --models-root $(MODELS_ROOT) > $(FAMILY_DIR)/.plan.txt || exit 1; \
+	while read -r checkpoint protocol run; do \
+	  [ -n "$$checkpoint" ] || continue; \
+	  $(EVAL) --checkpoint "$$checkpoint" --protocol "$$protocol" --run-id "$$run" --json "$(FAMILY_DIR)/$$run.json" || exit 1; \
+	done < $(FAMILY_DIR)/.plan.txt; rm -f $(FAMILY_DIR)/.plan.txt
+	$(PY) -m bench report --results $(FAMILY_DIR)

@@ -19,7 +19,7 @@ from bench.data import synthetic
 from bench.data.splits import load_split
 from bench.data.vocab import Vocabulary
 from bench.eval import scoring
-from bench.eval.score_split import score_model
+from bench.eval.score_split import ScoringRequest, score_model
 from bench.model.random_weights import random_model, small_config
 from bench.training.loop import validate
 
@@ -56,7 +56,7 @@ def _everything(root: Path) -> dict:
         lens = torch.tensor([7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 7, 2])
         cap = model.txt_enc(tokens, lens)
     return {"matrix": scoring.score_matrix(model, img, cap, lens),
-            "folds": score_model(model, split, vocab, torch.device("cpu"), "fp32", blocks=FOLDS),
+            "folds": score_model(model, ScoringRequest(split, vocab, torch.device("cpu"), blocks=FOLDS)).matrix,
             "validation": validate(model, split, vocab, torch.device("cpu"), "fp32")}
 
 

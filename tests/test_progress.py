@@ -105,13 +105,14 @@ def test_a_line_comes_per_caption_chunk_within_one_shard(plain, capsys):
 def test_progress_and_eta_are_the_whole_runs_over_every_fold(plain, capsys, data_root):
     from bench.data.splits import load_split
     from bench.data.vocab import Vocabulary
-    from bench.eval.score_split import score_model
+    from bench.eval.score_split import ScoringRequest, score_model
 
     vocab = Vocabulary.load(data_root / "vocab" / "coco_precomp_vocab.json")
     model = random_model(small_config("SAF", "coco_precomp", len(vocab)), seed=1)
     folds = [(slice(10 * f, 10 * f + 10), slice(50 * f, 50 * f + 50)) for f in range(3)]
-    sims = score_model(model, load_split(data_root, "coco_precomp", "testall"), vocab, torch.device("cpu"), "fp32",
-                       blocks=folds, what="scoring SAF on testall")
+    request = ScoringRequest(load_split(data_root, "coco_precomp", "testall"), vocab, torch.device("cpu"),
+                             blocks=folds, what="scoring SAF on testall")
+    sims = score_model(model, request).matrix
     lines = _lines(capsys, "scoring SAF on testall")
     assert sims.shape == (3, 10, 50)
     assert lines[0].startswith("scoring SAF on testall, fold 1/3: ") and "/1,500 pairs (" in lines[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.common.errors import BenchError
 from bench.download import registry
+from bench.family.releases import METHODS
 
 
 def register(subparsers) -> None:
@@ -20,6 +21,8 @@ def register(subparsers) -> None:
                                    description=__doc__)
     parser.add_argument("items", nargs="*", metavar="ITEM", help="item names (see --list); default: everything")
     parser.add_argument("--group", choices=(*registry.GROUPS, "all"), help="a group of items")
+    parser.add_argument("--family", choices=(*METHODS, "all"),
+                        help="the SGRAF family's releases of one method, or all (docs/family.md)")
     parser.add_argument("--for", dest="purpose", choices=registry.PURPOSES, default="all",
                         help="eval: only what evaluation reads (test splits, vocabularies, checkpoints, "
                              "annotations); train: train and dev splits, vocabularies; all: everything")
@@ -51,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
     if args.mirror and not check_mirror(args.mirror):
         raise BenchError(f"--mirror {args.mirror}: not an http:// or https:// address with a host; for files on "
                          "this machine use --from DIR")
-    items = registry.select(args.items, args.group)
+    if args.family and args.from_path is not None and args.family not in ("ncr", "all"):
+        from bench.download.family_import import import_folder
+
+        for line in import_folder(args.family, args.from_path, args.models_root):
+            print(line)
+        return 0
+    items = family_selection(args) if args.family else registry.select(args.items, args.group)
     items = registry.with_splits(registry.for_purpose(items, args.purpose), args.splits)
     if args.from_path is not None and args.from_path.is_file() and len(items) != 1:
         raise BenchError(f"--from {args.from_path} is one file: name the one item it is (see --list)")
@@ -60,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
                   from_path=args.from_path, offline=args.offline, rehash=args.rehash, hdf5=args.hdf5,
                   fetch=FetchOptions(retries=args.retries))
     if args.list:
+        if args.family:
+            show_by_hand(args.family)
+        elif not (args.items or args.group):
+            print("the SGRAF family's releases (NCR, CREAM, SPS, L2RM, BiCro): download --list --family all")
         show(items, {item.name: status(item, ctx) for item in items}, args.mirror)
         return 0
     failed = []
@@ -79,6 +92,39 @@ def run(args: argparse.Namespace) -> int:
 WIDTH = 100
 
 
+def family_selection(args) -> list[registry.Item]:
+    """The family items of --family (with --list or alone: NCR's plain downloads); a method released only
+    in a folder is named with where to get it, and refused unless listing (nothing could be fetched)."""
+    from bench.download.family_items import FAMILY_ITEMS, family_items
+
+    if args.items:
+        return registry.select(args.items, None, FAMILY_ITEMS)
+    items = family_items(args.family)
+    if not items and not args.list:
+        raise BenchError(by_hand_line(args.family))
+    return items
+
+
+def by_hand_line(method: str) -> str:
+    from bench.family.releases import select
+
+    releases = select(method)
+    where = "; ".join((registry.Source("drive-folder", r.location).describe() if r.host == "drive-folder"
+                       else r.location) + (f" (noise {r.noise})" if r.noise != "UNCONFIRMED" else "") for r in releases)
+    return (f"{releases[0].paper}, {releases[0].licence}: released as "
+            f"{'OneDrive' if releases[0].host == 'onedrive' else 'Google Drive'} folder(s) whose file names are "
+            f"UNCONFIRMED: fetch by hand from {where}, then `download --family {method} --from DIR`")
+
+
+def show_by_hand(family: str) -> None:
+    """The family's releases that cannot be fetched here: where they are, sizes unknown."""
+    folder_methods = [m for m in METHODS if m != "ncr" and family in ("all", m)]
+    if folder_methods:
+        print("by hand (sizes unknown; file names UNCONFIRMED):")
+    for method in folder_methods:
+        print(textwrap.fill(by_hand_line(method), WIDTH, initial_indent="  ", subsequent_indent="    "))
+
+
 def check_mirror(url: str) -> bool:
     """A mirror is fetched over HTTP(S); `file:///srv/x` would otherwise fail as a host that does not resolve."""
     from urllib.parse import urlsplit
@@ -96,7 +142,7 @@ def show(items: list[registry.Item], states: dict[str, str], mirror: str | None)
         by_file.setdefault(item.filename, []).append(item)
     print(f"{'file':<30} {'size':>10}  items (state); then where to fetch it")
     for filename, sharing in by_file.items():
-        size = human_size(file_bytes(sharing))
+        size = human_size(file_bytes(sharing)) if all(i.size_known for i in sharing) else "unknown"
         states_text = ", ".join(f"{item.name} ({states[item.name]})" for item in sharing)
         print(textwrap.fill(f"{filename:<30} {size:>10}  {states_text}", WIDTH, subsequent_indent=" " * 44))
         for source in sources_for(sharing[0], mirror):
@@ -104,8 +150,10 @@ def show(items: list[registry.Item], states: dict[str, str], mirror: str | None)
             print(textwrap.fill(source.describe() + inside, WIDTH, initial_indent="    ", subsequent_indent="      "))
         if sharing[0].notes and not mirror:
             print(textwrap.fill(f"or {sharing[0].notes}", WIDTH, initial_indent="    ", subsequent_indent="      "))
-    total = sum(file_bytes(sharing) for sharing in by_file.values())
-    print(f"{'total':<30} {human_size(total):>10}  (~: the registry's estimates; no sizes are published)")
+    total = sum(file_bytes(sharing) for sharing in by_file.values() if all(i.size_known for i in sharing))
+    unknown = sum(not all(i.size_known for i in sharing) for sharing in by_file.values())
+    unknown_text = f"; {unknown} file(s) of unknown size" if unknown else ""
+    print(f"{'total':<30} {human_size(total):>10}  (~: estimates, none published{unknown_text})")
 
 
 def file_bytes(sharing: list[registry.Item]) -> int:

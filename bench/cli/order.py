@@ -28,16 +28,16 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from bench.common.atomic import write_text
     from bench.common.outputs import check_outputs
-    from bench.data.splits import load_text_split, split_files
+    from bench.data.splits import split_files
     from bench.eval.order import FIELDS, caption_ids_for, order_rows
-    from bench.eval.protocols import get_protocol
+    from bench.eval.protocols import get_protocol, protocol_split
     from bench.results.rows import dict_csv
 
     protocol = get_protocol(args.protocol)
     check_outputs({"--out": args.out}, inputs={"split data": split_files(args.data_root, protocol.data_dir,
                                                                           protocol.split),
                                                 "caption ids": args.caption_ids})
-    split = load_text_split(args.data_root, protocol.data_dir, protocol.split)
+    split = protocol_split(protocol, args.data_root, features=False)
     rows = order_rows(protocol, split, caption_ids_for(protocol, split, args.caption_ids))
     write_text(args.out, dict_csv(rows, FIELDS))
     print(f"wrote {args.out}: {split.n_images:,} images, then {split.n_captions:,} captions "

@@ -11,8 +11,11 @@ from bench.results.tables import TABLES
 def register(subparsers) -> None:
     table = subparsers.add_parser("table", help="the paper's Table 1 / 3: baseline vs +DAA, ours vs paper",
                                   description=__doc__.splitlines()[0])
-    table.add_argument("--table", type=int, required=True, choices=sorted(TABLES),
-                       help="1: COCO (1K and 5K); 3: Flickr30K 1K")
+    which = table.add_mutually_exclusive_group(required=True)
+    which.add_argument("--table", type=int, choices=sorted(TABLES), help="1: COCO (1K and 5K); 3: Flickr30K 1K")
+    which.add_argument("--family", action="store_true",
+                       help="the family table per protocol: method, noise, ours [95%%], its own paper's figure, "
+                            "status (docs/family.md)")
     table.add_argument("--results", type=Path, default=Path("results"),
                        help="folder of eval --json runs (baseline and DAA checkpoints)")
     table.add_argument("--markdown", type=Path, help="also write the table as Markdown")
@@ -49,6 +52,14 @@ def run_table(args) -> int:
 
     check_result_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv},
                          inputs={"results": args.results.glob("*.json")})
+    if args.family:
+        from bench.results.family_table import build_family
+
+        grids = build_family(args.results)
+        write_all({args.markdown: lambda tmp: tmp.write_text(tables.to_markdown(grids), encoding="utf-8")})
+        for grid in grids:
+            _print(grid, Console())
+        return 0
     runs = tables.load_runs(args.results)
     pairs = gains_by_pair(runs) if args.gains_csv else None  # bootstrapped once, for the grids and the CSV
     grids = tables.build(args.table, runs, pairs)

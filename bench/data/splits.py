@@ -25,10 +25,16 @@ class Split:
     captions: list[bytes]
     ids: list[str] | None
     rows_per_image: int  # 5 when each image is repeated per caption, 1 otherwise
+    captions_per_image: int = CAPTIONS_PER_IMAGE  # 1 for CC152K
+    captions_name: str | None = None  # the captions file; None: SCAN's {split}_caps.txt
+
+    @property
+    def captions_path(self) -> Path:
+        return self.directory / (self.captions_name or f"{self.name}_caps.txt")
 
     @property
     def n_images(self) -> int:
-        return len(self.captions) // CAPTIONS_PER_IMAGE
+        return len(self.captions) // self.captions_per_image
 
     @property
     def n_captions(self) -> int:
@@ -55,7 +61,7 @@ class Split:
 def split_files(data_root: str | Path, data_dir: str, split: str) -> list[Path]:
     """Every file a split may be read from (features in either format, captions, ids)."""
     directory = Path(data_root) / data_dir
-    return [directory / f"{split}{ending}" for ending in ("_ims.npy", ".h5", "_caps.txt", "_ids.txt")]
+    return [directory / f"{split}{ending}" for ending in ("_ims.npy", ".h5", "_caps.txt", "_caps.tsv", "_ids.txt")]
 
 
 def _open_npy(npy: Path):
@@ -87,7 +93,7 @@ def open_feature_file(path: Path):
     return _open_h5(path) if path.suffix == ".h5" else _open_npy(path)
 
 
-def _open_features(directory: Path, split: str) -> tuple[object, Path]:
+def open_split_features(directory: Path, split: str) -> tuple[object, Path]:
     """The feature array of a split, checked to be (rows, regions, dim) floating point."""
     npy, h5 = directory / f"{split}_ims.npy", directory / f"{split}.h5"
     if npy.is_file():
@@ -188,7 +194,7 @@ def _read_captions(captions_path: Path) -> list[bytes]:
 
 def load_split(data_root: str | Path, data_dir: str, split: str) -> Split:
     directory = Path(data_root) / data_dir
-    features, feature_path = _open_features(directory, split)
+    features, feature_path = open_split_features(directory, split)
     captions_path = directory / f"{split}_caps.txt"
     captions = _read_captions(captions_path)
     rows_per_image = _infer_rows_per_image(features, len(captions), feature_path, captions_path)

@@ -64,3 +64,19 @@ def write_split(directory: Path, split: str, n_images: int, *, img_dim: int = 40
     np.save(directory / f"{split}_ims.npy", feats)
     (directory / f"{split}_caps.txt").write_text("\n".join(captions) + "\n")
     (directory / f"{split}_ids.txt").write_text("\n".join(str(x) for x in ids) + "\n")
+
+
+def write_tsv_split(directory: Path, split: str, n_images: int, *, img_dim: int = 40, regions: int = 36,
+                    seed: int = 0) -> None:
+    """NCR's CC152K layout: `{split}_ims.npy` (a row per image) and `{split}_caps.tsv` (image id, caption,
+    url; CRLF line ends, as the public test file has), one caption per image."""
+    scan = directory / f".{split}_scan"
+    write_split(scan, split, n_images, img_dim=img_dim, regions=regions, rows_per_caption=False, seed=seed)
+    captions = (scan / f"{split}_caps.txt").read_text().splitlines()[::5]
+    lines = [f"cc{seed}_{i:06d}\t{caption}\thttps://example.invalid/{i}.jpg" for i, caption in enumerate(captions)]
+    directory.mkdir(parents=True, exist_ok=True)
+    (scan / f"{split}_ims.npy").replace(directory / f"{split}_ims.npy")
+    for leftover in scan.iterdir():
+        leftover.unlink()
+    scan.rmdir()
+    (directory / f"{split}_caps.tsv").write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8"))

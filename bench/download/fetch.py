@@ -67,8 +67,8 @@ def fetch(item: Item, staging: Path, sources: tuple[Source, ...], options: Fetch
     """Download into `staging/<filename>`; return (path, sha256, origin). Tries sources in order."""
     target = staging / item.filename
     resumed = sum(p.stat().st_size for p in partial_files(target))
-    if not target.is_file():
-        check_disk_space(staging, item.approx_bytes - resumed, f"downloading {item.filename}")
+    if not target.is_file():  # an unknown size (the registry's bound) is not held against the free space
+        check_disk_space(staging, item.approx_bytes - resumed if item.size_known else 0, f"downloading {item.filename}")
     failures = []
     for source in sources:
         try:

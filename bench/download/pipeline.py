@@ -176,8 +176,10 @@ def check_download(item: Item, path: Path, full: bool) -> None:
     """Structure of the download itself; `full` also reads every byte (zip CRCs)."""
     verify.refuse_html(path, str(path))
     kind = verify.sniff(path)
-    if item.kind == "archive" or kind in ("zip", "torch"):  # a torch file is a zip: its CRCs count too
-        required = tuple(suffix for suffix, _ in item.members if suffix not in item.optional)
+    required = tuple(suffix for suffix, _ in item.members if suffix not in item.optional)
+    if item.kind == "archive" and kind == "tar":  # NCR's data archive
+        verify.check_tar(path, required, limit=item.member_limit)
+    elif item.kind == "archive" or kind in ("zip", "torch"):  # a torch file is a zip: its CRCs count too
         verify.check_zip(path, required, full_crc=full, limit=item.member_limit)
     elif kind not in ("torch-legacy", "tar"):
         raise BenchError(f"{path}: neither a checkpoint nor a zip/tar archive (truncated or wrong file?)")

@@ -25,7 +25,7 @@ def check_outputs(item: Item, root: Path) -> None:
     sized = release_sizes_checked()
     if item.kind == "checkpoint":
         for output, dataset, module in item.checkpoints:
-            verify.check_checkpoint(root / output, dataset, module, layout=sized)
+            verify.check_checkpoint(root / output, dataset, module, layout=sized and item.published_layout)
     elif item.check == "scan":
         feature_shape, rows = scan_expectations(item)
         for directory, split in sorted({(Path(d).parent, split_of(d)) for _, d in item.members}):
@@ -129,8 +129,10 @@ def place_checkpoints(item: Item, download: Path, root: Path, manifest: Manifest
                              f"and pass the .pth.tar with --from PATH")
         for output, dataset, module in item.checkpoints:
             chosen = _choose(candidates, dataset, module, download)
-            verify.check_checkpoint(chosen.path, dataset, module, layout=release_sizes_checked())
+            verify.check_checkpoint(chosen.path, dataset, module,
+                                    layout=release_sizes_checked() and item.published_layout)
             dest = root / output
+            dest.parent.mkdir(parents=True, exist_ok=True)  # the family's go to family/<method>/
             if move and chosen.path == download:
                 move_into_place(download, dest)
             else:

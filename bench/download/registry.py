@@ -55,6 +55,8 @@ class Item:
     sha256: str = ""  # of the download, once published; until then the manifest's first record rules
     notes: str = ""  # what to tell a user who must fetch it by hand
     needed_for: tuple[str, ...] = ("eval", "train")  # what `--for` selects it
+    size_known: bool = True  # False: approx_bytes is only a bound (the family's releases publish no sizes)
+    published_layout: bool = True  # checked against DAA's published tensor schema (not the family's files)
 
     @property
     def member_limit(self) -> int:

@@ -18,7 +18,8 @@ from bench.common.errors import BenchError
 from bench.common.progress import byte_progress
 from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.download.convert import read_npy_header
-from bench.model.checkpoint import read_checkpoint, strip_prefix
+from bench.model.checkpoint import read_checkpoint
+from bench.model.layouts import strip_prefix
 
 HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 PICKLE_PROTOCOL_2 = b"\x80\x02"
@@ -79,6 +80,21 @@ def check_zip(path: Path, suffixes: tuple[str, ...] = (), full_crc: bool = True,
                 _read_every_member(archive, path)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
         raise BenchError(f"{path}: not a complete zip archive ({err}): truncated or corrupt") from None
+
+
+def check_tar(path: Path, suffixes: tuple[str, ...] = (), limit: int | None = None) -> None:
+    """The tar opens and lists, holds a member ending with each suffix, and none declares more than `limit`
+    (a tar has no checksums of its data: the extracted files' own checks follow)."""
+    try:
+        with tarfile.open(path) as archive:
+            members = [m for m in archive.getmembers() if m.isfile()]
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise BenchError(f"{path}: not a complete tar archive ({err}): truncated or corrupt") from None
+    find_members([m.name for m in members], suffixes, path)
+    for member in members:
+        if limit is not None and member.size > limit:
+            raise BenchError(f"{path}: member {member.name} declares {member.size / 2**20:.0f} MiB, more than "
+                             f"any such file can be (at most {limit / 2**20:.0f}); not the expected archive")
 
 
 def _read_every_member(archive: zipfile.ZipFile, path: Path) -> None:

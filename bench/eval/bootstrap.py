@@ -158,8 +158,9 @@ def with_rsum(figures: dict) -> dict:
 
 def query_images(queries: dict) -> dict:
     """{direction: (queries,) split-wide image row of each query} (a t2i query: its caption's image)."""
-    return {"i2t": np.asarray(queries["i2t"]["index"]),
-            "t2i": np.asarray(queries["t2i"]["index"]) // CAPTIONS_PER_IMAGE}
+    i2t, t2i = np.asarray(queries["i2t"]["index"]), np.asarray(queries["t2i"]["index"])
+    per_image = CAPTIONS_PER_IMAGE if len(t2i) == CAPTIONS_PER_IMAGE * len(i2t) else 1  # CC152K: one caption
+    return {"i2t": i2t, "t2i": t2i // per_image}
 
 
 def image_folds(queries: dict, fields: tuple[str, ...] = VALUE_FIELDS) -> list[ImageFold]:

@@ -21,10 +21,12 @@ RECALL_KS = (1, 5, 10)
 ROW_BLOCK = 512  # rows compared at a time: bounds the boolean temporaries to a few MB
 
 
-def _check_layout(sims: np.ndarray) -> None:
-    if sims.ndim != 2 or sims.shape[1] != CAPTIONS_PER_IMAGE * sims.shape[0]:
-        raise BenchError(f"score matrix has shape {sims.shape}; expected (n_images, "
-                         f"{CAPTIONS_PER_IMAGE} x n_images) with caption j belonging to image j // 5")
+def captions_per_image(sims: np.ndarray) -> int:
+    """5 (SCAN's F30K and COCO: caption j describes image j // 5) or 1 (CC152K), from the shape."""
+    if sims.ndim == 2 and sims.shape[0] and sims.shape[1] in (CAPTIONS_PER_IMAGE * sims.shape[0], sims.shape[0]):
+        return sims.shape[1] // sims.shape[0]
+    raise BenchError(f"score matrix has shape {sims.shape}; expected (n_images, {CAPTIONS_PER_IMAGE} x n_images) "
+                     "with caption j belonging to image j // 5, or (n_images, n_images) for one caption per image")
 
 
 def _count_before(block: np.ndarray, target: np.ndarray, position: np.ndarray, axis: int) -> np.ndarray:
@@ -49,12 +51,12 @@ def _count_before(block: np.ndarray, target: np.ndarray, position: np.ndarray, a
 def i2t_ranks(sims: np.ndarray) -> np.ndarray:
     """(n_images,) rank of each image's best-placed caption among all captions."""
     sims = np.asarray(sims)
-    _check_layout(sims)
+    per_image = captions_per_image(sims)
     ranks = np.empty(sims.shape[0], dtype=np.int64)
     for start in range(0, sims.shape[0], ROW_BLOCK):
         block = sims[start:start + ROW_BLOCK]
         images = np.arange(start, start + block.shape[0])
-        own = images[:, None] * CAPTIONS_PER_IMAGE + np.arange(CAPTIONS_PER_IMAGE)
+        own = images[:, None] * per_image + np.arange(per_image)
         rows = np.arange(block.shape[0])
         own_scores = block[rows[:, None], own]
         best = own_scores.argmax(axis=1)  # first maximum: the lowest-index caption wins ties
@@ -65,9 +67,9 @@ def i2t_ranks(sims: np.ndarray) -> np.ndarray:
 def t2i_ranks(sims: np.ndarray) -> np.ndarray:
     """(n_captions,) rank of each caption's image among all images."""
     sims = np.asarray(sims)
-    _check_layout(sims)
+    per_image = captions_per_image(sims)
     n_images, n_captions = sims.shape
-    owner = np.arange(n_captions) // CAPTIONS_PER_IMAGE
+    owner = np.arange(n_captions) // per_image
     target = sims[owner, np.arange(n_captions)]
     ranks = np.zeros(n_captions, dtype=np.int64)
     for start in range(0, n_images, ROW_BLOCK):

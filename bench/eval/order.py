@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.common.errors import BenchError
 from bench.data.coco_ids import load_caption_ids
-from bench.data.splits import CAPTIONS_PER_IMAGE, Split
+from bench.data.splits import Split
 from bench.eval.protocols import Protocol, fold_of
 
 FIELDS = ("kind", "index", "image_index", "fold", "image_id", "caption_id", "caption")
@@ -42,7 +42,7 @@ def order_rows(protocol: Protocol, split: Split, caption_ids: np.ndarray | None 
     rows = [{"kind": "image", "index": i, "image_index": i, "fold": fold_of(protocol, i, split.n_images),
              "image_id": image_ids[i], "caption_id": "", "caption": ""} for i in range(split.n_images)]
     for j, text in enumerate(split.texts):
-        image = j // CAPTIONS_PER_IMAGE
+        image = j // split.captions_per_image
         rows.append({"kind": "caption", "index": j, "image_index": image,
                      "fold": fold_of(protocol, j, split.n_captions), "image_id": image_ids[image],
                      "caption_id": "" if caption_ids is None else int(caption_ids[j]), "caption": text})

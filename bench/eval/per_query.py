@@ -64,9 +64,10 @@ def fold_queries(scores: np.ndarray, i2t_rank: np.ndarray, t2i_rank: np.ndarray,
             "index": np.arange(query_offset, query_offset + n, dtype=np.int64),
             "fold": np.full(n, fold, dtype=np.int16),
             "rank": np.asarray(rank, dtype=np.int64),
-            "asp": np.asarray(asp_q, dtype=np.float64),
             "top": top_items(scores, axis) + gallery_offset,
         }
+        if asp_q is not None:  # no ASP with one caption per image (CC152K)
+            arrays[direction]["asp"] = np.asarray(asp_q, dtype=np.float64)
     return arrays
 
 

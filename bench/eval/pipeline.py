@@ -24,11 +24,11 @@ from bench.common.distributed import (
 from bench.common.errors import BenchError
 from bench.common.progress import note
 from bench.data.coco_ids import load_image_ids
-from bench.data.splits import Split, load_split, load_text_split
+from bench.data.splits import Split
 from bench.eval.per_query import add_coco_ids
 from bench.eval.per_query import add_pmrp as add_pmrp_queries
 from bench.eval.protocol_metrics import protocol_metrics
-from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol, saved_matrix, split_bounds
+from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol, protocol_split, saved_matrix, split_bounds
 from bench.eval.score_file import ScoreFile, open_scores
 from bench.eval.score_split import ScoredSplit, score_split
 from bench.eval.scoring import resolve_device
@@ -49,6 +49,7 @@ class Evaluation:
     eccv: dict | None  # ECCV Caption library facts when --eccv ran
     seconds: dict[str, float]
     queries: dict  # per-query values, numpy (bench.eval.per_query)
+    left_out: dict  # figure name -> why this protocol cannot have it (CC152K: ASP, PMRP)
 
     @property
     def sims(self) -> np.ndarray:
@@ -110,7 +111,7 @@ def run_protocol(checkpoints, protocol: str, *, data_root: Path, vocab=None, dev
     protocol = get_protocol(protocol)
     _check_eccv(eccv, protocol)
     data_root = Path(data_root)
-    split = load_split(data_root, protocol.data_dir, protocol.split)
+    split = protocol_split(protocol, data_root)
     scored, torch_device = _score(checkpoints, split, protocol, data_root, vocab, device, precision, image_shard,
                                   allow_mismatch)
     if scored is None:
@@ -120,7 +121,7 @@ def run_protocol(checkpoints, protocol: str, *, data_root: Path, vocab=None, dev
     seconds = dict(scored.stage_seconds, metrics=metric_seconds)
     seconds["total"] = time.perf_counter() - started
     return Evaluation(protocol, split, scored, torch_device, figures["metrics"], figures.get("folds"),
-                      eccv_facts, seconds, figures["queries"])
+                      eccv_facts, seconds, figures["queries"], figures.get("left_out", {}))
 
 
 def _check_eccv(eccv: bool, protocol: Protocol) -> None:
@@ -154,14 +155,14 @@ def run_scores(scores, protocol: str, *, data_root: Path, annotations: Path | No
     protocol = get_protocol(protocol)
     _check_eccv(eccv, protocol)
     data_root = Path(data_root)
-    split = load_text_split(data_root, protocol.data_dir, protocol.split)
+    split = protocol_split(protocol, data_root, features=False)
     score_file = open_scores(scores, protocol, split.n_images)
     loaded = time.perf_counter()
     figures, eccv_facts, metric_seconds = _measure(protocol, score_file.sims, split, data_root, annotations, eccv,
                                                    caption_ids)
     seconds = {"load_scores": loaded - started, "metrics": metric_seconds, "total": time.perf_counter() - started}
     return Evaluation(protocol, split, score_file, None, figures["metrics"], figures.get("folds"), eccv_facts,
-                      seconds, figures["queries"])
+                      seconds, figures["queries"], figures.get("left_out", {}))
 
 
 def score(model, split: Split, *, vocab=None, device: str = "auto", precision: str = "fp32",

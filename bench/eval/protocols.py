@@ -1,7 +1,8 @@
 """The paper's evaluation protocols: which split, and which folds (the one home of the COCO 1K folds).
 
 COCO 1K scores five folds of n/5 images (only the diagonal blocks) and averages every metric
-over them; COCO 5K and Flickr30K 1K score one matrix. Light on purpose (numpy only): the
+over them; COCO 5K, Flickr30K 1K and CC152K 1K (one caption per image) score one
+matrix. Light on purpose (numpy only): the
 CLI's `--help` reads the protocol names from here. The metrics are in protocol_metrics.
 """
 
@@ -20,16 +21,18 @@ class Protocol:
     """One table column group of the paper: a dataset split scored whole or in folds."""
 
     name: str
-    dataset: str  # "coco" | "f30k"
-    data_dir: str  # SCAN folder under the data root
+    dataset: str  # "coco" | "f30k" | "cc152k"
+    data_dir: str  # SCAN folder under the data root (NCR's for CC152K)
     split: str
     folds: int = 1
+    captions_per_image: int = CAPTIONS_PER_IMAGE  # 1 for CC152K
 
 
 PROTOCOLS = {p.name: p for p in (
     Protocol("f30k-1k", "f30k", "f30k_precomp", "test"),
     Protocol("coco-1k", "coco", "coco_precomp", "testall", folds=5),
     Protocol("coco-5k", "coco", "coco_precomp", "testall"),
+    Protocol("cc152k-1k", "cc152k", "cc152k_precomp", "test", captions_per_image=1),
 )}
 PROTOCOL_NAMES = tuple(PROTOCOLS)
 
@@ -38,6 +41,17 @@ def get_protocol(name: str) -> Protocol:
     if name not in PROTOCOLS:
         raise BenchError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
     return PROTOCOLS[name]
+
+
+def protocol_split(protocol: Protocol, data_root, features: bool = True):
+    """The protocol's Split: SCAN's files, or NCR's CC152K layout; `features=False`: captions and ids only.
+    (Imported here, not at the top, so that `--help` reading the protocol names stays light.)"""
+    from bench.data.cc152k import load_tsv_split
+    from bench.data.splits import load_split, load_text_split
+
+    if protocol.captions_per_image == 1:
+        return load_tsv_split(data_root, protocol.data_dir, protocol.split, features)
+    return (load_split if features else load_text_split)(data_root, protocol.data_dir, protocol.split)
 
 
 def fold_of(protocol: Protocol, index: int, n_items: int) -> int:
@@ -56,7 +70,7 @@ def fold_bounds(protocol: Protocol, n_images: int) -> list[tuple[slice, slice]]:
     if n_images <= 0 or n_images % protocol.folds:
         raise BenchError(f"{protocol.name} needs a number of images divisible by {protocol.folds}, "
                          f"got {n_images}")
-    n_captions = n_images * CAPTIONS_PER_IMAGE
+    n_captions = n_images * protocol.captions_per_image
     return [(fold_slice(protocol, k, n_images), fold_slice(protocol, k, n_captions))
             for k in range(protocol.folds)]
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
-from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.eval.protocols import Protocol, fold_blocks, fold_bounds
 from bench.model.checkpoint import sha256_of
 
@@ -69,10 +68,10 @@ def _check_dtype(dtype: np.dtype, source: str) -> None:
 
 def expected_shapes(protocol: Protocol, n_images: int) -> list[tuple[int, ...]]:
     """The whole (images x captions) matrix; for folded protocols also the stacked fold blocks."""
-    shapes = [(n_images, CAPTIONS_PER_IMAGE * n_images)]
+    shapes = [(n_images, protocol.captions_per_image * n_images)]
     if protocol.folds > 1:
         per_fold = n_images // protocol.folds
-        shapes.append((protocol.folds, per_fold, CAPTIONS_PER_IMAGE * per_fold))
+        shapes.append((protocol.folds, per_fold, protocol.captions_per_image * per_fold))
     return shapes
 
 

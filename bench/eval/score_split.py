@@ -6,7 +6,7 @@ Two checkpoints make the SGRAF ensemble: the element-wise mean of their matrices
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,9 @@ from bench.data.splits import Split
 from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.precision import precision_context
 from bench.eval.scoring import announce_expected_time, score_rank_rows, warn_slow_bf16
-from bench.model.checkpoint import Checkpoint, build_model, read_checkpoint, sha256_of
+from bench.model.checkpoint import Checkpoint, build_models, read_checkpoint, sha256_of
 from bench.model.encode import encode_captions, encode_images, tokenize_captions
+from bench.model.layouts import PAIR_KEYS
 
 Blocks = list[tuple[slice, slice]] | None
 
@@ -74,57 +75,95 @@ def _own_images(rows: slice, world) -> slice:
     return slice(rows.start + part.start, rows.start + part.stop)
 
 
-def score_model(model, split: Split, vocab: Vocabulary, device: torch.device, precision: str, *,
-                blocks: Blocks = None, image_shard: int | None = None, tokenized=None,
-                encode_precision: str = "fp32", what: str = "scoring", announce: bool = False,
-                share: tuple[int, int] = (0, 1), timings: dict[str, float] | None = None) -> np.ndarray | None:
-    """The full matrix, or only the given (image, caption) blocks stacked (COCO 1K's diagonal);
-    None on torchrun ranks other than 0.
+@dataclass(frozen=True)
+class ScoringRequest:
+    """What to score: the split's whole matrix, or only its (image, caption) blocks (COCO 1K's diagonal).
+
+    `share` (i, n) places this network's scoring as the i-th of n in one progress count (an ensemble's
+    or a co-trained pair's networks); `announce` prints the expected time from a probe first.
+    """
+
+    split: Split
+    vocab: Vocabulary
+    device: torch.device
+    precision: str = "fp32"
+    blocks: Blocks = None
+    image_shard: int | None = None
+    tokenized: list | None = None
+    encode_precision: str = "fp32"
+    what: str = "scoring"
+    announce: bool = False
+    share: tuple[int, int] = (0, 1)
+
+
+@dataclass
+class ScoringResult:
+    """One network's scores: a block per requested block (None on torchrun ranks other than 0)."""
+
+    blocks: list[np.ndarray] | None
+    encode_seconds: float
+    score_seconds: float
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """The whole (n_images, n_captions) matrix, or the blocks stacked (the --save-sims layout of folds)."""
+        if self.blocks is None:
+            return None
+        return self.blocks[0] if len(self.blocks) == 1 else np.stack(self.blocks)
+
+
+def score_model(model, request: ScoringRequest) -> ScoringResult:
+    """Encode and score the request's blocks with one network.
 
     Each block's images are split evenly over the processes first (rank_slice); a process encodes
     and scores only its own. Progress and the expected time cover every block (all five COCO 1K
-    folds); `share` (i, n) places this model's scoring as the i-th of n (SGRAF's two models).
+    folds) and, through `request.share`, every network of the run.
     """
-    blocks = blocks or [(slice(0, split.n_images), slice(0, split.n_captions))]
+    split, device = request.split, request.device
+    blocks = request.blocks or [(slice(0, split.n_images), slice(0, split.n_captions))]
     mine = [_own_images(rows, active_world()) for rows, _ in blocks]
     started = time.perf_counter()
-    with precision_context(encode_precision, device):
+    with precision_context(request.encode_precision, device):
         img_emb = encode_images(model, split, device, ranges=mine)
-        cap_emb, cap_lens = encode_captions(model, vocab, split.captions, device, tokenized=tokenized)
+        cap_emb, cap_lens = encode_captions(model, request.vocab, split.captions, device, tokenized=request.tokenized)
     cap_lens = cap_lens.to(device)
     encoded = time.perf_counter()
     counts, widths = [part.stop - part.start for part in mine], [cols.stop - cols.start for _, cols in blocks]
-    if announce:  # the probe plans its shard as the first block's scoring will
+    if request.announce:  # the probe plans its shard as the first block's scoring will
         pairs = sum((rows.stop - rows.start) * width for (rows, _), width in zip(blocks, widths))
-        announce_expected_time(model, img_emb[:counts[0]], cap_emb, cap_lens, pairs, what, precision,
-                               image_shard=image_shard)
+        announce_expected_time(model, img_emb[:counts[0]], cap_emb, cap_lens, pairs, request.what, request.precision,
+                               image_shard=request.image_shard)
     local = sum(count * width for count, width in zip(counts, widths))
-    index, models = share
+    index, models = request.share
     folds, offset = [], 0
-    with progress_bar(what, models * local, unit="pairs", completed=index * local) as advance:
+    with progress_bar(request.what, models * local, unit="pairs", completed=index * local) as advance:
         for number, ((rows, cols), count) in enumerate(zip(blocks, counts), start=1):
             stage = f"fold {number}/{len(blocks)}" if len(blocks) > 1 else None
             images = img_emb[offset:offset + count]
             offset += count
             folds.append(score_rank_rows(model, images, cap_emb[cols], cap_lens[cols], n_images=rows.stop - rows.start,
-                                         precision=precision, image_shard=image_shard,
+                                         precision=request.precision, image_shard=request.image_shard,
                                          advance=lambda n, stage=stage: advance(n, stage=stage)))
-    if timings is not None:
-        timings[f"encode_{model.config.module_name}"] = encoded - started
-        timings[f"score_{model.config.module_name}"] = time.perf_counter() - encoded
-    if folds[0] is None:
+    return ScoringResult(None if folds[0] is None else folds, encoded - started, time.perf_counter() - encoded)
+
+
+def score_checkpoint(checkpoint: Checkpoint, request: ScoringRequest, timings: dict[str, float]) -> np.ndarray | None:
+    """The checkpoint's matrix: its one network's, or the mean of a co-trained pair's two (as their
+    evaluation ranks them). The encoders stay exact (fp32); the request's precision is the scoring's.
+    `timings` gains encode_/score_ seconds per network; `request.share` counts networks."""
+    models = build_models(checkpoint)
+    first, total = request.share
+    matrices = []
+    for number, model in enumerate(models):
+        label = checkpoint.config.module_name + (f".{PAIR_KEYS[number]}" if len(models) > 1 else "")
+        result = score_model(model.to(device=request.device), replace(
+            request, what=f"scoring {label} on {request.split.name}", announce=True, share=(first + number, total)))
+        timings[f"encode_{label}"] = timings.get(f"encode_{label}", 0.0) + result.encode_seconds
+        timings[f"score_{label}"] = timings.get(f"score_{label}", 0.0) + result.score_seconds
+        matrices.append(result.matrix)
+    if matrices[0] is None:
         return None
-    return folds[0] if len(folds) == 1 else np.stack(folds)
-
-
-def score_checkpoint(checkpoint: Checkpoint, split: Split, vocab: Vocabulary, device: torch.device,
-                     precision: str, timings: dict[str, float], blocks: Blocks = None,
-                     image_shard: int | None = None, tokenized=None, share: tuple[int, int] = (0, 1)) -> np.ndarray:
-    """score_model of the checkpoint's model; the encoders stay exact (fp32), --precision is the scoring's."""
-    model = build_model(checkpoint).to(device)
-    return score_model(model, split, vocab, device, precision, blocks=blocks, image_shard=image_shard,
-                       tokenized=tokenized, what=f"scoring {checkpoint.config.module_name} on {split.name}",
-                       announce=True, share=share, timings=timings)
+    return matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2
 
 
 def score_split(checkpoint_paths: Sequence[str | Path | Checkpoint], split: Split, data_root: Path,
@@ -133,6 +172,8 @@ def score_split(checkpoint_paths: Sequence[str | Path | Checkpoint], split: Spli
                 allow_mismatch: bool = False) -> ScoredSplit:
     """Score every checkpoint (a path, or one already read) on the split; two make SGRAF (the mean).
 
+    A co-trained pair's file counts as one checkpoint whose matrix is its two networks' mean, so two
+    such files (BiCro's four-network evaluation) are the mean of the two files' means.
     `data_name` (the protocol's) is compared with every checkpoint's opt.data_name first.
     """
     if not 1 <= len(checkpoint_paths) <= 2:
@@ -144,17 +185,19 @@ def score_split(checkpoint_paths: Sequence[str | Path | Checkpoint], split: Spli
     mismatch = data_name_mismatch(checkpoints, data_name, allow_mismatch)
     timings = {"load_checkpoints": time.perf_counter() - started}
     matrices, vocab_paths, tokenized = [], [], {}
+    networks = sum(len(c.networks) for c in checkpoints)
     for checkpoint in checkpoints:
         path = Path(vocab_path) if vocab_path else default_vocab_path(data_root, checkpoint)
         vocab_paths.append(str(path))
         vocab = Vocabulary.load(path)
         check_features_fit(checkpoint, split)
-        vocab.check_matches(checkpoint.config.vocab_size, str(checkpoint.path))
+        vocab.check_matches(checkpoint.config.vocab_size - checkpoint.mask_rows, str(checkpoint.path))
         if str(path) not in tokenized:  # SGR and SAF share one vocabulary: tokenise once
-            captions_path = split.directory / f"{split.name}_caps.txt"
-            tokenized[str(path)] = tokenize_captions(vocab, split.captions, str(captions_path))
-        matrices.append(score_checkpoint(checkpoint, split, vocab, device, precision, timings, blocks,
-                                         image_shard, tokenized[str(path)], share=(len(matrices), len(checkpoints))))
+            tokenized[str(path)] = tokenize_captions(vocab, split.captions, str(split.captions_path))
+        done = sum(len(c.networks) for c in checkpoints[:len(matrices)])
+        request = ScoringRequest(split, vocab, device, precision, blocks, image_shard, tokenized[str(path)],
+                                 share=(done, networks))
+        matrices.append(score_checkpoint(checkpoint, request, timings))
     if matrices[0] is None:  # a torchrun rank other than 0: rank 0 alone holds the matrix
         return ScoredSplit(None, checkpoints, timings, vocab_paths)
     sims = matrices[0] if len(matrices) == 1 else (matrices[0] + matrices[1]) / 2
@@ -163,12 +206,13 @@ def score_split(checkpoint_paths: Sequence[str | Path | Checkpoint], split: Spli
 
 def checkpoint_facts(checkpoints: list[Checkpoint]) -> list[dict]:
     return [{"path": str(c.path), "sha256": sha256_of(c.path), "module_name": c.config.module_name,
-             "data_name": c.config.data_name, "epoch": c.epoch, "best_rsum": c.best_rsum} for c in checkpoints]
+             "data_name": c.config.data_name, "epoch": c.epoch, "best_rsum": c.best_rsum,
+             "layout": c.layout_label, "networks": len(c.networks)} for c in checkpoints]
 
 
 def data_manifest(split: Split) -> dict:
     """The split's files and shape; a captions-only split (a score file's run) has no features."""
-    files = [split.feature_path, split.directory / f"{split.name}_caps.txt", split.directory / f"{split.name}_ids.txt"]
+    files = [split.feature_path, split.captions_path, split.directory / f"{split.name}_ids.txt"]
     return {
         "split": split.name,
         "directory": str(split.directory),

@@ -1,7 +1,8 @@
-"""Read and write checkpoints in the published DAA / SGRAF layout (`docs/model.md`).
+"""Read and write checkpoints in the published layouts (`docs/model.md`, `docs/family.md`).
 
-A checkpoint is `torch.save({"epoch", "model": [img_sd, txt_sd, sim_sd], "best_rsum", "opt",
-"Eiters"})`. DAA's keys carry DistributedDataParallel's `module.` prefix, SGRAF's do not.
+DAA's and SGRAF's checkpoint is `torch.save({"epoch", "model": [img_sd, txt_sd, sim_sd], "best_rsum",
+"opt", "Eiters"})`; DAA's keys carry DistributedDataParallel's `module.` prefix, SGRAF's do not. The
+family's co-trained pairs and flat networks are recognised too (bench.model.layouts).
 Loading never runs pickled code: `weights_only=True` with only `argparse.Namespace` allowed.
 """
 
@@ -10,18 +11,26 @@ import hashlib
 import math
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
-from bench.model.checkpoint_checks import PART_NAMES, check_archive, check_weights, num_regions
+from bench.model.checkpoint_checks import check_archive, check_weights, num_regions
 from bench.model.config import ModelConfig
+from bench.model.layouts import (
+    DDP_PREFIX,
+    FLAT,
+    NOT_FAMILY,
+    SINGLE,
+    TRAINING_ONLY,
+    check_pair_alike,
+    embedding_rows,
+    recognise,
+)
 from bench.model.network import SimilarityModel
-
-DDP_PREFIX = "module."
 
 
 @dataclass
@@ -33,6 +42,19 @@ class Checkpoint:
     epoch: int
     best_rsum: float
     extra: dict
+    layout: str = SINGLE  # single, pair or flat (bench.model.layouts)
+    networks: tuple[list[dict], ...] = ()  # every network's three state dicts; state_dicts is the first
+    mask_rows: int = 0  # word-embedding rows past the vocabulary (1: L2RM's <mask> word)
+
+    def __post_init__(self):
+        self.networks = self.networks or (self.state_dicts,)
+
+    @property
+    def layout_label(self) -> str:
+        """The layout as provenance records it: `pair`, `flat (V+1 embedding rows)`, ..."""
+        if self.layout != FLAT:
+            return self.layout
+        return f"flat (V{'+1' if self.mask_rows else ''} embedding rows)"
 
 
 def _refusal_reason(message: str) -> str | None:
@@ -59,13 +81,6 @@ def _safe_torch_load(path: Path) -> dict:
         raise BenchError(f"{path}: not a readable torch checkpoint ({first_line})") from None
 
 
-def strip_prefix(state_dict: dict) -> dict:
-    """Remove DDP's `module.` prefix when every key has it (DAA); SGRAF's keys have none."""
-    if state_dict and all(key.startswith(DDP_PREFIX) for key in state_dict):
-        return {key[len(DDP_PREFIX):]: value for key, value in state_dict.items()}
-    return dict(state_dict)
-
-
 def _number(raw: dict, key: str, kind: type, default, path: Path):
     value = raw.get(key, default)
     if isinstance(value, torch.Tensor) and value.numel() == 1:
@@ -86,31 +101,43 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise BenchError(f"{path}: checkpoint file not found")
     check_archive(path)
     raw = _safe_torch_load(path)
-    if not isinstance(raw, dict) or "model" not in raw or "opt" not in raw:
-        raise BenchError(f"{path}: not a DAA/SGRAF checkpoint (expected a dict with 'model' and 'opt')")
+    if not isinstance(raw, dict) or "opt" not in raw:
+        raise BenchError(f"{path}: {NOT_FAMILY}")
     opt = raw["opt"]
     if not isinstance(opt, argparse.Namespace):
         raise BenchError(f"{path}: 'opt' is {type(opt).__name__}, expected argparse.Namespace")
-    parts = raw["model"]
-    if not isinstance(parts, (list, tuple)) or len(parts) != 3 or not all(isinstance(p, dict) for p in parts):
-        raise BenchError(f"{path}: 'model' must be a list of three state dicts ({', '.join(PART_NAMES)})")
-    state_dicts = [strip_prefix(part) for part in parts]
-    config = ModelConfig.from_opt(opt, num_regions=num_regions(state_dicts[2], path), source=str(path))
-    check_weights(state_dicts, config, path)
-    known = {"model", "opt", "epoch", "best_rsum", "Eiters"}
+    found = recognise(raw, path)
+    check_pair_alike(found, path)
+    sim_state = found.networks[0][2]
+    config = ModelConfig.from_opt(opt, num_regions=num_regions(sim_state, path), source=str(path))
+    mask_rows = embedding_rows(found, config.vocab_size, path)
+    if mask_rows:
+        config = replace(config, vocab_size=config.vocab_size + mask_rows)
+    for name, state_dicts in zip(found.names, found.networks):
+        check_weights(state_dicts, config, path, network=name if len(found.names) > 1 else None)
+    known = {"opt", "epoch", "best_rsum", "Eiters", *found.names, *TRAINING_ONLY}
     return Checkpoint(
-        path=path, config=config, opt=opt, state_dicts=state_dicts,
+        path=path, config=config, opt=opt, state_dicts=found.networks[0],
         epoch=_number(raw, "epoch", int, 0, path), best_rsum=_number(raw, "best_rsum", float, 0.0, path),
         extra={k: v for k, v in raw.items() if k not in known},
+        layout=found.layout, networks=found.networks, mask_rows=mask_rows,
     )
 
 
+def build_models(checkpoint: Checkpoint) -> list[SimilarityModel]:
+    """One SimilarityModel in eval mode per network the checkpoint holds (two for a co-trained pair)."""
+    models = []
+    for state_dicts in checkpoint.networks:
+        model = SimilarityModel(checkpoint.config)
+        for module, state in zip(model.parts(), state_dicts):
+            module.load_state_dict(state)
+        models.append(model.eval())
+    return models
+
+
 def build_model(checkpoint: Checkpoint) -> SimilarityModel:
-    """A SimilarityModel in eval mode holding the checkpoint's weights (checked by read_checkpoint)."""
-    model = SimilarityModel(checkpoint.config)
-    for module, state in zip(model.parts(), checkpoint.state_dicts):
-        module.load_state_dict(state)
-    return model.eval()
+    """A SimilarityModel in eval mode holding the checkpoint's (first) network, checked by read_checkpoint."""
+    return build_models(checkpoint)[0]
 
 
 def save_checkpoint(path: str | Path, model: SimilarityModel, opt: argparse.Namespace, *,

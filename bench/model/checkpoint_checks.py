@@ -83,9 +83,10 @@ def _finite(tensor: torch.Tensor) -> bool:
         return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
 
 
-def check_weights(state_dicts: list[dict], config: ModelConfig, path: Path) -> None:
+def check_weights(state_dicts: list[dict], config: ModelConfig, path: Path, network: str | None = None) -> None:
+    """Every part against the model `config` implies; `network` (model_A, ...) names which one of a pair."""
     for state, expected, name in zip(state_dicts, expected_tensors(config), PART_NAMES):
-        check_part(state, expected, name, path)
+        check_part(state, expected, f"{network} {name}" if network else name, path)
 
 
 def num_regions(sim_state: dict, path: Path) -> int:

@@ -78,10 +78,12 @@ def _result(evaluation, provenance: dict, label: str, run_id: str | None, sims, 
     model = provenance["model"]
     figures = {"metrics": evaluation.metrics} | ({"folds": evaluation.folds} if evaluation.folds else {})
     uncertainty = query_outputs(evaluation.queries, evaluation.protocol.name, evaluation.split.texts)
+    method = (provenance["method"], provenance.get("noise")) if "method" in provenance else None
     rows = figure_rows(run_id or f"{evaluation.protocol.name}-{model.lower()}", evaluation.protocol, model, label,
-                       provenance["daa"], figures, uncertainty.intervals, **status)
+                       provenance["daa"], figures, uncertainty.intervals, method=method, **status)
+    extra = uncertainty.payload | ({"left_out": evaluation.left_out} if evaluation.left_out else {})
     return RunResult(evaluation.protocol.name, evaluation.metrics, provenance, rows, evaluation.folds,
-                     sims, extra=uncertainty.payload, queries=evaluation.queries, queries_npz=uncertainty.data)
+                     sims, extra=extra, queries=evaluation.queries, queries_npz=uncertainty.data)
 
 
 def checkpoint_label(paths: list[Path]) -> str:

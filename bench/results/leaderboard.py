@@ -20,7 +20,8 @@ from bench.results.rows import with_interval
 from bench.results.run_result import RunResult
 from bench.results.tables import is_other_model
 
-LEADERBOARD_FIELDS = ("rank", "best_daa_run", "gain_vs_best_daa", "gain_ci_low", "gain_ci_high", "gain_p_value")
+LEADERBOARD_FIELDS = ("method", "noise", "rank", "best_daa_run",  # method and noise: bench.family.identity
+                       "gain_vs_best_daa", "gain_ci_low", "gain_ci_high", "gain_p_value")
 BOARD_METRICS = ("r1", "asp", "pmrp")  # per direction, then rsum; the rest of the figures are in the CSV
 LABELS = {"r1": "R@1", "asp": "ASP", "pmrp": "PMRP"}
 
@@ -109,6 +110,8 @@ def csv_columns(board_list: Sequence[Board]) -> dict[tuple, dict]:
                 key = (row["fold"], row["direction"], row["metric"])
                 gain = entry.gains.get(key, {})
                 columns[(entry.result.run_id, *key)] = {
+                    "method": entry.result.provenance.get("method", ""),
+                    "noise": entry.result.provenance.get("noise") or "",
                     "rank": rank, "best_daa_run": entry.best_daa.result.run_id if entry.best_daa else "",
                     "gain_vs_best_daa": gain.get("gain", ""), "gain_ci_low": gain.get("ci_low", ""),
                     "gain_ci_high": gain.get("ci_high", ""), "gain_p_value": gain.get("p_value", "")}
@@ -126,11 +129,14 @@ def _gain_cell(entry: Entry) -> str:
 def board_markdown(board: Board) -> str:
     present = {key for entry in board.entries for key in entry.headline}
     columns = [(d, m) for d in DIRECTIONS for m in BOARD_METRICS if (d, m) in present] + [("both", "rsum")]
-    header = ["#", "run", "model", "kind"] + [f"{d} {LABELS[m]}" if d != "both" else "rsum" for d, m in columns]
+    header = ["#", "run", "model", "method", "noise", "kind"]
+    header += [f"{d} {LABELS[m]}" if d != "both" else "rsum" for d, m in columns]
     header.append("rsum gain over the best DAA run [95%]")
     lines = [f"### {board.protocol}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, entry in enumerate(board.entries, start=1):
-        cells = [str(rank), entry.result.run_id, entry.headline.get(("both", "rsum"), {}).get("model", ""), entry.kind]
+        provenance = entry.result.provenance
+        cells = [str(rank), entry.result.run_id, entry.headline.get(("both", "rsum"), {}).get("model", ""),
+                 str(provenance.get("method", "")), str(provenance.get("noise") or ""), entry.kind]
         cells += [with_interval(entry.headline[c]) if c in entry.headline else "" for c in columns]
         cells.append(_gain_cell(entry))
         lines.append("| " + " | ".join(cells) + " |")

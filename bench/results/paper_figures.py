@@ -3,7 +3,10 @@
 Sources, in the order a released checkpoint should be held to them:
 DAA checkpoints: readme-full (the authors' README), authors-eval-log (their evaluation log,
 also per fold), then the paper's tables; SGRAF baselines: sgraf-readme, then the paper's
-no-DAA rows. Named `paper_figures` to stay apart from bench.model.reference_loop (the per-caption loop).
+no-DAA rows. The family's other methods (column `method`, at the `noise` ratio they were trained
+at) are held only to their own paper's figures (FAMILY_SOURCES), never to DAA's or SGRAF's; a
+method without a confirmed figure has none (docs/family.md).
+Named `paper_figures` to stay apart from bench.model.reference_loop (the per-caption loop).
 """
 
 import csv
@@ -15,6 +18,9 @@ from bench.eval.protocols import DIRECTIONS
 
 DAA_SOURCES = ("readme-full", "authors-eval-log", "paper-table1", "paper-table3")
 BASELINE_SOURCES = ("sgraf-readme", "paper-table1", "paper-table3")
+# NCR's paper (Tables 1 and 2, images in its repository), then DECL's README (NCR at COCO 5K, secondary)
+FAMILY_SOURCES = ("ncr-paper-table1", "ncr-paper-table2", "decl-readme-secondary")
+PAPER_METHODS = ("DAA", "SGRAF")  # the methods of the DAA paper's own tables
 # docs/evaluation.md: recalls are printed to 0.1, ASP moves with tie-breaking, PMRP slightly.
 TOLERANCES = {"r1": 0.1, "r5": 0.1, "r10": 0.1, "medr": 0.1, "meanr": 0.1, "asp": 0.5, "pmrp": 0.2,
               "rsum": 0.6}
@@ -40,12 +46,40 @@ class Reference:
 
 
 @functools.lru_cache(maxsize=1)
-def _figures() -> dict[tuple, float]:
-    """(source, protocol, model, daa, direction, metric, fold) -> published value."""
+def _rows() -> tuple[dict, ...]:
     text = resources.files("bench").joinpath("reference/paper-figures.csv").read_text("utf-8")
+    return tuple(csv.DictReader(text.splitlines()))
+
+
+@functools.lru_cache(maxsize=1)
+def _figures() -> dict[tuple, float]:
+    """(source, protocol, model, daa, direction, metric, fold) -> published value, for the DAA paper's
+    tables (DAA, SGRAF and the baselines it printed); the family's methods are in _family_figures."""
     return {(row["source"], row["protocol"], row["model"], row["daa"] == "yes", row["direction"],
              row["metric"], row["fold"]): float(row["value"])
-            for row in csv.DictReader(text.splitlines())}
+            for row in _rows() if row["source"] not in FAMILY_SOURCES}
+
+
+@functools.lru_cache(maxsize=1)
+def _family_figures() -> dict[tuple, float]:
+    """(source, protocol, model, method, noise, direction, metric) -> a family paper's figure."""
+    return {(row["source"], row["protocol"], row["model"], row["method"], row["noise"], row["direction"],
+             row["metric"]): float(row["value"]) for row in _rows() if row["source"] in FAMILY_SOURCES}
+
+
+def family_reference(protocol: str, model: str, method: str, noise: str | None, direction: str,
+                     metric: str) -> Reference | None:
+    """A family method's own paper's figure at its noise ratio; rsum sums the six recalls."""
+    if metric not in TOLERANCES or noise is None:
+        return None
+    figures = _family_figures()
+    for source in FAMILY_SOURCES:
+        parts = RSUM_PARTS if metric == "rsum" else ((direction, metric),)
+        values = [figures.get((source, protocol, model, method, noise, d, m)) for d, m in parts]
+        if None not in values:
+            return Reference(round(sum(values), 4), f"{source} (sum)" if metric == "rsum" else source,
+                             TOLERANCES[metric])
+    return None
 
 
 def _published(source: str, key: tuple, fold: str) -> float | None:

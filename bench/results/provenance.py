@@ -21,6 +21,7 @@ from bench.common.host import cpu_model
 from bench.data.vocab import tokenizer_path
 from bench.eval.metrics import TIE_RULE
 from bench.eval.score_split import checkpoint_facts, data_manifest
+from bench.family.identity import run_method
 
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "nltk")
 
@@ -112,11 +113,12 @@ def evaluation_provenance(evaluation, precision: str) -> dict:
     """base_provenance() plus the facts of one evaluation (a bench.eval.pipeline.Evaluation)."""
     scored = evaluation.scored
     scoring_seconds = sum(v for k, v in evaluation.seconds.items() if k.startswith("score_"))
-    pairs = int(scored.sims.size) * len(scored.checkpoints)
+    pairs = int(scored.sims.size) * sum(len(c.networks) for c in scored.checkpoints)
     return base_provenance() | {
         "device": str(evaluation.device), "device_name": device_name(evaluation.device), "precision": precision,
         "threads": torch_threads(),
         "model": scored.model_label, "daa": is_daa(scored.checkpoints),
+        **dict(zip(("method", "noise"), run_method(scored.checkpoints, is_daa(scored.checkpoints)))),
         "checkpoints": checkpoint_facts(scored.checkpoints), "vocab": scored.vocab_paths,
         "data": data_manifest(evaluation.split), "mismatch": scored.mismatch, "tokenizer": tokenizer_path(),
         "eccv": evaluation.eccv,

@@ -18,7 +18,13 @@ from bench.common.errors import BenchError
 from bench.common.terminal import shown, without_controls
 from bench.eval.protocols import DIRECTIONS, Protocol, get_protocol
 from bench.results.interval_text import interval_text
-from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, find_reference, status
+from bench.results.paper_figures import (
+    PAPER_METHODS,
+    WHOLE_PROTOCOL_FOLDS,
+    family_reference,
+    find_reference,
+    status,
+)
 
 FIELDS = ("run_id", "dataset", "protocol", "model", "checkpoint", "fold", "direction", "metric",
           "value", "ci_low", "ci_high", "reference", "reference_source", "delta", "tolerance", "status",
@@ -50,7 +56,8 @@ def within_interval(reference, low, high) -> bool | None:
 
 def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpoint_label: str,
                 daa: bool, evaluation: dict, intervals: dict | None = None, compare: bool = True,
-                own: bool = False, other_model: bool = False) -> list[dict]:
+                own: bool = False, other_model: bool = False,
+                method: tuple[str, str | None] | None = None) -> list[dict]:
     """Every figure of an evaluation (headline, then per fold) with its reference and status.
 
     `intervals` ({group: {(direction, metric): (low, high)}}, bench.eval.bootstrap) adds each
@@ -59,6 +66,8 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
     checkpoints were trained here or by the user, so a distance from the paper is not a
     reproduction failure: such figures get the status "own" instead of ok/off. `other_model`: the
     scores came from another model (`eval --scores`): no reference, status "other-model".
+    `method` (name, noise ratio): a family method other than DAA and SGRAF is compared only with its
+    own paper's figure at that noise ratio (none confirmed: no-reference).
     """
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     headline = "mean" if protocol.folds > 1 else "all"
@@ -68,7 +77,7 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
     for fold, metrics in groups:
         for direction, metric, value in _figures_of(metrics):
             value = float(value)
-            ref = find_reference(protocol.name, model_label, daa, direction, metric, fold) \
+            ref = _reference(protocol.name, model_label, daa, method, direction, metric, fold) \
                 if compare and not other_model else None
             low, high = (intervals or {}).get(fold, {}).get((direction, metric), (None, None))
             rows.append({
@@ -82,6 +91,15 @@ def figure_rows(run_id: str, protocol: Protocol | str, model_label: str, checkpo
                 "within_ci": within_interval(ref and ref.value, low, high),
             })
     return rows
+
+
+def _reference(protocol: str, model_label: str, daa: bool, method, direction: str, metric: str, fold: str):
+    """The DAA paper's figure for DAA and SGRAF runs; a family method's own paper's otherwise."""
+    if method is None or method[0] in PAPER_METHODS:
+        return find_reference(protocol, model_label, daa, direction, metric, fold)
+    if fold not in WHOLE_PROTOCOL_FOLDS:
+        return None
+    return family_reference(protocol, model_label, method[0], method[1], direction, metric)
 
 
 def _rounded(value):

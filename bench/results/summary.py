@@ -14,7 +14,7 @@ import pandas as pd
 from bench.common.atomic import write_all
 from bench.common.errors import BenchError
 from bench.eval.protocols import DIRECTIONS
-from bench.results import leaderboard
+from bench.results import leaderboard, pairwise
 from bench.results.daa_gains import all_gains, gains_markdown
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, tolerance_text
 from bench.results.rows import (
@@ -163,8 +163,10 @@ def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
     """Write summary.csv and summary.md (both or neither); return their paths and the rows summarised."""
     csv_path = results_dir / f"{SUMMARY_STEM}.csv"
     md_path = results_dir / f"{SUMMARY_STEM}.md"
-    check_result_outputs({"the summary CSV": csv_path, "the summary Markdown": md_path},
-                         replaces={"the summary CSV": RESULTS_CSV})
+    pairs_path = results_dir / f"{SUMMARY_STEM}_pairwise.csv"
+    check_result_outputs({"the summary CSV": csv_path, "the summary Markdown": md_path,
+                          "the pairwise CSV": pairs_path},
+                         replaces={"the summary CSV": RESULTS_CSV, "the pairwise CSV": RESULTS_CSV})
     runs = _runs_in(results_dir)
     rows = _rows_of(results_dir, runs)
     generated = frozenset(result.run_id for _, result in runs if result.generated_data)
@@ -173,8 +175,11 @@ def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
     ranked = [row | columns.get((row["run_id"], str(row["fold"]), row["direction"], row["metric"]), {})
               for row in rows]
     summary_csv = csv_text(ranked, FIELDS + leaderboard.LEADERBOARD_FIELDS)
+    pairs_markdown, cells = pairwise.pairwise_section(board_list)
     markdown = summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir),
-                                leaderboard.leaderboard_markdown(board_list), generated)
+                                leaderboard.leaderboard_markdown(board_list) + pairs_markdown, generated)
+    pairs_csv = csv_text(cells, pairwise.FIELDS)
     write_all({csv_path: lambda tmp: tmp.write_text(summary_csv, encoding="utf-8"),
-               md_path: lambda tmp: tmp.write_text(markdown, encoding="utf-8")})
+               md_path: lambda tmp: tmp.write_text(markdown, encoding="utf-8"),
+               pairs_path: lambda tmp: tmp.write_text(pairs_csv, encoding="utf-8")})
     return csv_path, md_path, rows

@@ -15,7 +15,7 @@ from bench.common.errors import BenchError
 from bench.eval.protocols import DIRECTIONS
 from bench.results.daa_gains import paired_gains
 from bench.results.interval_text import interval_text, p_text
-from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS, _published
+from bench.results.paper_figures import PAPER_METHODS, WHOLE_PROTOCOL_FOLDS, _published
 from bench.results.run_result import RunResult, find_results
 
 MODELS = ("SGR", "SAF", "SGRAF")
@@ -95,6 +95,12 @@ def is_other_model(result: RunResult) -> bool:
     return bool(result.provenance.get("other_model"))
 
 
+def is_paper_method(result: RunResult) -> bool:
+    """A run of DAA's or SGRAF's checkpoints (the DAA paper's tables); the family's other methods are in
+    the family table. Runs recorded before methods were named are DAA's or SGRAF's."""
+    return result.provenance.get("method", "SGRAF") in PAPER_METHODS
+
+
 def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
     """(protocol, model, daa) -> run of SGRAF-family checkpoints; when several runs match, the newest
     file wins. Other models' runs, and runs on generated data (the demo's: no Flickr30K or COCO
@@ -106,7 +112,7 @@ def load_runs(results_dir) -> dict[tuple[str, str, bool], Run]:
     runs: dict[tuple[str, str, bool], Run] = {}
     found = find_results(results_dir, recursive=False)
     for path, result in sorted(found, key=lambda item: item[0].stat().st_mtime):
-        if result.generated_data or is_other_model(result):
+        if result.generated_data or is_other_model(result) or not is_paper_method(result):
             continue
         run = _run_of(path, result)
         runs[(run.protocol, run.model, run.daa)] = run

@@ -27,7 +27,7 @@ from bench.data.vocab import Vocabulary, search_nltk_data
 from bench.eval.metrics import recall_metrics
 from bench.eval.precision import autocast_for, tf32_switches
 from bench.eval.protocols import DIRECTIONS
-from bench.eval.score_split import score_model
+from bench.eval.score_split import ScoringRequest, score_model
 from bench.eval.scoring import default_caption_chunk, resolve_device
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
@@ -100,8 +100,9 @@ def validate(model: SimilarityModel, dev, vocab: Vocabulary, device: torch.devic
     its even share of the images, rank 0 gathers and checks the rows and computes the metrics, which
     every process then receives)."""
     model.eval()
-    sims = score_model(model, dev, vocab, device, compute_precision(precision),
-                       encode_precision=compute_precision(precision), what="validating")
+    request = ScoringRequest(dev, vocab, device, compute_precision(precision),
+                             encode_precision=compute_precision(precision), what="validating")
+    sims = score_model(model, request).matrix
     model.train()
     return distributed.broadcast_object(recall_metrics(sims) if sims is not None else None)
 

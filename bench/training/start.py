@@ -54,6 +54,8 @@ def checkpoint_model(checkpoint: Checkpoint, dtype: torch.dtype) -> SimilarityMo
 def _init_from(settings: TrainSettings, vocab: Vocabulary, train: Split) -> tuple[SimilarityModel, dict]:
     checkpoint = read_checkpoint(settings.init_from)
     source = f"--init-from {checkpoint.path}"
+    if len(checkpoint.networks) > 1:
+        raise BenchError(f"{source}: a co-trained pair (model_A and model_B); training starts from one network")
     if checkpoint.config.module_name != settings.module_name:
         raise BenchError(f"--module-name {settings.module_name}: contradicts {source}, a "
                          f"{checkpoint.config.module_name} model")
