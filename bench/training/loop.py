@@ -72,6 +72,13 @@ def learning_rate_at(settings: TrainSettings, world_size: int, epoch: int) -> fl
     return settings.learning_rate * world_size * 0.1 ** (epoch // settings.lr_update)
 
 
+def adam(parameters, lr: float) -> torch.optim.Optimizer:
+    """Adam with PyTorch's fused kernel (CPU and CUDA): the same update as the original's for-loop
+    Adam, up to float rounding, in one pass per parameter instead of about ten (0.5 s -> 0.13 s per
+    step for a full-size model on one CPU thread, docs/performance.md)."""
+    return torch.optim.Adam(parameters, lr=lr, fused=True)
+
+
 def compute_precision(precision: str) -> str:
     """The matmul precision of the forward pass: fp64 runs use exact (IEEE) matmuls in float64."""
     return "fp32" if precision == "fp64" else precision
@@ -190,7 +197,7 @@ def _prepare(settings: TrainSettings, world, device: torch.device) -> tuple[Run,
     model.to(device)
     torch.manual_seed(settings.seed + world.rank)  # dropout differs between processes
     scorer = distributed.wrap_model(BatchScorer(model), world, device)
-    optimizer = torch.optim.Adam(scorer.parameters(), lr=learning_rate_at(settings, world.world_size, 0))
+    optimizer = adam(scorer.parameters(), lr=learning_rate_at(settings, world.world_size, 0))
     relevance = settings.relevance if settings.relevance is not None else TrainingSemantics(train_split.texts)
     data = TrainingData(train_split, vocab, relevance, world, batch_size=settings.batch_size,
                         workers=settings.workers, seed=settings.seed)
