@@ -28,7 +28,7 @@ from bench.eval.metrics import recall_metrics
 from bench.eval.precision import autocast_for, tf32_switches
 from bench.eval.protocols import DIRECTIONS
 from bench.eval.score_split import score_model
-from bench.eval.scoring import default_caption_chunk, resolve_device
+from bench.eval.scoring import default_caption_chunk, resolve_device, warn_slow_bf16
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
 from bench.training.batches import Batch, TrainingData, TrainingSemantics, caption_subset
@@ -326,6 +326,8 @@ def train(settings: TrainSettings) -> Path:
     set_threads(settings.threads)
     world = distributed.world_info_from_env()
     device = distributed.process_device(world, resolve_device(settings.device))
+    if distributed.is_master(world):
+        warn_slow_bf16(settings.precision, device)
     distributed.init_distributed(world, device)
     try:
         with deterministic_kernels(settings.deterministic):
