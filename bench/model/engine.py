@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.common.distributed import sum_across_processes
+from bench.model.fused import compiled, requested_backend
 from bench.model.network import ATTENTION_SMOOTH, EPS, SimilarityEncoder, l2norm
 
 
@@ -157,31 +158,47 @@ def evaluation_folds(sim_enc: SimilarityEncoder) -> list | None:
         return sim_enc.folded_query_keys()
 
 
+def chunk_scores(sim_enc: SimilarityEncoder, regions, region_glo, words, word_glo, folds) -> torch.Tensor:
+    """(m, k) evaluation scores of one caption chunk: the step bench.model.fused compiles when asked."""
+    return reduce_nodes(sim_enc, alignment_nodes(sim_enc, regions, region_glo, words, word_glo), folds)
+
+
+def evaluation_step(compile_backend: str | None):
+    """chunk_scores, or its torch.compile'd form (bench.model.fused: DAA_BENCH_COMPILE=1 asks for inductor)."""
+    compile_backend = compile_backend or requested_backend()
+    return chunk_scores if compile_backend is None else compiled(chunk_scores, compile_backend)
+
+
 def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torch.Tensor,
                 cap_lens: torch.Tensor, img_glo: torch.Tensor | None = None,
-                caption_chunk: int = 8, on_chunk=None) -> torch.Tensor:
+                caption_chunk: int = 8, on_chunk=None, compile_backend: str | None = None) -> torch.Tensor:
     """Scores (m, k) of m images x k captions; differentiable, used for training and evaluation.
 
     `on_chunk(pairs)` is called after each evaluation chunk: progress within a shard of any size.
+    `compile_backend` (evaluation only) runs each chunk through torch.compile with that backend.
     """
     if img_glo is None:
         img_glo = sim_enc.v_global_w(img_emb)
     saf_training = sim_enc.module_name == "SAF" and sim_enc.SAF_module.bn.training
     columns, chunks, order = [], [], []
     folds = evaluation_folds(sim_enc)
+    step = evaluation_step(compile_backend) if not torch.is_grad_enabled() and not saf_training else None
     for length, idx in length_groups(cap_lens):
         idx_dev = idx.to(cap_emb.device, non_blocking=True)  # host lengths' indices: no wait for the device
         words = cap_emb.index_select(0, idx_dev)[:, :length]
         word_glo = sim_enc.t_global_w(words)
         for start in range(0, len(idx), caption_chunk):
             part = slice(start, start + caption_chunk)
+            if step is not None:
+                columns.append(step(sim_enc, img_emb, img_glo, words[part], word_glo[part], folds))
+                if on_chunk is not None:
+                    on_chunk(columns[-1].shape[0] * columns[-1].shape[1])
+                continue
             nodes = alignment_nodes(sim_enc, img_emb, img_glo, words[part], word_glo[part])
             if saf_training:
                 chunks.append((idx[part], nodes))
             else:
-                columns.append(reduce_nodes(sim_enc, nodes, folds))
-                if on_chunk is not None:
-                    on_chunk(nodes.shape[0] * nodes.shape[1])
+                columns.append(reduce_nodes(sim_enc, nodes))
         order.append(idx)
     if saf_training:
         columns = _saf_training_columns(sim_enc, chunks, len(cap_lens))
