@@ -49,11 +49,10 @@ class ReferenceScorer(nn.Module):
         return reference_columns(self.model.sim_enc, img_emb, cap_emb, lengths)
 
 
-def training_paths(module_name: str) -> dict[str, SimpleNamespace]:
-    """{path: what bench.training.loop._step needs}, both from one model's weights."""
-    model = full_size_model(module_name)
+def training_paths(model) -> dict[str, SimpleNamespace]:
+    """{path: what bench.training.loop._step needs}, both from this model's weights, dropout off."""
     set_dropout(model, 0.0)
-    settings = TrainSettings(data_name="coco_precomp", module_name=module_name, num_epochs=1,
+    settings = TrainSettings(data_name="coco_precomp", module_name=model.config.module_name, num_epochs=1,
                              learning_rate=LR, lr_update=10, daa_weight=10)
     reference = ReferenceScorer(copy.deepcopy(model).train())
     engine = BatchScorer(copy.deepcopy(model).train(), caption_chunk=CPU_CAPTION_CHUNK)
@@ -81,7 +80,7 @@ def timed_steps(runs: dict, batch, repeats: int) -> dict:
 def bench_module(module_name: str, batch_size: int, repeats: int) -> list[dict]:
     torch.manual_seed(0)
     batch = coco_like_batch(batch_size, img_dim=2048, vocab=11353)
-    results = timed_steps(training_paths(module_name), batch, repeats)
+    results = timed_steps(training_paths(full_size_model(module_name)), batch, repeats)
     reference_loss = float(results["reference"][0][0])
     reference_seconds = statistics.median(results["reference"][1])
     host = f"{cpu_model()} x{torch.get_num_threads()}, torch {torch.__version__}"
