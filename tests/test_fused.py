@@ -1,5 +1,5 @@
 """The opt-in compiled evaluation step (bench.model.fused): the same scores as the plain path, and
-off unless DAA_BENCH_COMPILE asks for it. The test compiles with Dynamo's "eager" backend: the same
+off unless BENCH_COMPILE asks for it. The test compiles with Dynamo's "eager" backend: the same
 graph capture and code path as Inductor (CPU) or Triton (CUDA), without a C++ build in the suite."""
 
 import torch
@@ -10,7 +10,7 @@ from bench.perf.workload import embeddings
 
 
 def test_compiled_step_is_opt_in_and_scores_as_the_plain_path(monkeypatch):
-    monkeypatch.delenv("DAA_BENCH_COMPILE", raising=False)
+    monkeypatch.delenv("BENCH_COMPILE", raising=False)
     assert engine.evaluation_step(None) is engine.chunk_scores
     model = random_model(small_config("SGR", "coco_precomp", 50), seed=3, score_spread=20.0)
     images, words, lens = embeddings(3, 2, embed=model.config.embed_size, regions=model.config.num_regions)
@@ -19,7 +19,7 @@ def test_compiled_step_is_opt_in_and_scores_as_the_plain_path(monkeypatch):
         plain = engine.pair_scores(model.sim_enc, images, words, lens)
         fused = engine.pair_scores(model.sim_enc, images, words, lens, compile_backend="eager")
     assert fused.shape == (3, 2) and torch.allclose(fused, plain, rtol=0, atol=1e-6)
-    monkeypatch.setenv("DAA_BENCH_COMPILE", "1")
+    monkeypatch.setenv("BENCH_COMPILE", "1")
     assert engine.evaluation_step(None) is engine.evaluation_step(None) is not engine.chunk_scores  # once
-    monkeypatch.setenv("DAA_BENCH_COMPILE", "no")
+    monkeypatch.setenv("BENCH_COMPILE", "no")
     assert engine.evaluation_step(None) is engine.chunk_scores

@@ -164,7 +164,7 @@ def chunk_scores(sim_enc: SimilarityEncoder, regions, region_glo, words, word_gl
 
 
 def evaluation_step(compile_backend: str | None):
-    """chunk_scores, or its torch.compile'd form (bench.model.fused: DAA_BENCH_COMPILE=1 asks for inductor)."""
+    """chunk_scores, or its torch.compile'd form (bench.model.fused: BENCH_COMPILE=1 asks for inductor)."""
     compile_backend = compile_backend or requested_backend()
     return chunk_scores if compile_backend is None else compiled(chunk_scores, compile_backend)
 

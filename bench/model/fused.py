@@ -4,7 +4,7 @@ One caption chunk against an image shard (alignment nodes, then the SGR or SAF h
 is a chain of matrix products and element-wise passes over (images x captions x words x E) tensors;
 Inductor fuses the element-wise passes into the products' neighbours (C++/OpenMP on a CPU, Triton on
 a GPU). Compiling costs time once per process and caption-length shape family (dynamic shapes), so
-it pays only for long runs: `DAA_BENCH_COMPILE=1` turns it on; nothing requires it, and without it
+it pays only for long runs: `BENCH_COMPILE=1` turns it on; nothing requires it, and without it
 the plain path runs (docs/performance.md has the measured compile time and speed on each host).
 """
 
@@ -14,14 +14,14 @@ import os
 
 import torch
 
-COMPILE_ENV = "DAA_BENCH_COMPILE"
+COMPILE_ENV = "BENCH_COMPILE"
 
 
 BACKENDS = ("inductor", "aot_eager", "eager")  # eager / aot_eager: graph capture only, for wiring checks
 
 
 def requested_backend() -> str | None:
-    """DAA_BENCH_COMPILE=1 (or true/yes): inductor; =eager or =aot_eager: that backend; else None."""
+    """BENCH_COMPILE=1 (or true/yes): inductor; =eager or =aot_eager: that backend; else None."""
     value = os.environ.get(COMPILE_ENV, "").strip().lower()
     if value in ("1", "true", "yes"):
         return "inductor"
@@ -36,7 +36,7 @@ def compiled(step, backend: str = "inductor"):
 
 @contextlib.contextmanager
 def compile_enabled(backend: str = "inductor"):
-    """DAA_BENCH_COMPILE=<backend> for the block (gpu-check's compiled rows go through eval's own path)."""
+    """BENCH_COMPILE=<backend> for the block (gpu-check's compiled rows go through eval's own path)."""
     before = os.environ.get(COMPILE_ENV)
     os.environ[COMPILE_ENV] = backend
     try:

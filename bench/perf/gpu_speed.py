@@ -4,7 +4,7 @@ Each (model, precision) run scores all images against the first K captions, K as
 run's time (a probe measures the rate first). When K < 25,000 the row says so: `measured_fraction`
 < 1 and `seconds` is the full size's time extrapolated from the measured rate (labelled in
 `detail`). Agreement of tf32 / bf16 with fp32 is taken on the captions both runs scored. Each model
-also runs fp32 through the opt-in compiled step (DAA_BENCH_COMPILE=1, bench.model.fused) beside the
+also runs fp32 through the opt-in compiled step (BENCH_COMPILE=1, bench.model.fused) beside the
 plain path, its compilation timed apart.
 """
 
