@@ -22,12 +22,14 @@ from bad_input_harness import (
     VOCAB,
     Case,
     assert_refused,
+    base,
     dead_pid,
     eval_args,
     ids,
     replace_arg,
-    tree_state,  # noqa: F401  (base, work: fixtures)
-    )
+    tree_state,
+    work,
+)
 
 from bench.cli.main import main
 from bench.common import atomic

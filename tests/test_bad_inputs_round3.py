@@ -20,8 +20,9 @@ from bad_input_harness import (
     REPO,
     Case,
     assert_refused,
+    base,
     dead_pid,
-    descendants,  # noqa: F401  (base, work: fixtures)
+    descendants,
     eval_args,
     ids,
     live_children,
@@ -29,8 +30,9 @@ from bad_input_harness import (
     replace_arg,
     run_bench,
     tree_state,
+    work,
 )
-from test_download import mirror, roots, stand_ins  # noqa: F401  (fixtures)
+from test_download import mirror, roots, stand_ins
 
 from bench.cli.main import main
 from bench.common import atomic
