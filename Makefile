@@ -285,7 +285,7 @@ demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRA
 	$(foreach d,coco f30k,$(foreach m,sgr saf sgraf,eval-trained-$(d)-$(m)))
 
 # ---- issue 6: performance (results/perf/*.csv; ratios measured in one process) ----
-bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), a co-trained pair's cost, metrics, bootstrap, eval --scores memory, launches/syncs per training step
+bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), a co-trained pair's cost, metrics, bootstrap, eval --scores memory, launches/syncs per training step, a batch-128 training step vs the original's
 	$(PY) -m bench.perf.scoring_bench --device cpu --peak-size 1024 --out $(RESULTS)/perf
 	$(PY) -m bench.perf.pair_bench --out $(RESULTS)/perf
 	$(PY) -m bench.perf.metrics_bench --out $(RESULTS)/perf
@@ -293,6 +293,7 @@ bench: install ## CPU benchmark: reference loop vs batched engine (fp32/bf16), a
 	$(PY) -m bench.perf.semantics_bench --out $(RESULTS)/perf
 	$(PY) -m bench.perf.scores_bench --out $(RESULTS)/perf
 	$(PY) -m bench.perf.training_bench --out $(RESULTS)/perf
+	$(PY) -m bench.perf.training_speed --out $(RESULTS)/perf
 	$(PY) -m bench.perf.convert_bench --gib 3 --json $(RESULTS)/perf/cpu-convert.json
 
 bench-gpu: install ## GPU benchmark: COCO-5K-sized scoring of SGR and SAF in fp32/tf32/bf16

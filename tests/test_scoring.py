@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.common.errors import BenchError
-from bench.eval import scoring
+from bench.eval import bf16_speed, scoring
 from bench.eval.scoring import bytes_per_image, plan_image_shard, score_matrix
 from bench.model.random_weights import random_model, small_config
 from bench.model.reference_loop import reference_scores
@@ -142,6 +142,18 @@ def test_bf16_on_a_cpu_without_native_support_warns(monkeypatch, capsys):
     scoring.warn_slow_bf16("bf16", torch.device("cpu"))
     assert "no native bf16" in capsys.readouterr().err
     scoring.warn_slow_bf16("fp32", torch.device("cpu"))
+    assert capsys.readouterr().err == ""
+
+
+def test_bf16_slower_than_fp32_on_this_cpu_says_so_in_one_line(monkeypatch, capsys):
+    assert bf16_speed.bf16_over_fp32(repeats=1) > 0  # the real measurement runs
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(bf16_speed, "bf16_over_fp32", lambda: 0.67)
+    scoring.warn_slow_bf16("bf16", torch.device("cpu"))
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "slower than fp32 on this CPU" in line and "0.67x" in line
+    monkeypatch.setattr(bf16_speed, "bf16_over_fp32", lambda: 1.4)
+    scoring.warn_slow_bf16("bf16", torch.device("cpu"))
     assert capsys.readouterr().err == ""
 
 

@@ -17,6 +17,7 @@ import torch
 from bench.common.distributed import active_world, gather_objects, rank_slice
 from bench.common.errors import BenchError
 from bench.common.progress import human_duration, note, progress_bar
+from bench.eval.bf16_speed import note_slow_bf16
 from bench.eval.precision import precision_context
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
@@ -45,16 +46,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def warn_slow_bf16(precision: str, device: torch.device) -> None:
-    """bf16 on a CPU without native bf16 matmuls (AVX512-BF16 / AMX) is far slower than fp32."""
+    """bf16 asked for on a CPU: one line on stderr when it is slower than fp32 here. Without native bf16
+    matmuls (AVX512-BF16 / AMX) it is far slower; with them it is measured (bench.eval.bf16_speed)."""
     if precision != "bf16" or device.type != "cpu":
         return
     try:
         native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     except (AttributeError, RuntimeError):
-        return
+        native = True  # unknown: measure
     if not native:
         print("daa-bench: warning: this CPU has no native bf16 matmuls; bf16 will be much slower "
               "than fp32 here", file=sys.stderr)
+        return
+    note_slow_bf16(precision, device)
 
 
 def free_memory_bytes(device: torch.device) -> int:

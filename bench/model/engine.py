@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.common.distributed import sum_across_processes
+from bench.model.fused import compiled, requested_backend
 from bench.model.network import ATTENTION_SMOOTH, EPS, SimilarityEncoder, l2norm
 
 
@@ -31,7 +32,7 @@ def _normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-    """SCAN's text-to-image attention: per word, a softmax-weighted sum of regions, l2-normalised.
+    """SCAN's text-to-image attention: per word, a softmax-weighted sum of regions (not yet l2-normalised).
 
     Kept in float32 (or float64) under bf16 autocast: the per-region norm over words and the x9 softmax
     amplify rounding, and this part is a small share of the work.
@@ -46,15 +47,20 @@ def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tenso
         attn = (regions.reshape(m * regions_n, dim) @ words.reshape(k * n, dim).T).view(m, regions_n, k, n)
         attn = F.leaky_relu(attn, 0.1, inplace=inplace)
         attn = _normalise(attn, dim=-1)  # over this caption's words only
-        attn = torch.softmax(attn.mul_(ATTENTION_SMOOTH) if inplace else attn * ATTENTION_SMOOTH, dim=1)  # over regions
-        context = torch.bmm(attn.view(m, regions_n, k * n).transpose(1, 2), regions).view(m, k, n, dim)
-        return _normalise(context)
+        # regions last, contiguous: the softmax runs along memory, and the weighted sum's product reads
+        # its (k n x R) operand unstrided (a transposed view made that 36-deep product 3x slower)
+        attn = (attn.mul_(ATTENTION_SMOOTH) if inplace else attn * ATTENTION_SMOOTH).view(m, regions_n, k * n)
+        attn = torch.softmax(attn.transpose(1, 2).contiguous(), dim=-1)  # over regions
+        return torch.bmm(attn, regions).view(m, k, n, dim)  # l2-normalised by the caller
 
 
 def alignment_nodes(sim_enc: SimilarityEncoder, regions, region_glo, words, word_glo) -> torch.Tensor:
     """Alignment vectors X (m, k, n+1, S) for m images and k captions of n words each."""
     context = _attended_context(regions, words)
-    diff = context.sub_(words).square_() if not torch.is_grad_enabled() else (context - words) ** 2
+    if torch.is_grad_enabled():
+        diff = (l2norm(context) - words) ** 2
+    else:  # in place: a fused addcdiv(-words, context, norms) measured slower than these passes
+        diff = _normalise(context).sub_(words).square_()
     local = _normalise(sim_enc.sim_tranloc_w(diff))
     glob = _normalise(sim_enc.sim_tranglo_w((region_glo.unsqueeze(1) - word_glo.unsqueeze(0)) ** 2))
     return torch.cat([glob.unsqueeze(2).to(local.dtype), local], dim=2)
@@ -131,43 +137,68 @@ def _saf_training_columns(sim_enc: SimilarityEncoder, chunks: list, n_captions: 
     return columns
 
 
-def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor) -> torch.Tensor:
+def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor, folds: list | None = None) -> torch.Tensor:
     """(m, k, n+1, S) nodes -> (m, k) scores through the SGR or SAF head (SAF: evaluation mode).
 
     The last SGR step updates only the global node, the one row read afterwards. Evaluation also
-    folds SGR's query and key Linears into one S x S matrix (GraphReasoning.edge_logits);
-    training keeps the two Linears, as the original, so gradients flow the same way.
+    folds SGR's query and key Linears into one S x S matrix per step (`folds`, computed once per call
+    by pair_scores); training keeps the two Linears, as the original, so gradients flow the same way.
     """
     if sim_enc.module_name == "SGR":
-        vec = sim_enc.reduce_nodes(nodes, fold_query_key=not torch.is_grad_enabled(), last_first_only=True)
-        return sim_enc.score_vector(vec)
+        return sim_enc.score_vector(sim_enc.reduce_nodes(nodes, folds, last_first_only=True))
     return sim_enc.score_vector(sim_enc.SAF_module(nodes))
+
+
+def evaluation_folds(sim_enc: SimilarityEncoder) -> list | None:
+    """SGR's folded query-key products for evaluation, in float32 (or the weights' float64) whatever
+    the autocast: model constants, computed once per call (None when training, or for SAF)."""
+    if torch.is_grad_enabled():
+        return None
+    with torch.autocast(device_type=sim_enc.sim_eval_w.weight.device.type, enabled=False):
+        return sim_enc.folded_query_keys()
+
+
+def chunk_scores(sim_enc: SimilarityEncoder, regions, region_glo, words, word_glo, folds) -> torch.Tensor:
+    """(m, k) evaluation scores of one caption chunk: the step bench.model.fused compiles when asked."""
+    return reduce_nodes(sim_enc, alignment_nodes(sim_enc, regions, region_glo, words, word_glo), folds)
+
+
+def evaluation_step(compile_backend: str | None):
+    """chunk_scores, or its torch.compile'd form (bench.model.fused: BENCH_COMPILE=1 asks for inductor)."""
+    compile_backend = compile_backend or requested_backend()
+    return chunk_scores if compile_backend is None else compiled(chunk_scores, compile_backend)
 
 
 def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torch.Tensor,
                 cap_lens: torch.Tensor, img_glo: torch.Tensor | None = None,
-                caption_chunk: int = 8, on_chunk=None) -> torch.Tensor:
+                caption_chunk: int = 8, on_chunk=None, compile_backend: str | None = None) -> torch.Tensor:
     """Scores (m, k) of m images x k captions; differentiable, used for training and evaluation.
 
     `on_chunk(pairs)` is called after each evaluation chunk: progress within a shard of any size.
+    `compile_backend` (evaluation only) runs each chunk through torch.compile with that backend.
     """
     if img_glo is None:
         img_glo = sim_enc.v_global_w(img_emb)
     saf_training = sim_enc.module_name == "SAF" and sim_enc.SAF_module.bn.training
     columns, chunks, order = [], [], []
+    folds = evaluation_folds(sim_enc)
+    step = evaluation_step(compile_backend) if not torch.is_grad_enabled() and not saf_training else None
     for length, idx in length_groups(cap_lens):
         idx_dev = idx.to(cap_emb.device, non_blocking=True)  # host lengths' indices: no wait for the device
         words = cap_emb.index_select(0, idx_dev)[:, :length]
         word_glo = sim_enc.t_global_w(words)
         for start in range(0, len(idx), caption_chunk):
             part = slice(start, start + caption_chunk)
+            if step is not None:
+                columns.append(step(sim_enc, img_emb, img_glo, words[part], word_glo[part], folds))
+                if on_chunk is not None:
+                    on_chunk(columns[-1].shape[0] * columns[-1].shape[1])
+                continue
             nodes = alignment_nodes(sim_enc, img_emb, img_glo, words[part], word_glo[part])
             if saf_training:
                 chunks.append((idx[part], nodes))
             else:
                 columns.append(reduce_nodes(sim_enc, nodes))
-                if on_chunk is not None:
-                    on_chunk(nodes.shape[0] * nodes.shape[1])
         order.append(idx)
     if saf_training:
         columns = _saf_training_columns(sim_enc, chunks, len(cap_lens))

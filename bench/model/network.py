@@ -114,31 +114,54 @@ class GraphReasoning(nn.Module):
         self.graph_key_w = nn.Linear(sim_dim, sim_dim)
         self.sim_graph_w = nn.Linear(sim_dim, sim_dim)
 
-    def edge_logits(self, nodes: torch.Tensor, queries: torch.Tensor, fold_query_key: bool) -> torch.Tensor:
-        """(W_q q_i + b_q) . (W_k x_j + b_k) for query rows q_i, up to terms constant in j.
+    def folded_query_key(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Evaluation's constants for this step: ([W_q^T W_k | W_g^T], [W_k^T b_q | 0]), S x 2S and 2S.
 
-        Folded: q_i^T (W_q^T W_k) x_j + (W_k^T b_q) . x_j (the dropped terms cancel in the
-        softmax over j): one S x S product instead of two, equal up to float rounding.
+        The left half folds the query and key Linears: (W_q q_i + b_q) . (W_k x_j + b_k) =
+        q_i^T (W_q^T W_k) x_j + (W_k^T b_q) . x_j + terms constant in j, which cancel in the softmax
+        over j. The right half is the update Linear W_g moved before the edge product: the softmax's
+        rows sum to 1, so W_g (sum_j e_ij x_j) + b_g = sum_j e_ij (W_g x_j) + b_g. Both halves apply to
+        the same nodes, so one S x 2S product replaces three S x S ones; equal up to float rounding.
+        Constant per model: the engine computes it once per call, not per caption chunk.
         """
-        if not fold_query_key:
-            return self.graph_query_w(queries) @ self.graph_key_w(nodes).transpose(-1, -2)
-        folded = self.graph_query_w.weight.T @ self.graph_key_w.weight
-        shift = self.graph_key_w.weight.T @ self.graph_query_w.bias
-        projected = torch.addmm(shift, queries.reshape(-1, queries.shape[-1]), folded).view(queries.shape)
-        return projected @ nodes.transpose(-1, -2)
+        query, key, update = self.graph_query_w, self.graph_key_w, self.sim_graph_w
+        weights = torch.cat([query.weight.T @ key.weight, update.weight.T], dim=1)
+        return weights, torch.cat([key.weight.T @ query.bias, torch.zeros_like(update.bias)])
 
-    def forward(self, nodes: torch.Tensor, fold_query_key: bool = False, first_only: bool = False) -> torch.Tensor:
+    def forward(self, nodes: torch.Tensor, fold=None, first_only: bool = False) -> torch.Tensor:
         """Updated nodes; with `first_only`, just the global node's row (..., 1, S): all that the
         last step's output is read for, at a fraction of the cost. That row feeds the score head
-        directly, so under bf16 autocast it is computed in float32 (one row of n+1: cheap)."""
+        directly, so under bf16 autocast it is computed in float32 (one row of n+1: cheap).
+        `fold` (folded_query_key(), evaluation only) takes the folded path."""
         if first_only:
             with torch.autocast(device_type=nodes.device.type, enabled=False):
                 nodes = nodes.to(torch.promote_types(nodes.dtype, torch.float32))
-                return self._update(nodes, nodes[..., :1, :], fold_query_key)
-        return self._update(nodes, nodes, fold_query_key)
+                if fold is None:
+                    return self._update(nodes, nodes[..., :1, :])
+                return self._update_first_folded(nodes, *(part.to(nodes.dtype) for part in fold))
+        if fold is None:
+            return self._update(nodes, nodes)
+        return self._update_folded(nodes, *fold)
 
-    def _update(self, nodes: torch.Tensor, queries: torch.Tensor, fold_query_key: bool) -> torch.Tensor:
-        edges = torch.softmax(self.edge_logits(nodes, queries, fold_query_key), dim=-1)
+    def _update(self, nodes: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """The original's step: query and key Linears, softmax over nodes, update Linear, ReLU."""
+        logits = self.graph_query_w(queries) @ self.graph_key_w(nodes).transpose(-1, -2)
+        return torch.relu(self.sim_graph_w(torch.softmax(logits, dim=-1) @ nodes))
+
+    def _update_folded(self, nodes: torch.Tensor, weights: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Every node's update through one S x 2S product (folded_query_key); evaluation only."""
+        sim = nodes.shape[-1]
+        flat = nodes.reshape(-1, nodes.shape[-2], sim)
+        both = torch.addmm(shift, flat.reshape(-1, sim), weights).view(*flat.shape[:-1], 2 * sim)
+        edges = torch.softmax(torch.bmm(both[..., :sim], flat.transpose(1, 2)), dim=-1)
+        updated = torch.bmm(edges, both[..., sim:]).view(nodes.shape)
+        return updated.add_(self.sim_graph_w.bias.to(updated.dtype)).relu_()
+
+    def _update_first_folded(self, nodes: torch.Tensor, weights: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """The global node's update alone, with the folded query-key half of `weights`."""
+        sim = nodes.shape[-1]
+        projected = torch.addmm(shift[:sim], nodes[..., 0, :].reshape(-1, sim), weights[:, :sim])
+        edges = torch.softmax(projected.view(*nodes.shape[:-2], 1, sim) @ nodes.transpose(-1, -2), dim=-1)
         return torch.relu(self.sim_graph_w(edges @ nodes))
 
 
@@ -179,18 +202,24 @@ class SimilarityEncoder(nn.Module):
         else:
             self.SAF_module = AttentionFiltration(sim)
 
-    def reduce_nodes(self, nodes: torch.Tensor, fold_query_key: bool = False, last_first_only: bool = False):
+    def reduce_nodes(self, nodes: torch.Tensor, folds: list | None = None, last_first_only: bool = False):
         """Alignment nodes (..., n+1, S) -> one similarity vector (..., S).
 
-        The original updates every node in every SGR step, then reads the global node;
-        `last_first_only` computes only that row in the last step (the same value).
+        `folds` (one GraphReasoning.folded_query_key() per SGR step) replaces each step's query and
+        key Linears by their folded product. The original updates every node in every SGR step, then
+        reads the global node; `last_first_only` computes only that row in the last step (the same value).
         """
         if self.module_name == "SGR":
             last = len(self.SGR_module) - 1
             for index, step in enumerate(self.SGR_module):
-                nodes = step(nodes, fold_query_key, first_only=last_first_only and index == last)
+                fold = None if folds is None else folds[index]
+                nodes = step(nodes, fold, first_only=last_first_only and index == last)
             return nodes[..., 0, :]
         return self.SAF_module(nodes)
+
+    def folded_query_keys(self) -> list | None:
+        """Each SGR step's folded query-key product (None for SAF)."""
+        return [step.folded_query_key() for step in self.SGR_module] if self.module_name == "SGR" else None
 
     def score_vector(self, vec: torch.Tensor) -> torch.Tensor:
         """The score head in float32 (float64 in fp64 runs) whatever the precision: a bf16 score has

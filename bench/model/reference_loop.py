@@ -2,7 +2,8 @@
 
 For each caption, repeat it across an image shard and run the docs/model.md formulas on that
 one (images x words) problem. Slow, obviously right, and independent of bench.model.engine's
-batching: tests compare the two, and `make bench` measures the engine against it.
+batching: tests compare the two, and `make bench` measures the engine against it, in evaluation
+(reference_scores) and in a training step (reference_columns, with gradients).
 """
 
 import torch
@@ -19,9 +20,9 @@ def _context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
     return l2norm(torch.bmm(attn, regions))
 
 
-@torch.no_grad()
 def caption_scores(sim_enc: SimilarityEncoder, regions, region_glo, words) -> torch.Tensor:
-    """Scores of one caption `words` (n, E) against m images: (m,)."""
+    """Scores of one caption `words` (n, E) against m images: (m,); differentiable (the training
+    reference). SAF's batch norm, in training mode, takes this caption's statistics, as the original."""
     m = regions.shape[0]
     words_rep = words.unsqueeze(0).expand(m, -1, -1)
     word_glo = sim_enc.t_global_w(words.unsqueeze(0))
@@ -29,6 +30,14 @@ def caption_scores(sim_enc: SimilarityEncoder, regions, region_glo, words) -> to
     glob = l2norm(sim_enc.sim_tranglo_w((region_glo - word_glo) ** 2))
     nodes = torch.cat([glob.unsqueeze(1), local], dim=1)  # (m, n+1, S)
     return sim_enc.score_vector(sim_enc.reduce_nodes(nodes))
+
+
+def reference_columns(sim_enc: SimilarityEncoder, img_emb, cap_emb, cap_lens) -> torch.Tensor:
+    """(n_images, n_captions) scores by the original's training forward: one caption at a time
+    against all images, every column kept for the backward pass."""
+    region_glo = sim_enc.v_global_w(img_emb)
+    return torch.stack([caption_scores(sim_enc, img_emb, region_glo, cap_emb[j, :length])
+                        for j, length in enumerate(cap_lens.tolist())], dim=1)
 
 
 @torch.no_grad()

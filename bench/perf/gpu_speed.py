@@ -3,8 +3,10 @@
 Each (model, precision) run scores all images against the first K captions, K as many as fit the
 run's time (a probe measures the rate first). When K < 25,000 the row says so: `measured_fraction`
 < 1 and `seconds` is the full size's time extrapolated from the measured rate (labelled in
-`detail`). Agreement of tf32 / bf16 with fp32 is taken on the captions both runs scored. Each
-row is on disk as soon as it is measured (CheckContext.save_rows).
+`detail`). Agreement of tf32 / bf16 with fp32 is taken on the captions both runs scored. Each model
+also runs fp32 through the opt-in compiled step (BENCH_COMPILE=1, bench.model.fused) beside the
+plain path, its compilation timed apart. Each row is on disk as soon as it is measured
+(CheckContext.save_rows).
 """
 
 import numpy as np
@@ -12,6 +14,7 @@ import torch
 
 from bench.eval.scoring import GPU_CAPTION_CHUNK, score_matrix
 from bench.eval.tolerances import PRECISIONS
+from bench.model.fused import compile_enabled
 from bench.model.random_weights import random_model, small_config
 from bench.perf.measure import peak_memory_mb, reset_peak_memory, timed
 from bench.perf.workload import agreement, calibrate_spread, embeddings, flops_per_pair, full_size_model
@@ -69,10 +72,28 @@ def speed_model(module: str, quick: bool):
     return random_model(small_config(module, "coco_precomp", 50)) if quick else full_size_model(module)
 
 
+def compiled_row(model, inputs, plain: np.ndarray, module: str, seconds: float, device: torch.device,
+                 backend: str) -> dict:
+    """fp32 through the opt-in compiled step (bench.model.fused), beside the plain path: its first call
+    (the compilation, on one probe's captions) timed apart, then the same measurement as the plain rows.
+    `backend`: inductor; the --quick wiring check on a CPU takes "eager" (no C++ build)."""
+    images, words, lens = inputs
+    probe = min(PROBE_CAPTIONS, words.shape[0])
+    with compile_enabled(backend):
+        _, first_call = timed(lambda: score_matrix(model, images, words[:probe], lens[:probe]), device, warmup=False)
+        sims, figures = measure(model, inputs, "fp32", seconds, device)
+    common = min(sims.shape[1], plain.shape[1])
+    versus = agreement(sims[:, :common], plain[:, :common])
+    figures |= {"compile_seconds": round(first_call, 1), **{f"vs_fp32_{key}": value for key, value in versus.items()}}
+    return {"check": f"{module} {images.shape[0]}x{words.shape[0]} fp32 compiled", "status": "info",
+            "precision": "fp32", **figures,
+            "detail": f"torch.compile'd step ({backend}), first call {first_call:.0f} s; " + detail(figures, versus)}
+
+
 def speed_part(ctx) -> list[dict]:
     n_images, n_captions = QUICK if ctx.quick else COCO_5K
     torch.manual_seed(0)
-    rows, runs_left, inputs = [], len(SPEED_MODELS) * len(PRECISIONS), None
+    rows, runs_left, inputs = [], len(SPEED_MODELS) * (len(PRECISIONS) + 1), None  # + the compiled fp32 run
     for module in SPEED_MODELS:
         model = speed_model(module, ctx.quick).to(ctx.device)
         config = model.config
@@ -99,6 +120,10 @@ def speed_part(ctx) -> list[dict]:
                          "model_tflops": round(figures["pairs_per_s"] * flops / 1e12, 2),
                          "detail": detail(figures, versus)})
             ctx.save_rows(rows)
+        backend = "eager" if ctx.quick else "inductor"
+        rows.append(compiled_row(model, inputs, fp32, module, run_seconds(ctx, runs_left), ctx.device, backend))
+        runs_left -= 1
+        ctx.save_rows(rows)
         del model
         if ctx.device.type == "cuda":
             torch.cuda.empty_cache()

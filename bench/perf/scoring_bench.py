@@ -3,7 +3,10 @@
 model_gflops is the rate of matrix-product work each path actually executes (workload.flops_per_pair:
 the reference loop the original's count, the batched engine its own, smaller for SGR), and
 of_matmul_peak divides it by a matmul peak timed in the same rounds as the paths, so a busy spell of
-a shared machine lowers both alike. The host's CPU features are printed and kept with the rows.
+a shared machine lowers both alike; all_products_of_peak counts every matrix product the engine's
+call executes (PyTorch's FLOP counter: the per-pair work and the per-image and per-caption encoders).
+After each model, one line says how fast bf16 ran against fp32 and which is faster on this host.
+The host's CPU features are printed and kept with the rows.
 
     python -m bench.perf.scoring_bench --device cpu                 # make bench
     python -m bench.perf.scoring_bench --device cuda --coco5k       # make bench-gpu
@@ -14,6 +17,7 @@ Every figure comes from this process: speed-ups are ratios of runs on the same i
 import argparse
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common.host import cpu_model, features_text
 from bench.eval.scoring import score_matrix
@@ -50,6 +54,25 @@ def fastest_runs(runners: dict, device: torch.device, repeats: int, warmup: bool
     return best
 
 
+def executed_flops(run) -> int:
+    """Every matrix-product FLOP one call executes, by PyTorch's own counter: the per-pair work and the
+    per-image and per-caption encoders (self-attention) that model_gflops leaves out."""
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops()
+
+
+def say_faster_precision(module: str, seconds: dict) -> None:
+    """One line: how fast bf16 ran against fp32 on this host, and which precision is faster here."""
+    if "fp32" not in seconds or "bf16" not in seconds:
+        return
+    ratio = seconds["fp32"] / seconds["bf16"]
+    faster = "bf16" if ratio > 1 else "fp32"
+    print(f"{module} on this host ({cpu_model()}, {torch.get_num_threads()} threads): bf16 ran at {ratio:.2f}x "
+          f"of fp32's speed: {faster} is faster here (fp32 is the default, and the only precision compared with "
+          "the paper)", flush=True)
+
+
 def bench_model(module: str, args, device: torch.device, device_name: str) -> list[dict]:
     """The reference loop, the batched engine in each precision and the matmul peaks, interleaved."""
     model = full_size_model(module).to(device)
@@ -65,20 +88,24 @@ def bench_model(module: str, args, device: torch.device, device_name: str) -> li
         runners[("batched", precision)] = lambda p=precision: score_matrix(model, images, words, lens, precision=p)
     peak_flops = {}
     for precision in {"fp32", *args.precisions}:
-        runners[("peak", precision)], peak_flops[precision] = matmul_work(device, PEAK_DTYPES[precision], args.peak_size)
+        runners[("peak", precision)], peak_flops[precision] = matmul_work(device, PEAK_DTYPES[precision],
+                                                                          args.peak_size)
     best = fastest_runs(runners, device, args.repeats, warmup=not args.coco5k)
     peaks = {p: flops / best[("peak", p)][1] / 1e9 for p, flops in peak_flops.items()}
     ref_rate = ref_pairs / best[("reference", "fp32")][1]
     rows = [_row(device_name, module, "reference", "fp32", ref_pairs, best[("reference", "fp32")][1], ref_rate,
                  original_flops, peaks["fp32"])]
     baseline = best[("batched", args.precisions[0])][0]
+    counted = executed_flops(lambda: score_matrix(model, images, words, lens, precision=args.precisions[0]))
     for precision in args.precisions:
         sims, seconds, peak_mb = best[("batched", precision)]
-        extra = {"peak_memory_mb": peak_mb}
+        extra = {"peak_memory_mb": peak_mb,
+                 "all_products_of_peak": round(counted / seconds / 1e9 / peaks[precision], 3)}
         if precision != args.precisions[0]:
             extra |= agreement(sims, baseline)
         rows.append(_row(device_name, module, "batched", precision, sims.size, seconds, ref_rate, engine_flops,
                          peaks[precision], **extra))
+    say_faster_precision(module, {p: best[("batched", p)][1] for p in args.precisions})
     for precision, value in sorted(peaks.items()):
         rows.append({"device": device_name, "model": module, "path": f"matmul {args.peak_size}^3 peak",
                      "precision": precision, "model_gflops": round(value, 1)})

@@ -27,7 +27,7 @@ from bench.model.network import SimilarityModel, init_weights
 from bench.model.random_weights import small_config
 from bench.perf.report import publish
 from bench.training.batches import Batch
-from bench.training.loop import STEPS_PER_WRITE, BatchScorer, _step
+from bench.training.loop import STEPS_PER_WRITE, BatchScorer, _step, adam
 from bench.training.settings import TrainSettings
 
 # operators that only describe memory (views, shapes, no-op casts): no kernel on a GPU
@@ -64,12 +64,12 @@ class CountSyncs(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def coco_like_batch(size: int = BATCH, seed: int = 0) -> Batch:
+def coco_like_batch(size: int = BATCH, seed: int = 0, img_dim: int = IMG_DIM, vocab: int = VOCAB) -> Batch:
     """Captions of COCO's lengths (8 to 20 tokens with <start>/<end>), sorted as the collate sorts them."""
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.randint(8, 21, (size,), generator=generator).sort(descending=True).values
-    tokens = torch.randint(4, VOCAB, (size, int(lengths.max())), generator=generator)
-    return Batch(torch.rand(size, REGIONS, IMG_DIM, generator=generator), tokens, lengths, torch.arange(size),
+    tokens = torch.randint(4, vocab, (size, int(lengths.max())), generator=generator)
+    return Batch(torch.rand(size, REGIONS, img_dim, generator=generator), tokens, lengths, torch.arange(size),
                  torch.rand(size, size, generator=generator))
 
 
@@ -81,7 +81,7 @@ def _run(module_name: str, chunk: int) -> SimpleNamespace:
     scorer = BatchScorer(model.train(), caption_chunk=chunk)
     settings = TrainSettings(data_name="coco_precomp", module_name=module_name, num_epochs=1,
                              learning_rate=0.0002, lr_update=10, daa_weight=10)
-    return SimpleNamespace(scorer=scorer, optimizer=torch.optim.Adam(scorer.parameters(), lr=0.0002),
+    return SimpleNamespace(scorer=scorer, optimizer=adam(scorer.parameters(), lr=0.0002),
                            settings=settings, device=torch.device("cpu"))
 
 
@@ -136,7 +136,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/perf")
     args = parser.parse_args(argv)
-    rows = [measure_step(module, chunk) for module in ("SGR", "SAF") for chunk in (CPU_CAPTION_CHUNK, GPU_CAPTION_CHUNK)]
+    rows = [measure_step(module, chunk) for module in ("SGR", "SAF")
+            for chunk in (CPU_CAPTION_CHUNK, GPU_CAPTION_CHUNK)]
     publish(rows, args.out, "cpu-training-launches", "kernel launches and host syncs per training step")
     return 0
 

@@ -28,7 +28,7 @@ from bench.eval.metrics import recall_metrics
 from bench.eval.precision import autocast_for, tf32_switches
 from bench.eval.protocols import DIRECTIONS
 from bench.eval.score_split import ScoringRequest, score_model
-from bench.eval.scoring import default_caption_chunk, resolve_device
+from bench.eval.scoring import default_caption_chunk, resolve_device, warn_slow_bf16
 from bench.model.engine import pair_scores
 from bench.model.network import SimilarityModel
 from bench.training.batches import Batch, TrainingData, TrainingSemantics, caption_subset
@@ -70,6 +70,13 @@ class BatchScorer(nn.Module):
 def learning_rate_at(settings: TrainSettings, world_size: int, epoch: int) -> float:
     """lr0 x world size (as the original), x0.1 for every `lr_update` epochs elapsed."""
     return settings.learning_rate * world_size * 0.1 ** (epoch // settings.lr_update)
+
+
+def adam(parameters, lr: float) -> torch.optim.Optimizer:
+    """Adam with PyTorch's fused kernel (CPU and CUDA): the same update as the original's for-loop
+    Adam, up to float rounding, in one pass per parameter instead of about ten (0.5 s -> 0.13 s per
+    step for a full-size model on one CPU thread, docs/performance.md)."""
+    return torch.optim.Adam(parameters, lr=lr, fused=True)
 
 
 def compute_precision(precision: str) -> str:
@@ -191,7 +198,7 @@ def _prepare(settings: TrainSettings, world, device: torch.device) -> tuple[Run,
     model.to(device)
     torch.manual_seed(settings.seed + world.rank)  # dropout differs between processes
     scorer = distributed.wrap_model(BatchScorer(model), world, device)
-    optimizer = torch.optim.Adam(scorer.parameters(), lr=learning_rate_at(settings, world.world_size, 0))
+    optimizer = adam(scorer.parameters(), lr=learning_rate_at(settings, world.world_size, 0))
     relevance = settings.relevance if settings.relevance is not None else TrainingSemantics(train_split.texts)
     data = TrainingData(train_split, vocab, relevance, world, batch_size=settings.batch_size,
                         workers=settings.workers, seed=settings.seed)
@@ -320,6 +327,8 @@ def train(settings: TrainSettings) -> Path:
     set_threads(settings.threads)
     world = distributed.world_info_from_env()
     device = distributed.process_device(world, resolve_device(settings.device))
+    if distributed.is_master(world):
+        warn_slow_bf16(settings.precision, device)
     distributed.init_distributed(world, device)
     try:
         with deterministic_kernels(settings.deterministic):
