@@ -193,7 +193,7 @@ def test_the_speed_part_writes_each_row_as_it_is_measured(tmp_path, monkeypatch)
     monkeypatch.setattr(gpu_speed, "SPEED_MODELS", ("SAF",))
     ctx = gpu_correctness.CheckContext(torch.device("cpu"), True, tmp_path, time.time() + 60, 1.0, rows_path)
     rows = gpu_speed.speed_part(ctx)
-    assert on_disk == [0, 1] and json.loads(rows_path.read_text()) == rows
+    assert on_disk == [0, 1, 2] and json.loads(rows_path.read_text()) == rows  # fp32, tf32, then the compiled fp32
 
 
 def test_an_error_inside_a_part_is_its_failing_row(tmp_path):
