@@ -22,11 +22,13 @@ from bad_input_harness import (
     VOCAB,
     Case,
     assert_refused,
+    base,  # noqa: F401  (a fixture)
     dead_pid,
     eval_args,
     ids,
     replace_arg,
-    tree_state,  # noqa: F401  (base, work: fixtures)
+    tree_state,
+    work,  # noqa: F401  (a fixture)
     )
 
 from bench.cli.main import main

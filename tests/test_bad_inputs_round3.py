@@ -20,8 +20,9 @@ from bad_input_harness import (
     REPO,
     Case,
     assert_refused,
+    base,  # noqa: F401  (a fixture)
     dead_pid,
-    descendants,  # noqa: F401  (base, work: fixtures)
+    descendants,
     eval_args,
     ids,
     live_children,
@@ -29,6 +30,7 @@ from bad_input_harness import (
     replace_arg,
     run_bench,
     tree_state,
+    work,  # noqa: F401  (a fixture)
 )
 from test_download import mirror, roots, stand_ins  # noqa: F401  (fixtures)
 
@@ -368,8 +370,8 @@ TRAIN_CASES = [
     Case("batch-position-huge", tamper(position(batch=10**9)), STATE),
     Case("batch-position-missing", tamper(lambda raw: raw["position"].pop("batch")), STATE),
     Case("epoch-a-string", tamper(position(epoch="0")), STATE),
-    Case("rng-state-float", tamper(lambda raw: raw["rng_states"][0].update(torch=raw["rng_states"][0]["torch"].float())),
-         STATE),
+    Case("rng-state-float",
+         tamper(lambda raw: raw["rng_states"][0].update(torch=raw["rng_states"][0]["torch"].float())), STATE),
     Case("rng-state-short", tamper(lambda raw: raw["rng_states"][0].update(torch=raw["rng_states"][0]["torch"][:9])),
          STATE),
     Case("optimizer-without-groups", tamper(lambda raw: raw["optimizer"].update(param_groups=[])), STATE),

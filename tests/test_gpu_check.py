@@ -187,8 +187,8 @@ def test_every_part_is_wired_on_a_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_QUIET", "1")
     ctx = gpu_correctness.CheckContext(torch.device("cpu"), quick=True, workdir=tmp_path, deadline=time.time() + 300,
                                  speed_seconds=1.0)
-    rows = {row["check"]: row for part in (gpu_correctness.golden_scores, gpu_correctness.eval_cli, gpu_correctness.train_ddp,
-                                           gpu_speed.speed_part) for row in part(ctx)}
+    parts = (gpu_correctness.golden_scores, gpu_correctness.eval_cli, gpu_correctness.train_ddp, gpu_speed.speed_part)
+    rows = {row["check"]: row for part in parts for row in part(ctx)}
     assert rows["coco SGR fp32"]["max_abs_diff"] < 1e-5 and rows["coco SGR fp32"]["status"] == "pass"
     assert rows["eval in-process"]["status"] == "pass" and rows["eval in-process"]["top1_i2t"] == 1.0
     train = rows["train SAF in-process"]
@@ -256,7 +256,8 @@ def test_nothing_on_the_check_path_imports_gdown():
 
 JUNIT = """<testsuites><testsuite name="pytest">
 <testcase classname="tests.test_train_golden" name="test_a[SGR]" time="2.5"/>
-<testcase classname="tests.test_train_golden" name="test_a[SAF]" time="1.0"><failure message="assert 3e-05 &lt;= 1e-05">x</failure></testcase>
+<testcase classname="tests.test_train_golden" name="test_a[SAF]" time="1.0">
+<failure message="assert 3e-05 &lt;= 1e-05">x</failure></testcase>
 <testcase classname="tests.test_train_golden" name="test_b[SGR]" time="0"><skipped message="no GPU"/></testcase>
 </testsuite></testsuites>"""
 
@@ -281,7 +282,8 @@ def test_golden_training_runs_the_test_on_the_device_and_reads_its_report(tmp_pa
     assert rows[1]["detail"] == "assert 3e-05 <= 1e-05"
     monkeypatch.setattr(gpu_correctness, "run_child", lambda *a, **k: None)  # pytest missing: no report
     with pytest.raises(RuntimeError, match="is pytest installed"):
-        gpu_correctness.golden_train(gpu_correctness.CheckContext(torch.device("cpu"), False, tmp_path / "x", time.time(), 1.0))
+        context = gpu_correctness.CheckContext(torch.device("cpu"), False, tmp_path / "x", time.time(), 1.0)
+        gpu_correctness.golden_train(context)
 
 
 def test_a_hung_child_is_killed_with_its_own_children(tmp_path, monkeypatch):

@@ -163,7 +163,8 @@ def test_a_commit_is_recorded_only_for_this_projects_own_tree(tmp_path):
     def repository(folder, pyproject):
         folder.mkdir(parents=True)
         (folder / "pyproject.toml").write_text(pyproject)
-        for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        commit = ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]
+        for command in (["init", "-q"], ["add", "."], commit):
             subprocess.run(["git", *command], cwd=folder, check=True, capture_output=True)
 
     repository(tmp_path / "user", '[project]\nname = "someone-elses"\n')

@@ -19,9 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 def test_paper_settings_come_from_the_one_table():
     settings = paper_settings("coco", "saf")
     assert (settings.data_name, settings.module_name) == ("coco_precomp", "SAF")
-    assert (settings.num_epochs, settings.learning_rate, settings.lr_update, settings.daa_weight) == (30, 0.00015, 20, 25)
+    paper_run = (settings.num_epochs, settings.learning_rate, settings.lr_update, settings.daa_weight)
+    assert paper_run == (30, 0.00015, 20, 25)
     f30k_sgr = paper_settings("f30k_precomp", "SGR", max_steps=7)
-    assert (f30k_sgr.num_epochs, f30k_sgr.learning_rate, f30k_sgr.lr_update, f30k_sgr.daa_weight) == (40, 0.0006, 30, 10)
+    paper_run = (f30k_sgr.num_epochs, f30k_sgr.learning_rate, f30k_sgr.lr_update, f30k_sgr.daa_weight)
+    assert paper_run == (40, 0.0006, 30, 10)
     assert f30k_sgr.max_steps == 7 and f30k_sgr.dropout == 0.4 and f30k_sgr.batch_size == 128
     assert f30k_sgr.run_dir == Path("models/trained/f30k_precomp_sgr")
     with pytest.raises(BenchError, match="dataset 'flickr'"):

@@ -47,8 +47,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="daa-bench", description=bench.__doc__.splitlines()[0] + " `daa-bench COMMAND --help` for each command.",
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(prog="daa-bench", formatter_class=HelpFormatter,
+                                     description=bench.__doc__.splitlines()[0]
+                                     + " `daa-bench COMMAND --help` for each command.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {bench.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:

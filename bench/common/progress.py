@@ -114,8 +114,9 @@ class PlainProgress:
     def close(self) -> None:
         """A closing line only for steps long enough to have reported along the way."""
         if self.printed:
-            note(f"{self.description}: done, {self._amount(self.done)}"
-                 f"{'' if self.unit == 'bytes' else ' ' + self.unit} in {human_duration(time.monotonic() - self.started)}")
+            unit = "" if self.unit == "bytes" else " " + self.unit
+            note(f"{self.description}: done, {self._amount(self.done)}{unit} "
+                 f"in {human_duration(time.monotonic() - self.started)}")
 
 
 @contextlib.contextmanager

@@ -3,8 +3,9 @@
     python -m bench.perf.convert_bench --gib 3 [--workdir DIR] [--json results/perf_convert.json]
 
 COCO train's features are 33 GB; the conversion must stay under 1 GB of resident memory
-whatever the file size (exit status 1 otherwise: `make bench` checks it, the tests do not). The file is generated here block by block (SCAN's shape: rows x 36 x
-2048 float32), converted in a child process, and the child's peak RSS is reported.
+whatever the file size (exit status 1 otherwise: `make bench` checks it, the tests do not). The
+file is generated here block by block (SCAN's shape: rows x 36 x 2048 float32), converted in a
+child process, and the child's peak RSS is reported.
 """
 
 import argparse

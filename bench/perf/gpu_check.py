@@ -187,7 +187,8 @@ def run_isolated(name: str, context: dict, workdir: Path) -> list[dict]:
             return [{"check": name, "status": "fail", "detail": detail + last_output(log_path)}]
     if rows_path.is_file():
         return json.loads(rows_path.read_text())
-    return [{"check": name, "status": "fail", "detail": f"the part's process ended with {code}: {last_output(log_path)}"}]
+    detail = f"the part's process ended with {code}: {last_output(log_path)}"
+    return [{"check": name, "status": "fail", "detail": detail}]
 
 
 def last_output(log_path: Path) -> str:

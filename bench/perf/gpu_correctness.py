@@ -31,7 +31,8 @@ from bench.perf.workload import agreement
 from bench.training.logs import read_step_log
 
 GOLDEN = REPO / "tests" / "fixtures" / "golden"
-GOLDEN_CASES = (("coco", "testall", "sgr"), ("coco", "testall", "saf"), ("f30k", "test", "sgr"), ("f30k", "test", "saf"))
+GOLDEN_CASES = (("coco", "testall", "sgr"), ("coco", "testall", "saf"),
+                ("f30k", "test", "sgr"), ("f30k", "test", "saf"))
 GOLDEN_METRICS = ("r1", "r5", "r10", "medr", "meanr", "asp")  # the order of expected.npz's `full` rows
 TRAIN_STEPS = 20
 

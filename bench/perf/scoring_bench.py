@@ -65,7 +65,8 @@ def bench_model(module: str, args, device: torch.device, device_name: str) -> li
         runners[("batched", precision)] = lambda p=precision: score_matrix(model, images, words, lens, precision=p)
     peak_flops = {}
     for precision in {"fp32", *args.precisions}:
-        runners[("peak", precision)], peak_flops[precision] = matmul_work(device, PEAK_DTYPES[precision], args.peak_size)
+        runners[("peak", precision)], peak_flops[precision] = matmul_work(device, PEAK_DTYPES[precision],
+                                                                          args.peak_size)
     best = fastest_runs(runners, device, args.repeats, warmup=not args.coco5k)
     peaks = {p: flops / best[("peak", p)][1] / 1e9 for p, flops in peak_flops.items()}
     ref_rate = ref_pairs / best[("reference", "fp32")][1]

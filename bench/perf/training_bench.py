@@ -136,7 +136,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/perf")
     args = parser.parse_args(argv)
-    rows = [measure_step(module, chunk) for module in ("SGR", "SAF") for chunk in (CPU_CAPTION_CHUNK, GPU_CAPTION_CHUNK)]
+    rows = [measure_step(module, chunk)
+            for module in ("SGR", "SAF") for chunk in (CPU_CAPTION_CHUNK, GPU_CAPTION_CHUNK)]
     publish(rows, args.out, "cpu-training-launches", "kernel launches and host syncs per training step")
     return 0
 

@@ -13,7 +13,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib
 
 import bench
 from bench.common.host import cpu_model
