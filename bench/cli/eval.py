@@ -11,13 +11,14 @@ imports happen inside `run`, so `--help` imports no torch.
 import sys
 from pathlib import Path
 
+from bench.common.terminal import summary
 from bench.eval.protocols import PROTOCOL_NAMES
 from bench.eval.tolerances import PRECISIONS
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate checkpoints on a protocol",
-                                   description=__doc__.splitlines()[0])
+                                   description=summary(__doc__))
     parser.add_argument("--checkpoint", action="append",
                         help="checkpoint file; give two (SGR and SAF) for the SGRAF ensemble")
     parser.add_argument("--scores", type=Path,

@@ -5,12 +5,13 @@
 
 from pathlib import Path
 
+from bench.common.terminal import summary
 from bench.results.tables import TABLES
 
 
 def register(subparsers) -> None:
     table = subparsers.add_parser("table", help="the paper's Table 1 / 3: baseline vs +DAA, ours vs paper",
-                                  description=__doc__.splitlines()[0])
+                                  description=summary(__doc__))
     table.add_argument("--table", type=int, required=True, choices=sorted(TABLES),
                        help="1: COCO (1K and 5K); 3: Flickr30K 1K")
     table.add_argument("--results", type=Path, default=Path("results"),

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from bench.common.atomic import write_json
+from bench.common.terminal import summary
 from bench.perf.child_memory import run_measured
 
 ROW_SHAPE = (36, 2048)
@@ -57,7 +58,7 @@ def spot_check(dest: Path, rows: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--gib", type=float, default=3.0, help="size of the generated .npy in GiB")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put the files (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")

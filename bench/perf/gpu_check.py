@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common.terminal import summary
 from bench.perf.gpu_env import REPO, last_line, source_env
 
 CORRECTNESS_PARTS = ("golden-scores", "eval-cli", "train-ddp", "golden-train")
@@ -42,7 +43,7 @@ SELF_TEST_OUT = Path(tempfile.gettempdir()) / "daa-gpu-check-selftest"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="gpu-check", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="gpu-check", description=summary(__doc__),
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda | cuda:N | cpu (cpu: a self-test with --quick)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the wiring, not the hardware")

@@ -23,6 +23,7 @@ from bench.common.host import cpu_model
 from bench.data.vocab import tokenizer_path
 from bench.eval.metrics import TIE_RULE
 from bench.eval.score_split import checkpoint_facts, data_manifest
+from bench.results.pins import pin_record
 
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "nltk")
 
@@ -91,6 +92,7 @@ def base_provenance() -> dict:
     return {
         **git_state(),
         "versions": package_versions(),
+        "pins": pin_record(),  # installed versions against constraints.txt
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "command": sys.orig_argv,  # the interpreter command line, e.g. python -m bench eval ...
