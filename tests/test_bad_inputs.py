@@ -22,14 +22,14 @@ from bad_input_harness import (
     VOCAB,
     Case,
     assert_refused,
-    base,  # noqa: F401  (a fixture)
+    base,
     dead_pid,
     eval_args,
     ids,
     replace_arg,
     tree_state,
-    work,  # noqa: F401  (a fixture)
-    )
+    work,
+)
 
 from bench.cli.main import main
 from bench.common import atomic

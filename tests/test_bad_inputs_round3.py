@@ -20,7 +20,7 @@ from bad_input_harness import (
     REPO,
     Case,
     assert_refused,
-    base,  # noqa: F401  (a fixture)
+    base,
     dead_pid,
     descendants,
     eval_args,
@@ -30,9 +30,9 @@ from bad_input_harness import (
     replace_arg,
     run_bench,
     tree_state,
-    work,  # noqa: F401  (a fixture)
+    work,
 )
-from test_download import mirror, roots, stand_ins  # noqa: F401  (fixtures)
+from test_download import mirror, roots, stand_ins
 
 from bench.cli.main import main
 from bench.common import atomic

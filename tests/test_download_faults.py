@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from test_download import mirror, roots, stand_ins, zip_of  # noqa: F401  (fixtures)
+from test_download import mirror, roots, stand_ins, zip_of
 
 from bench.cli.main import main
 from bench.data import synthetic
