@@ -120,6 +120,18 @@ def check_paths(args) -> None:
     })
 
 
+def print_written(args, result) -> None:
+    """`wrote ...`: every file this run wrote, as the other commands say (nothing when none was asked)."""
+    from bench.results.uncertainty import queries_path
+
+    written = [args.json, args.csv, args.save_sims]
+    if result.queries_npz is not None and (args.json or args.csv):
+        written.append(queries_path(args.json or args.csv))
+    if any(written):
+        note = " (generated data: kept apart from runs on the real datasets)" if result.generated_data else ""
+        print("wrote " + ", ".join(str(path) for path in written if path) + note)
+
+
 def run(args) -> int:
     from bench.common.threads import set_threads
     from bench.results.evaluate import evaluate, evaluate_scores
@@ -141,6 +153,7 @@ def run(args) -> int:
         return 0
     result.write(json_path=args.json, csv_path=args.csv, sims_path=args.save_sims)
     print_table(result.figures)
+    print_written(args, result)
     off = result.status_counts()["off"]
     if args.strict and off:
         print(f"daa-bench eval: --strict: {off} figure(s) off the paper beyond tolerance", file=sys.stderr)
