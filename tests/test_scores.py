@@ -213,8 +213,8 @@ def test_a_pickle_inside_the_npy_is_never_loaded(tmp_path, capsys, golden_dir, m
 
 @pytest.mark.parametrize("extra,needle", [
     (["--checkpoint", "x.pth.tar"], "not both"),
-    (["--save-sims", "s2.npy"], "--save-sims only apply to --checkpoint runs"),
-    (["--precision", "bf16"], "--precision only apply to --checkpoint runs"),
+    (["--save-sims", "s2.npy"], "--save-sims only applies to --checkpoint runs"),
+    (["--precision", "bf16"], "--precision only applies to --checkpoint runs"),
 ])
 def test_scores_with_checkpoint_options_are_refused(tmp_path, capsys, golden_dir, extra, needle):
     path = _save(tmp_path, "s.npy", np.zeros((25, 125), dtype=np.float32))

@@ -89,7 +89,8 @@ def check_source(args) -> None:
     if args.scores is not None:
         given = [flag for flag, name, default in CHECKPOINT_ONLY if getattr(args, name) != default]
         if given:
-            raise BenchError(f"{', '.join(given)} only apply to --checkpoint runs, not to --scores "
+            verb = "apply" if len(given) > 1 else "applies"
+            raise BenchError(f"{', '.join(given)} only {verb} to --checkpoint runs, not to --scores "
                              f"(the scores are already in {args.scores})")
     elif args.model_name != "other":
         raise BenchError("--model-name names a --scores run; a checkpoint run is named by its checkpoints")
