@@ -1,5 +1,6 @@
 """Runs on generated data are known by the data's own marker, whatever produced the scores."""
 
+import csv
 import json
 
 import numpy as np
@@ -32,6 +33,15 @@ def test_eval_scores_on_generated_data_is_marked_and_says_what_it_wrote(tmp_path
     assert documents[True]["provenance"]["generated_data"] == "tests"
     assert "generated_data" not in documents[False]["provenance"]
     assert {row["status"] for row in documents[True]["figures"]} == {"no-reference"}
+    # report: the counts it prints are those summary.md states, and summary.csv marks the generated run
+    assert main(["report", "--results", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.splitlines()[-1]
+    assert printed.endswith("; 1 run(s) on generated data, summarised apart")
+    assert f"{printed}." in (tmp_path / "summary.md").read_text(encoding="utf-8")
+    with open(tmp_path / "summary.csv", newline="", encoding="utf-8") as handle:
+        marks = {(row["run_id"], row["generated_data"]) for row in csv.DictReader(handle)}
+    run_ids = {marked: documents[marked]["figures"][0]["run_id"] for marked in documents}
+    assert marks == {(run_ids[True], "yes"), (run_ids[False], "")}
 
 
 def test_an_unreadable_marker_still_marks_the_data_generated(tmp_path):
