@@ -60,7 +60,7 @@ def write_demo_data(root: Path, plan: DemoPlan) -> None:
                                                ("test", plan.test_images, True, 3)):
         synthetic.write_split(directory, split, n_images, regions=plan.regions, rows_per_caption=per_caption,
                               seed=seed, first_id=100000 * seed)
-        synthetic.mark_generated(directory, split, f"{__name__} ({synthetic.__name__})")
+        synthetic.mark_generated(directory, split, synthetic.__name__)
 
 
 def train_demo_model(module_name: str, data_root: Path, models_root: Path, plan: DemoPlan) -> Path:
@@ -109,6 +109,9 @@ def run_demo(data_root: Path, models_root: Path, results: Path, plan: DemoPlan =
     # Tensors this small gain nothing from a second thread, and on a busy machine OpenMP's
     # spinning threads made epochs up to 40x slower; one thread keeps the demo predictable.
     torch.set_num_threads(1)
+    Console(stderr=True).print(f"demo: 1/3 generating data -> {data_root}; 2/3 training SGR, then SAF, with DAA "
+                               f"({plan.num_epochs} epochs each); 3/3 evaluating SGR, SAF, SGRAF -> {results}",
+                               highlight=False)
     previous = sorted(p.name for p in results.glob("demo-*.json")) if results.is_dir() else []
     if previous:
         Console(stderr=True).print(f"demo: replacing the previous demo's files in {results} ({', '.join(previous)}, "
