@@ -53,9 +53,9 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 
 install: $(VENV)/.installed ## create .venv and install daa-bench with its test tools
 
-test: install ## lint (ruff), then the test suite (CPU, generated data; ~10 min on 2 cores)
-	@echo "test: ruff, then about 650 tests: about 10 minutes on 2 idle cores, up to 30 on a busy machine;\
-	 the 15 slowest are listed at the end"
+test: install ## lint (ruff), then the test suite (CPU, generated data; 26 min measured on 2 busy cores)
+	@echo "test: ruff, then about 660 tests: 26 minutes measured on 2 cores shared with other jobs (load 8),\
+	 less on idle cores; the 15 slowest are listed at the end"
 	$(PY) -m ruff check .
 	$(PY) -m pytest --durations=15
 
@@ -294,7 +294,7 @@ eval-trained-coco-saf: ## evaluate train-coco-saf's model on COCO 1K and 5K
 eval-trained-coco-sgraf: ## evaluate both trained COCO models as SGRAF
 	$(call eval_trained,coco,sgraf)
 
-demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRAF -> $(RESULTS)/demo/ (CPU, ~2 min)
+demo: install ## generate data, train SGR + SAF with DAA, evaluate them and SGRAF -> $(RESULTS)/demo/ (CPU, minutes)
 	$(PY) -m bench demo --data-root $(DATA_ROOT)/demo --models-root $(MODELS_ROOT)/demo --results $(RESULTS)/demo
 
 .PHONY: train-coco-sgr train-coco-saf train-f30k-sgr train-f30k-saf \
