@@ -48,3 +48,19 @@ def test_an_unreadable_marker_still_marks_the_data_generated(tmp_path):
     (tmp_path / "test_generated.json").write_text("{not json")
     assert synthetic.generated_by(tmp_path, "test") == "unreadable marker"
     assert synthetic.generated_by(tmp_path, "dev") is None
+
+
+def test_the_chart_of_a_run_on_generated_data_says_so_in_its_title(tmp_path, monkeypatch):
+    from bench.results import plots
+
+    sims = np.random.default_rng(0).random((20, 100), dtype=np.float32)
+    np.save(tmp_path / "scores.npy", sims)
+    titles = []
+    monkeypatch.setattr(plots, "_draw", lambda axes, *args: titles.append(axes))
+    for marked in (True, False):
+        out = tmp_path / f"{marked}.json"
+        assert main(["eval", "--scores", str(tmp_path / "scores.npy"), "--protocol", "f30k-1k", "--data-root",
+                     str(_generated_root(tmp_path, marked)), "--json", str(out),
+                     "--csv", str(out.with_suffix(".csv"))]) == 0
+        plots.plot_run(out.with_suffix(".csv"))
+    assert "GENERATED DATA" in titles[0].get_title() and "GENERATED" not in titles[1].get_title()
