@@ -60,6 +60,7 @@ def write_demo_data(root: Path, plan: DemoPlan) -> None:
                                                ("test", plan.test_images, True, 3)):
         synthetic.write_split(directory, split, n_images, regions=plan.regions, rows_per_caption=per_caption,
                               seed=seed, first_id=100000 * seed)
+        synthetic.mark_generated(directory, split, synthetic.__name__)
 
 
 def train_demo_model(module_name: str, data_root: Path, models_root: Path, plan: DemoPlan) -> Path:
@@ -85,8 +86,7 @@ def chance_rsum(n_images: int) -> float:
 def evaluate_demo(label: str, checkpoints: list[Path], data_root: Path, results: Path) -> dict:
     """Score the test split with bench.evaluate (as `bench eval` does); write <results>/demo-<label>.*."""
     run_id = f"demo-{label.lower()}"
-    result = evaluate(checkpoints, PROTOCOL, data_root=data_root, device="cpu", run_id=run_id)
-    result = result.on_generated_data(synthetic.__name__)
+    result = evaluate(checkpoints, PROTOCOL, data_root=data_root, device="cpu", run_id=run_id)  # marked generated
     result.write(json_path=results / f"{run_id}.json", csv_path=results / f"{run_id}.csv")
     return result.metrics
 
@@ -109,6 +109,13 @@ def run_demo(data_root: Path, models_root: Path, results: Path, plan: DemoPlan =
     # Tensors this small gain nothing from a second thread, and on a busy machine OpenMP's
     # spinning threads made epochs up to 40x slower; one thread keeps the demo predictable.
     torch.set_num_threads(1)
+    Console(stderr=True).print(f"demo: 1/3 generating data -> {data_root}; 2/3 training SGR, then SAF, with DAA "
+                               f"({plan.num_epochs} epochs each); 3/3 evaluating SGR, SAF, SGRAF -> {results}",
+                               highlight=False)
+    previous = sorted(p.name for p in results.glob("demo-*.json")) if results.is_dir() else []
+    if previous:
+        Console(stderr=True).print(f"demo: replacing the previous demo's files in {results} ({', '.join(previous)}, "
+                                   f"their .csv and .queries.npz) and its models in {models_root}", highlight=False)
     write_demo_data(data_root, plan)
     best = {name: train_demo_model(name, data_root, models_root, plan) for name in ("SGR", "SAF")}
     metrics = {label: evaluate_demo(label, paths, data_root, results)

@@ -127,11 +127,11 @@ def test_readme_example_runs_on_the_fixtures(tmp_path):
 
 
 def test_documented_python_names_import_the_documented_way():
-    """Every `bench.<module>.<name>` the README names is importable as written."""
+    """Every `bench.<module>.<name>` the README and docs/python-api.md name is importable as written."""
     from bench.losses import contrastive_loss, daa_loss  # noqa: F401  (the README's own spelling)
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    names = set(re.findall(r"`(bench(?:\.[A-Za-z_]\w*)+)", readme))
+    texts = [(REPO / name).read_text(encoding="utf-8") for name in ("README.md", "docs/python-api.md")]
+    names = {name for text in texts for name in re.findall(r"`(bench(?:\.[A-Za-z_]\w*)+)", text)}
     assert "bench.losses.daa_loss" in names
     for dotted in names:
         parts = dotted.split(".")

@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import bench
 from bench.cli import main as cli
@@ -131,6 +135,25 @@ def test_make_install_passes_the_torch_index_to_the_torch_step_only(tmp_path):
     assert "--index-url" not in default
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_install_pins_every_package_unless_told_not_to(tmp_path):
+    """constraints.txt applies to both pip steps; CONSTRAINTS= empties it; a TORCH_SPEC of the user's drops its
+    torch pin (which would contradict it)."""
+    def plan(*assignments: str) -> list[str]:
+        return subprocess.run(["make", "-n", "install", f"VENV={tmp_path / 'venv'}", *assignments], cwd=REPO,
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+
+    effective = f"{tmp_path / 'venv'}/constraints.txt"
+    pinned = plan()
+    assert sum(f"-c {effective}" in line for line in pinned if "pip install" in line and "upgrade pip" not in line) == 2
+    assert f"grep -v '^#' constraints.txt > {effective}" in pinned
+    assert f"grep -v '^torch==' constraints.txt > {effective}" in plan("TORCH_SPEC=torch==2.5.1")
+    assert f"true > {effective}" in plan("CONSTRAINTS=")
+    lines = (REPO / "constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert {"torch", "numpy", "scipy", "pytest", "ruff"} <= pins.keys() and "+" not in pins["torch"]
+
+
 def test_download_help_shows_one_example_per_line(capsys):
     with pytest.raises(SystemExit):
         cli.main(["download", "--help"])
@@ -149,3 +172,13 @@ def test_make_help_shows_folders_not_make_syntax():
     listed = subprocess.run(["make", "-s", "help", "RESULTS=out"], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout
     assert "$(" not in listed and "out/trained_f30k_sgr_f30k-1k" in listed and "out/demo/" in listed
+
+
+def test_help_works_under_python_OO_which_strips_docstrings():
+    code = ("from bench.cli.main import build_parser\n"
+            "parser = build_parser()\n"
+            "commands = next(a for a in parser._actions if a.__class__.__name__ == '_SubParsersAction').choices\n"
+            "print(len([p.format_help() for p in commands.values()]), parser.format_help().splitlines()[2])\n")
+    done = subprocess.run([sys.executable, "-OO", "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split(" ", 1) == [str(len(COMMANDS)), "`daa-bench COMMAND --help` for each command.\n"]

@@ -76,7 +76,8 @@ def test_generated_data_and_sgraf_mean(tmp_path, data_root, make_checkpoint):
 
 
 def _bad_run(tmp_path, capsys, args):
-    outputs = ["--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"), "--save-sims", str(tmp_path / "s.npy")]
+    outputs = ["--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"),
+               "--save-sims", str(tmp_path / "s.npy")]
     status = main(["eval", *args, *outputs])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "Traceback" not in err[0]
@@ -93,13 +94,15 @@ def test_missing_checkpoint(tmp_path, capsys, data_root):
 
 def test_vocabulary_mismatch(tmp_path, capsys, data_root, make_checkpoint):
     checkpoint = make_checkpoint("SGR", "coco_precomp", vocab=500)
-    line = _bad_run(tmp_path, capsys, ["--checkpoint", str(checkpoint), "--protocol", "coco-5k", "--data-root", str(data_root)])
+    line = _bad_run(tmp_path, capsys,
+                    ["--checkpoint", str(checkpoint), "--protocol", "coco-5k", "--data-root", str(data_root)])
     assert "but" in line and "500" in line
 
 
 def test_feature_dimension_mismatch(tmp_path, capsys, data_root, make_checkpoint):
     checkpoint = make_checkpoint("SGR", "coco_precomp", img_dim=64)
-    line = _bad_run(tmp_path, capsys, ["--checkpoint", str(checkpoint), "--protocol", "coco-1k", "--data-root", str(data_root)])
+    line = _bad_run(tmp_path, capsys,
+                    ["--checkpoint", str(checkpoint), "--protocol", "coco-1k", "--data-root", str(data_root)])
     assert "expects 36 x 64" in line
 
 

@@ -151,6 +151,9 @@ def test_piped_compare_prints_every_column_and_whole_captions(runs, tmp_path, mo
     out = tmp_path / "c.csv"
     assert main(["compare", str(runs / "sgr.json"), str(runs / "saf.json"), "--csv", str(out), "--queries"]) == 0
     printed = capsys.readouterr().out
-    assert "…" not in printed and "p (Holm)" in printed and "top item B" in printed
+    assert "…" not in printed and "p (Holm)" in printed and "top 3 B" in printed
     t2i = [r for r in _read_csv(tmp_path / "c.queries.csv") if r["direction"] == "t2i"]
     assert t2i and all(r["query"] in printed for r in t2i)
+    # each run's top 3, as the CSV lists them (an image's page address may be folded onto the next line)
+    shown = [item.split(" http")[0] for r in t2i for run in ("a", "b") for item in r[f"top3_{run}"].split(" | ")]
+    assert len(shown) == 6 * len(t2i) and all(label in printed for label in shown)

@@ -75,6 +75,10 @@ def replace_data_zip(mirror, tmp_path, write):  # noqa: F811
     mirror.files["data.zip"] = zip_of(tmp_path / "bad.zip", {f"data/coco_precomp/{p.name}": p for p in src.iterdir()})
 
 
+def _nan_dev_features(src: Path) -> None:
+    np.save(src / "dev_ims.npy", np.full((20, 36, 40), np.nan, np.float32))
+
+
 def test_wrong_row_count_is_caught_inside_the_archive_before_extracting(tmp_path, mirror, stand_ins, capsys):  # noqa: F811
     replace_data_zip(mirror, tmp_path, lambda src: np.save(src / "testall_ims.npy", np.ones((25, 36, 40), np.float32)))
     assert main(["download", "scan-coco", "--mirror", mirror.url, *roots(tmp_path)]) == 2
@@ -84,7 +88,7 @@ def test_wrong_row_count_is_caught_inside_the_archive_before_extracting(tmp_path
 
 
 def test_nan_features_fail_after_extraction_but_the_archive_is_kept(tmp_path, mirror, stand_ins, capsys):  # noqa: F811
-    replace_data_zip(mirror, tmp_path, lambda src: np.save(src / "dev_ims.npy", np.full((20, 36, 40), np.nan, np.float32)))
+    replace_data_zip(mirror, tmp_path, _nan_dev_features)
     assert main(["download", "scan-coco", "--mirror", mirror.url, *roots(tmp_path)]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()[:1]
     assert "dev_ims.npy: holds NaN" in line and "data.zip is kept" in line
@@ -103,7 +107,7 @@ def test_nan_checkpoint_is_refused(tmp_path, mirror, stand_ins, capsys):  # noqa
 
 
 def test_from_is_recorded_only_after_its_checks_passed(tmp_path, mirror, stand_ins, capsys):  # noqa: F811
-    replace_data_zip(mirror, tmp_path, lambda src: np.save(src / "dev_ims.npy", np.full((20, 36, 40), np.nan, np.float32)))
+    replace_data_zip(mirror, tmp_path, _nan_dev_features)
     given = tmp_path / "by_hand.zip"
     given.write_bytes(mirror.files["data.zip"])
     assert main(["download", "scan-coco", "--from", str(given), *roots(tmp_path)]) == 2

@@ -38,7 +38,8 @@ def test_both_paths_reproduce_the_original_scores(golden_dir, golden_expected, d
 
 def _random_inputs(config, n_images, lengths, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    img = torch.nn.functional.normalize(torch.randn(n_images, config.num_regions, config.embed_size, generator=gen), dim=-1)
+    img = torch.randn(n_images, config.num_regions, config.embed_size, generator=gen)
+    img = torch.nn.functional.normalize(img, dim=-1)
     cap = torch.zeros(len(lengths), max(lengths), config.embed_size)
     for j, n in enumerate(lengths):
         cap[j, :n] = torch.nn.functional.normalize(torch.randn(n, config.embed_size, generator=gen), dim=-1)

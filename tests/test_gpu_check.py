@@ -418,8 +418,8 @@ def test_golden_training_runs_the_test_on_the_device_and_reads_its_report(tmp_pa
     assert rows[1]["detail"] == "assert 3e-05 <= 1e-05"
     monkeypatch.setattr(gpu_correctness, "run_child", lambda *a, **k: None)  # pytest missing: no report
     with pytest.raises(RuntimeError, match="is pytest installed"):
-        gpu_correctness.golden_train(
-            gpu_correctness.CheckContext(torch.device("cpu"), False, tmp_path / "x", time.time(), 1.0))
+        context = gpu_correctness.CheckContext(torch.device("cpu"), False, tmp_path / "x", time.time(), 1.0)
+        gpu_correctness.golden_train(context)
 
 
 def test_a_hung_child_is_killed_with_its_own_children(tmp_path, monkeypatch):

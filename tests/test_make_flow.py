@@ -46,7 +46,8 @@ def stand_ins(work: Path) -> dict[str, bytes]:
     files["vocab.zip"] = zipped(work / "vocab.zip", {f"vocab/{d}_precomp_vocab.json": work / "vocab.json"
                                                      for d in ("coco", "f30k")})
     files["annotations_trainval2014.zip"] = zipped(work / "ann.zip", {
-        "annotations/captions_val2014.json": b'{"annotations": []}', "annotations/instances_val2014.json": b'{"images": []}'})
+        "annotations/captions_val2014.json": b'{"annotations": []}',
+        "annotations/instances_val2014.json": b'{"images": []}'})
     files["punkt_tab.zip"] = zipped(work / "punkt.zip", {
         "punkt_tab/english/collocations.tab": b"", "punkt_tab/english/sent_starters.txt": b"the\n",
         "punkt_tab/english/abbrev_types.txt": b"mr\n", "punkt_tab/english/ortho_context.tab": b""})

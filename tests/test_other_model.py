@@ -67,7 +67,7 @@ def test_a_mean_pool_model_beside_sgraf_on_the_same_queries(demo_like_root, make
     root, example = demo_like_root, _example()
     # 1. export the order; 2. score in that order with the other model; 3. eval --scores
     assert main(["order", "--protocol", "f30k-1k", "--data-root", str(root), "--out", str(tmp_path / "order.csv")]) == 0
-    model = example.train(bench.load_split(root, "f30k_precomp", "train"), seconds=5.0)
+    model = example.train(bench.load_split(root, "f30k_precomp", "train"), steps=150)
     scores = example.score(model, bench.load_split(root, "f30k_precomp", "test"), tmp_path / "order.csv")
     np.save(tmp_path / "meanpool.npy", scores)
     assert main(["eval", "--scores", str(tmp_path / "meanpool.npy"), "--model-name", "MeanPool", "--protocol",

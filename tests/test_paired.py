@@ -98,11 +98,23 @@ def test_holm_multiplies_the_smallest_p_by_the_family_size_and_keeps_the_order()
     assert adjusted == pytest.approx({"a": 0.04, "c": 0.09, "b": 0.09, "d": 0.5})
 
 
+def _reference_holm(p_values: dict) -> dict:
+    """Holm (1979) from its definition: the i-th smallest of m p-values times (m - i + 1), capped at 1,
+    made monotone by taking the largest adjusted value so far."""
+    keys = sorted(p_values, key=p_values.get)
+    scaled = np.minimum(1.0, (len(keys) - np.arange(len(keys))) * np.array([p_values[k] for k in keys]))
+    return dict(zip(keys, np.maximum.accumulate(scaled)))
+
+
 def test_paired_gains_adjust_the_p_values_of_one_group_with_holm():
-    run_a, run_b = _run_pair(seed=1)
+    run_a, run_b = _run_pair(seed=4)
     gains = paired.paired_gains(run_a, run_b, bootstrap.Settings(resamples=50), n_permutations=100)["all"]
     tested = {key: g["p_value"] for key, g in gains.items() if g["p_value"] is not None}
-    assert len(tested) == 13 and {key: gains[key]["p_holm"] for key in tested} == paired.holm(tested)
+    assert len(tested) == 13
+    expected = _reference_holm(tested)
+    assert {key: gains[key]["p_holm"] for key in tested} == pytest.approx(expected)
+    # this draw tells Holm from Bonferroni (m * p) on several figures, so either mistake would show
+    assert sum(expected[key] < min(1.0, 13 * p) - 1e-9 for key, p in tested.items()) >= 3
 
 
 def test_runs_over_other_queries_are_refused():
@@ -123,13 +135,27 @@ def test_coco_1k_pairs_permute_within_folds_and_test_each_fold_as_its_own_family
     for run in (run_a, run_b):
         for direction, values in run.items():
             values["fold"] = (np.arange(len(values["fold"])) >= len(values["fold"]) // 2).astype(np.int16)
-    gains = paired.paired_gains(run_a, run_b, bootstrap.Settings(resamples=100), n_permutations=100)
+    gains = paired.paired_gains(run_a, run_b, bootstrap.Settings(resamples=100, seed=7), n_permutations=100)
     assert set(gains) == {"mean", "0", "1"}
     for key, gain in gains["mean"].items():
         assert gain["gain"] == pytest.approx((gains["0"][key]["gain"] + gains["1"][key]["gain"]) / 2)
+    half = N_IMAGES // 2
+    for fold, images in (("0", np.arange(half)), ("1", np.arange(half, N_IMAGES))):
+        # the oracle: swaps drawn for this fold's images only, every other image left where it is
+        draws = np.random.default_rng([7, int(fold), paired.PERMUTATION_STREAM]).integers(0, 2, (100, half))
+        swaps = np.zeros((100, N_IMAGES), dtype=np.int64)
+        swaps[:, images] = draws
+        observed_a, observed_b = _figures(run_a, images), _figures(run_b, images)
+        permuted = [tuple(_figures(run, images) for run in _swapped(run_a, run_b, swap)) for swap in swaps]
+        for key, gain in gains[fold].items():
+            if key[1] == "medr":
+                continue
+            observed = observed_b[key] - observed_a[key]
+            extreme = sum(abs(b[key] - a[key]) >= abs(observed) - 1e-9 for a, b in permuted)
+            assert gain["p_value"] == pytest.approx((1 + extreme) / 101), (fold, key)
     for group in gains.values():
         tested = {key: g["p_value"] for key, g in group.items() if g["p_value"] is not None}
-        assert {key: group[key]["p_holm"] for key in tested} == paired.holm(tested)
+        assert {key: group[key]["p_holm"] for key in tested} == pytest.approx(_reference_holm(tested))
 
 
 def _swapped_pairs(n_folds=5, per_fold=6, seed=0):

@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end at tiny sizes (timings themselves are not asserted)."""
 
 import csv
+import time
 
 import numpy as np
 import pytest
@@ -41,25 +42,75 @@ def test_scoring_bench_writes_every_path(tmp_path):
                                                               rel=0.02 + rounding, abs=2e-3)
 
 
-def test_metrics_bench_covers_every_stage(tmp_path):
+MIN_SECONDS = 0.05  # each spied stage takes at least this long, so a timer that misses it reads less
+
+
+def _slow_spy(calls: list, name: str, real):
+    """`real`, noted in `calls` and made to last at least MIN_SECONDS: a stage's timer must enclose it."""
+    def spy(*args, **kwargs):
+        started = time.perf_counter()
+        calls.append((name, args))
+        result = real(*args, **kwargs)
+        time.sleep(max(0.0, MIN_SECONDS - (time.perf_counter() - started)))
+        return result
+    return spy
+
+
+def test_metrics_bench_covers_every_stage(tmp_path, monkeypatch):
+    """Each row times the work it names: recalls, the coco-5k and coco-1k protocols, PMRP."""
+    calls = []
+    for name in ("recall_metrics", "protocol_metrics", "protocol_pmrp"):
+        monkeypatch.setattr(metrics_bench, name, _slow_spy(calls, name, getattr(metrics_bench, name)))
     assert metrics_bench.main(["--images", "20", "--out", str(tmp_path)]) == 0
-    stages = [r["stage"] for r in _rows(tmp_path, "cpu-metrics-*.csv")]
-    assert len(stages) == 4 and any("PMRP" in s for s in stages)
+    rows = _rows(tmp_path, "cpu-metrics-*.csv")
+    called = [(name, args[0].name if name == "protocol_metrics" else args[0] if name == "protocol_pmrp" else "")
+              for name, args in calls]
+    assert called == [("recall_metrics", ""), ("protocol_metrics", "coco-5k"), ("protocol_metrics", "coco-1k"),
+                      ("protocol_pmrp", "coco-5k")]
+    assert [r["stage"].split(" (")[0] for r in rows] == ["recalls", "coco-5k protocol", "coco-1k protocol",
+                                                         "PMRP coco-5k"]
+    assert all(float(r["seconds"]) >= MIN_SECONDS - 0.005 for r in rows)  # the CSV rounds to 0.01 s
 
 
-def test_bootstrap_bench_times_every_figure(tmp_path):
+def test_bootstrap_bench_times_every_figure(tmp_path, monkeypatch):
+    """Both rows time the whole of their work (replicates + intervals; the paired comparison), on
+    every figure of both directions and rsum."""
+    calls = []
+    monkeypatch.setattr(bootstrap_bench.bootstrap, "replicates",
+                        _slow_spy(calls, "replicates", bootstrap_bench.bootstrap.replicates))
+    monkeypatch.setattr(bootstrap_bench.bootstrap, "intervals",
+                        _slow_spy(calls, "intervals", bootstrap_bench.bootstrap.intervals))
+    monkeypatch.setattr(bootstrap_bench.paired, "paired_gains",
+                        _slow_spy(calls, "paired_gains", bootstrap_bench.paired.paired_gains))
     assert bootstrap_bench.main(["--images", "20", "--resamples", "50", "--out", str(tmp_path)]) == 0
     intervals, compared = _rows(tmp_path, "cpu-bootstrap-*.csv")
+    names = [name for name, _ in calls]
+    assert names[:3] == ["replicates", "intervals", "paired_gains"] and names.count("paired_gains") == 1
+    # 7 figures per direction (R@1/5/10, medr, meanr, ASP, PMRP) and rsum
     assert (intervals["resamples"], intervals["figures"], compared["figures"]) == ("50", "15", "15")
     assert "paired" in compared["stage"] and int(compared["permutations"]) > 0
-    assert intervals["host"] and intervals["cpu"] and float(intervals["seconds"]) >= 0
+    assert float(intervals["seconds"]) >= 2 * MIN_SECONDS - 0.005  # replicates and intervals both inside
+    assert float(compared["seconds"]) >= MIN_SECONDS - 0.005 and intervals["host"] and intervals["cpu"]
+
+
+def _reference_rsum(sims: np.ndarray) -> float:
+    """R@1/5/10 of both directions, summed, straight from the definition (5 captions per image)."""
+    n_images = sims.shape[0]
+    owner = np.arange(sims.shape[1]) // 5
+    i2t = [int(np.sum(row > row[owner == i].max())) for i, row in enumerate(sims)]
+    t2i = [int(np.sum(sims[:, j] > sims[owner[j], j])) for j in range(sims.shape[1])]
+    return sum(100 * np.mean(np.asarray(ranks) < k) for ranks in (i2t, t2i) for k in (1, 5, 10)) if n_images else 0
 
 
 def test_scores_bench_measures_a_whole_eval_scores_run(tmp_path):
+    """The row's rsum is the coco-5k rsum of the very matrix the bench writes: the child evaluated it."""
     assert scores_bench.main(["--images", "20", "--out", str(tmp_path)]) == 0
     (row,) = _rows(tmp_path, "cpu-scores-memory-*.csv")
+    scores_bench.write_matrix(tmp_path / "same.npy", 20)
+    expected = _reference_rsum(np.load(tmp_path / "same.npy"))
+    assert float(row["rsum"]) == pytest.approx(expected, abs=0.006)  # the CSV rounds to 0.01
     assert row["matrix"] == "20 x 100 float32" and float(row["peak_rss_mb"]) > 0 and row["host"]
-    assert row["figures"] == "15" and float(row["rsum"]) > 0  # recalls, ranks, ASP and PMRP of both directions
+    assert row["figures"] == "15"  # recalls, ranks, ASP and PMRP of both directions, and rsum
 
 
 def test_flop_count_matches_performance_notes():

@@ -111,7 +111,8 @@ def test_stacked_fold_blocks_equal_full_matrix(golden_dir, golden_expected):
     vectors = load_instance_vectors(golden_dir / "coco_annotations")
     sims = golden_sims(golden_expected, "sgr")
     stacked = np.stack([sims[6 * k:6 * k + 6, 30 * k:30 * k + 30] for k in range(5)])
-    from_blocks, from_full = protocol_pmrp("coco-1k", stacked, ids, vectors), protocol_pmrp("coco-1k", sims, ids, vectors)
+    from_blocks = protocol_pmrp("coco-1k", stacked, ids, vectors)
+    from_full = protocol_pmrp("coco-1k", sims, ids, vectors)
     for direction in ("i2t", "t2i"):
         np.testing.assert_array_equal(from_blocks["per_query"].pop(direction), from_full["per_query"].pop(direction))
     assert from_blocks == from_full

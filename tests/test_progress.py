@@ -51,6 +51,13 @@ def test_quiet_and_other_ranks_print_nothing(plain, monkeypatch, capsys, variabl
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("value", ["0", "false", "No", ""])
+def test_bench_quiet_0_means_not_quiet(plain, monkeypatch, capsys, value):
+    monkeypatch.setenv("BENCH_QUIET", value)
+    progress.note("hello")
+    assert "hello" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("seconds,text", [(5, "5 s"), (245, "4 min 05 s"), (23_400, "6.5 h")])
 def test_durations_read_naturally(seconds, text):
     assert progress.human_duration(seconds) == text

@@ -84,7 +84,8 @@ def test_no_runs_and_broken_files_are_clear_errors(tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_reproduce_target_names_the_missing_files(tmp_path):
     done = subprocess.run(
-        ["make", "-s", "-o", "install", "-o", "download-f30k", "-o", "download-daa-f30k-sgr", "-o", "download-daa-f30k-saf",
+        ["make", "-s", "-o", "install", "-o", "download-f30k",
+         "-o", "download-daa-f30k-sgr", "-o", "download-daa-f30k-saf",
          "reproduce-f30k-sgraf", f"DATA_ROOT={tmp_path}/data", f"MODELS_ROOT={tmp_path}/models"],
         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0

@@ -97,8 +97,29 @@ def test_any_float_dtype_gives_the_same_figures(checkpoint_runs, captions_only, 
     as_float64 = bench.evaluate_scores(tmp_path / "wide.npy", "f30k-1k", data_root=captions_only, model="Mine")
     assert as_float64.metrics == as_float32.metrics
     assert as_float64.figures[0]["model"] == "Mine" and as_float64.figures[0]["checkpoint"] == "wide.npy"
-    half = bench.evaluate_scores(sims.astype(np.float16), "f30k-1k", data_root=captions_only)
-    assert half.provenance["scores"]["dtype"] == "float16" and set(half.metrics) == set(as_float32.metrics)
+    half_sims = sims.astype(np.float16)
+    half = bench.evaluate_scores(half_sims, "f30k-1k", data_root=captions_only)
+    assert half.provenance["scores"]["dtype"] == "float16"
+    # float16 -> float32 is exact, so the figures are those of the upcast matrix: recalls from their definition
+    # (ties, common in float16, to the lower index), the rest from the float32 path
+    upcast = half_sims.astype(np.float32)
+    assert np.count_nonzero(upcast != sims) > 0.5 * sims.size  # float16 really rounded the scores
+    for direction, matrix in (("i2t", upcast), ("t2i", upcast.T)):
+        ranks = _first_correct_ranks(matrix, captions_per_image=5, by_image=direction == "i2t")
+        for k in (1, 5, 10):
+            assert half.metrics[direction][f"r{k}"] == pytest.approx(100 * np.mean(ranks < k)), (direction, k)
+    assert half.metrics == bench.evaluate_scores(upcast, "f30k-1k", data_root=captions_only).metrics
+
+
+def _first_correct_ranks(matrix: np.ndarray, captions_per_image: int, by_image: bool) -> np.ndarray:
+    """Rank (0 = first) of each query's first correct item; equal scores go to the lower index."""
+    ranks = []
+    for query, scores in enumerate(matrix):
+        correct = (np.arange(len(scores)) // captions_per_image == query) if by_image else \
+            (np.arange(len(scores)) == query // captions_per_image)
+        order = sorted(range(len(scores)), key=lambda item: (-scores[item], item))
+        ranks.append(next(place for place, item in enumerate(order) if correct[item]))
+    return np.asarray(ranks)
 
 
 def test_compare_takes_two_score_runs_over_the_same_queries(checkpoint_runs, captions_only, tmp_path, capsys):
@@ -192,8 +213,8 @@ def test_a_pickle_inside_the_npy_is_never_loaded(tmp_path, capsys, golden_dir, m
 
 @pytest.mark.parametrize("extra,needle", [
     (["--checkpoint", "x.pth.tar"], "not both"),
-    (["--save-sims", "s2.npy"], "--save-sims only apply to --checkpoint runs"),
-    (["--precision", "bf16"], "--precision only apply to --checkpoint runs"),
+    (["--save-sims", "s2.npy"], "--save-sims only applies to --checkpoint runs"),
+    (["--precision", "bf16"], "--precision only applies to --checkpoint runs"),
 ])
 def test_scores_with_checkpoint_options_are_refused(tmp_path, capsys, golden_dir, extra, needle):
     path = _save(tmp_path, "s.npy", np.zeros((25, 125), dtype=np.float32))

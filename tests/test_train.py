@@ -94,7 +94,8 @@ def test_resume_repeats_the_uninterrupted_run(tiny_root, tmp_path):
     with pytest.raises(BenchError, match="--resume"):
         train(replace(interrupted, num_epochs=2))
     train(replace(interrupted, num_epochs=2, resume=True))
-    expected, got = _weights(straight.out_dir / "checkpoint_1.pth.tar"), _weights(interrupted.out_dir / "checkpoint_1.pth.tar")
+    expected = _weights(straight.out_dir / "checkpoint_1.pth.tar")
+    got = _weights(interrupted.out_dir / "checkpoint_1.pth.tar")
     assert expected.keys() == got.keys()
     for key in expected:
         assert torch.equal(expected[key], got[key]), key

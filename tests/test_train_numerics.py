@@ -14,6 +14,7 @@ from bench.cli.main import main as bench_main
 from bench.common.errors import BenchError
 from bench.training import loop
 from bench.training.loop import backward_batch, train
+from tests.test_precision import needs_fp32_precision
 from tests.test_train import one_thread, scorer_and_batch, tiny_root, tiny_settings  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +37,7 @@ class SwitchSpy(torch.nn.Module):
         return scores
 
 
+@needs_fp32_precision
 @pytest.mark.parametrize("precision,expected", [("fp32", "ieee"), ("tf32", "tf32"), ("bf16", "ieee")])
 def test_the_backward_runs_under_the_precision_switches(tiny_root, precision, expected):
     """tf32 must reach the backward matmuls; fp32 must keep cuDNN's GRU backward off TF32."""

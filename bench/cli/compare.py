@@ -11,10 +11,12 @@ whose rank changed most, with what each run retrieved for them. Heavy imports ha
 
 from pathlib import Path
 
+from bench.common.terminal import summary
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("compare", help="paired gain of run B over run A, with its interval and p-value",
-                                   description=__doc__.splitlines()[0])
+                                   description=summary(__doc__))
     parser.add_argument("run_a", type=Path, help="result JSON of the reference run (eval --json)")
     parser.add_argument("run_b", type=Path, help="result JSON of the run compared with it")
     parser.add_argument("--csv", type=Path,

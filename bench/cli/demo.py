@@ -2,10 +2,12 @@
 
 from pathlib import Path
 
+from bench.common.terminal import summary
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="the whole pipeline on generated data (CPU, no downloads)",
-                                   description=__doc__.splitlines()[0])
+                                   description=summary(__doc__))
     parser.add_argument("--data-root", type=Path, default=Path("data/demo"), help="where the generated data goes")
     parser.add_argument("--models-root", type=Path, default=Path("models/demo"), help="where the trained models go")
     parser.add_argument("--results", type=Path, default=Path("results/demo"),

@@ -41,7 +41,9 @@ def register(subparsers) -> None:
     parser.add_argument("--retries", type=int, default=5, help="retries per source on network errors")
     parser.add_argument("--data-root", type=Path, default=Path("data"), help="where features, vocab and annotations go")
     parser.add_argument("--models-root", type=Path, default=Path("models"), help="where released checkpoints go")
-    parser.add_argument("--nltk-dir", type=Path, default=None, help="where punkt_tab goes (default: $NLTK_DATA, else <data root>/nltk_data, where eval and train look)")
+    parser.add_argument("--nltk-dir", type=Path, default=None,
+                        help="where punkt_tab goes (default: $NLTK_DATA, else <data root>/nltk_data, "
+                             "where eval and train look)")
     parser.set_defaults(func=run)
 
 

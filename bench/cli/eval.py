@@ -11,13 +11,14 @@ imports happen inside `run`, so `--help` imports no torch.
 import sys
 from pathlib import Path
 
+from bench.common.terminal import summary
 from bench.eval.protocols import PROTOCOL_NAMES
 from bench.eval.tolerances import PRECISIONS
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate checkpoints on a protocol",
-                                   description=__doc__.splitlines()[0])
+                                   description=summary(__doc__))
     parser.add_argument("--checkpoint", action="append",
                         help="checkpoint file; give two (SGR and SAF) for the SGRAF ensemble")
     parser.add_argument("--scores", type=Path,
@@ -88,7 +89,8 @@ def check_source(args) -> None:
     if args.scores is not None:
         given = [flag for flag, name, default in CHECKPOINT_ONLY if getattr(args, name) != default]
         if given:
-            raise BenchError(f"{', '.join(given)} only apply to --checkpoint runs, not to --scores "
+            verb = "apply" if len(given) > 1 else "applies"
+            raise BenchError(f"{', '.join(given)} only {verb} to --checkpoint runs, not to --scores "
                              f"(the scores are already in {args.scores})")
     elif args.model_name != "other":
         raise BenchError("--model-name names a --scores run; a checkpoint run is named by its checkpoints")
@@ -119,6 +121,18 @@ def check_paths(args) -> None:
     })
 
 
+def print_written(args, result) -> None:
+    """`wrote ...`: every file this run wrote, as the other commands say (nothing when none was asked)."""
+    from bench.results.uncertainty import queries_path
+
+    written = [args.json, args.csv, args.save_sims]
+    if result.queries_npz is not None and (args.json or args.csv):
+        written.append(queries_path(args.json or args.csv))
+    if any(written):
+        note = " (generated data: kept apart from runs on the real datasets)" if result.generated_data else ""
+        print("wrote " + ", ".join(str(path) for path in written if path) + note)
+
+
 def run(args) -> int:
     from bench.common.threads import set_threads
     from bench.results.evaluate import evaluate, evaluate_scores
@@ -140,6 +154,7 @@ def run(args) -> int:
         return 0
     result.write(json_path=args.json, csv_path=args.csv, sims_path=args.save_sims)
     print_table(result.figures)
+    print_written(args, result)
     off = result.status_counts()["off"]
     if args.strict and off:
         print(f"daa-bench eval: --strict: {off} figure(s) off the paper beyond tolerance", file=sys.stderr)

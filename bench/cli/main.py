@@ -15,7 +15,7 @@ import threading
 import bench
 from bench.common import atomic
 from bench.common.errors import BenchError
-from bench.common.terminal import one_line
+from bench.common.terminal import one_line, summary
 
 COMMAND_MODULES = (
     "bench.cli.eval",
@@ -47,8 +47,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="daa-bench", description=bench.__doc__.splitlines()[0] + " `daa-bench COMMAND --help` for each command.",
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(prog="daa-bench", formatter_class=HelpFormatter,
+                                     description=f"{summary(bench.__doc__)} `daa-bench COMMAND --help` for each "
+                                                 "command.".lstrip())
     parser.add_argument("--version", action="version", version=f"%(prog)s {bench.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:

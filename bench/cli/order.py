@@ -9,12 +9,13 @@ Reads only the split's captions and ids, never its features.
 
 from pathlib import Path
 
+from bench.common.terminal import summary
 from bench.eval.protocols import PROTOCOL_NAMES
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("order", help="export the image and caption order a score matrix must follow",
-                                   description=__doc__.splitlines()[0])
+                                   description=summary(__doc__))
     parser.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES,
                         help="the protocol whose split is listed (coco-1k and coco-5k: the same COCO testall)")
     parser.add_argument("--data-root", type=Path, default=Path("data"),

@@ -41,12 +41,12 @@ def draw_charts(results: Path) -> str:
 
 
 def run(args) -> int:
-    from bench.results.summary import counts_line, write_summary
+    from bench.results.summary import report_counts, write_summary
 
     charts = draw_charts(args.results) if args.plots and args.results.is_dir() else ""
     csv_path, md_path, rows = write_summary(args.results)
     if charts:
         print(charts)
     print(f"summarised {len({row['run_id'] for row in rows})} run(s): {csv_path}, {md_path}")
-    print(counts_line(rows))
+    print(report_counts(rows))  # the line summary.md has
     return 0

@@ -5,12 +5,13 @@
 
 from pathlib import Path
 
+from bench.common.terminal import summary
 from bench.results.tables import TABLES
 
 
 def register(subparsers) -> None:
     table = subparsers.add_parser("table", help="the paper's Table 1 / 3: baseline vs +DAA, ours vs paper",
-                                  description=__doc__.splitlines()[0])
+                                  description=summary(__doc__))
     which = table.add_mutually_exclusive_group(required=True)
     which.add_argument("--table", type=int, choices=sorted(TABLES), help="1: COCO (1K and 5K); 3: Flickr30K 1K")
     which.add_argument("--family", action="store_true",

@@ -10,6 +10,7 @@ with --resume, the run's own recorded settings. Only parses arguments: the work 
 import dataclasses
 from pathlib import Path
 
+from bench.common.terminal import summary
 from bench.training.settings import (
     DAA_FORMS,
     DATA_NAMES,
@@ -74,7 +75,7 @@ def _add_schedule_options(parser) -> None:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train SGR / SAF with the DAA loss",
-                                   description=__doc__.splitlines()[0])
+                                   description=summary(__doc__))
     parser.add_argument("--data-name", required=True, choices=DATA_NAMES, help="dataset (SCAN folder name)")
     parser.add_argument("--module-name", required=True, choices=MODULE_NAMES, help="similarity head to train")
     parser.add_argument("--data-root", type=Path, help="folder holding <data-name>/ and vocab/ (default data)")

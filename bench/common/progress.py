@@ -32,9 +32,13 @@ DEFAULT_INTERVAL = 30.0
 console = Console(stderr=True, soft_wrap=True)
 
 
+NOT_QUIET = ("", "0", "false", "no", "off")  # BENCH_QUIET values that mean what they say
+
+
 def quiet() -> bool:
-    """BENCH_QUIET, or a torchrun process other than rank 0 (which speaks for all of them)."""
-    return bool(os.environ.get("BENCH_QUIET")) or os.environ.get("RANK", "0") != "0"
+    """BENCH_QUIET set to anything but 0/false/no/off, or a torchrun process other than rank 0 (which
+    speaks for all of them)."""
+    return os.environ.get("BENCH_QUIET", "").strip().lower() not in NOT_QUIET or os.environ.get("RANK", "0") != "0"
 
 
 def interval() -> float:
@@ -114,8 +118,9 @@ class PlainProgress:
     def close(self) -> None:
         """A closing line only for steps long enough to have reported along the way."""
         if self.printed:
-            note(f"{self.description}: done, {self._amount(self.done)}"
-                 f"{'' if self.unit == 'bytes' else ' ' + self.unit} in {human_duration(time.monotonic() - self.started)}")
+            unit = "" if self.unit == "bytes" else " " + self.unit
+            note(f"{self.description}: done, {self._amount(self.done)}{unit} "
+                 f"in {human_duration(time.monotonic() - self.started)}")
 
 
 @contextlib.contextmanager

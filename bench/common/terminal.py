@@ -22,3 +22,8 @@ def shown(text: str) -> str:
 def without_controls(text: str) -> str:
     """A CSV cell's text without control characters (a later `cat` of the file stays harmless)."""
     return "".join(c for c in str(text) if c.isprintable() or c == " ")
+
+
+def summary(docstring: str | None) -> str:
+    """A module's first docstring line for --help; empty under `python -OO`, which strips docstrings."""
+    return docstring.splitlines()[0] if docstring else ""

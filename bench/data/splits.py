@@ -151,7 +151,8 @@ def _infer_rows_per_image(features, n_captions: int, path: Path, captions_path: 
         image = _unrepeated_image(features)
         if image is not None:
             first = image * CAPTIONS_PER_IMAGE + 1
-            raise BenchError(f"{path}: {rows} rows, a row per caption, but rows {first}-{first + CAPTIONS_PER_IMAGE - 1} "
+            raise BenchError(f"{path}: {rows} rows, a row per caption, but rows "
+                             f"{first}-{first + CAPTIONS_PER_IMAGE - 1} "
                              f"are not {CAPTIONS_PER_IMAGE} copies of one image's features; the file is not in "
                              "SCAN's per-caption layout")
         return CAPTIONS_PER_IMAGE

@@ -20,6 +20,27 @@ FILLER = ["a", "the", "of", "on", "in", "with", "is", "and", "two", "near", "nex
           "woman", "people", "sitting", "standing", "holding", "large", "small", "white", "red"]
 
 
+GENERATED_SUFFIX = "_generated.json"  # <split>_generated.json beside a generated split's files
+
+
+def mark_generated(directory: Path, split: str, generator: str) -> None:
+    """Say in the split itself that its data is generated, so any evaluation of it (a checkpoint's or
+    another model's scores) is kept apart from runs on the real datasets, whoever produced the scores."""
+    (directory / f"{split}{GENERATED_SUFFIX}").write_text(json.dumps({"generated_by": generator}) + "\n",
+                                                         encoding="utf-8")
+
+
+def generated_by(directory: Path, split: str) -> str | None:
+    """The generator named in a split's marker; None for a split without one (real data)."""
+    marker = directory / f"{split}{GENERATED_SUFFIX}"
+    if not marker.is_file():
+        return None
+    try:
+        return str(json.loads(marker.read_text(encoding="utf-8")).get("generated_by") or "unnamed generator")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return "unreadable marker"  # still generated: a damaged marker must not put a run on a leaderboard
+
+
 def vocabulary_words() -> list[str]:
     return SPECIAL + CONCEPTS + FILLER + [".", ","]
 

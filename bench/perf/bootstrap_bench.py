@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from bench.common.host import cpu_model
+from bench.common.terminal import summary
 from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.eval import bootstrap, paired
 from bench.perf.report import publish
@@ -37,7 +38,7 @@ def synthetic_queries(n_images: int, seed: int = 0) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--resamples", type=int, default=bootstrap.RESAMPLES)
     parser.add_argument("--out", default="results/perf")

@@ -3,8 +3,9 @@
     python -m bench.perf.convert_bench --gib 3 [--workdir DIR] [--json results/perf_convert.json]
 
 COCO train's features are 33 GB; the conversion must stay under 1 GB of resident memory
-whatever the file size (exit status 1 otherwise: `make bench` checks it, the tests do not). The file is generated here block by block (SCAN's shape: rows x 36 x
-2048 float32), converted in a child process, and the child's peak RSS is reported.
+whatever the file size (exit status 1 otherwise: `make bench` checks it, the tests do not). The
+file is generated here block by block (SCAN's shape: rows x 36 x 2048 float32), converted in a
+child process, and the child's peak RSS is reported.
 """
 
 import argparse
@@ -19,6 +20,7 @@ import h5py
 import numpy as np
 
 from bench.common.atomic import write_json
+from bench.common.terminal import summary
 from bench.perf.child_memory import run_measured
 
 ROW_SHAPE = (36, 2048)
@@ -56,7 +58,7 @@ def spot_check(dest: Path, rows: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--gib", type=float, default=3.0, help="size of the generated .npy in GiB")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put the files (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")

@@ -26,6 +26,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from bench.common.terminal import summary
 from bench.perf.gpu_env import REPO, last_line, source_env
 from bench.perf.gpu_verdict import EXIT_STATUS, verdict, verdict_row
 from bench.perf.gpu_wheels import missing_modules, take_wheels
@@ -48,7 +49,7 @@ SELF_TEST_OUT = Path(tempfile.gettempdir()) / "daa-gpu-check-selftest"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="gpu-check", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="gpu-check", description=summary(__doc__),
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda | cuda:N | cpu (cpu: a self-test with --quick)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the wiring, not the hardware")

@@ -10,6 +10,7 @@ import argparse
 import numpy as np
 import torch
 
+from bench.common.terminal import summary
 from bench.data.synthetic import CONCEPTS, FILLER
 from bench.eval.metrics import recall_metrics
 from bench.eval.pmrp import protocol_pmrp
@@ -38,7 +39,7 @@ def synthetic_instances(n_images: int, seed: int = 0) -> tuple[list[int], dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--out", default="results/perf")
     args = parser.parse_args(argv)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.host import cpu_model
+from bench.common.terminal import summary
 from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.eval.pmrp import INSTANCES_FILE
 from bench.perf.child_memory import run_measured
@@ -69,7 +70,7 @@ def eval_in_child(matrix: Path, root: Path, result: Path) -> tuple[float, int]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--out", default="results/perf")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put the files (default: a temp dir)")

@@ -20,6 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common.host import cpu_model, features_text
+from bench.common.terminal import summary
 from bench.eval.scoring import score_matrix
 from bench.model.reference_loop import reference_scores
 from bench.perf.measure import matmul_work, peak_memory_mb, reset_peak_memory, timed
@@ -113,7 +114,7 @@ def bench_model(module: str, args, device: torch.device, device_name: str) -> li
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", nargs="+", default=["SGR", "SAF"])
     parser.add_argument("--precisions", nargs="+", default=None, help="first one is the agreement baseline")

@@ -13,6 +13,7 @@ import tracemalloc
 
 import numpy as np
 
+from bench.common.terminal import summary
 from bench.perf.report import publish
 from bench.training.batches import TrainingSemantics
 
@@ -55,7 +56,7 @@ def measure_semantics_memory(n_captions: int = COCO_TRAIN_CAPTIONS, batches: int
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--captions", type=int, default=COCO_TRAIN_CAPTIONS)
     parser.add_argument("--out", default="results/perf")
     args = parser.parse_args(argv)

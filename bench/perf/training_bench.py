@@ -22,6 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench.common.host import cpu_model
+from bench.common.terminal import summary
 from bench.eval.scoring import CPU_CAPTION_CHUNK, GPU_CAPTION_CHUNK
 from bench.model.network import SimilarityModel, init_weights
 from bench.model.random_weights import small_config
@@ -133,7 +134,7 @@ def measure_step(module_name: str, chunk: int, steps: int = 3) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=summary(__doc__))
     parser.add_argument("--out", default="results/perf")
     args = parser.parse_args(argv)
     rows = [measure_step(module, chunk) for module in ("SGR", "SAF")

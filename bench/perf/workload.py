@@ -32,7 +32,8 @@ def embeddings(n_images: int, n_captions: int, embed: int = 1024, regions: int =
     lens = torch.randint(10, 21, (n_captions,), generator=gen) + 2
     owner = (torch.arange(n_captions) // CAPTIONS_PER_IMAGE).clamp(max=n_images - 1)
     picks = torch.randint(0, regions, (n_captions, int(lens.max())), generator=gen)
-    words = images[owner[:, None], picks] + 0.8 * torch.randn(n_captions, int(lens.max()), embed, generator=gen) / embed**0.5
+    noise = torch.randn(n_captions, int(lens.max()), embed, generator=gen) / embed**0.5
+    words = images[owner[:, None], picks] + 0.8 * noise
     words = torch.nn.functional.normalize(words, dim=-1)
     words *= (torch.arange(words.shape[1])[None, :] < lens[:, None]).unsqueeze(-1)
     return images.to(device), words.to(device), lens.to(device)

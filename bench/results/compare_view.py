@@ -48,8 +48,8 @@ def _short(text: str, width: int | None = TEXT_WIDTH) -> str:
 
 
 def print_changes(rows: Sequence[dict], console: Console) -> None:
-    """The queries whose rank changed most, each run's best item (all three are in the CSV). On a
-    terminal the texts are shortened to fit 100 columns; in a pipe or a log they are printed whole."""
+    """The queries whose rank changed most, with each run's top 3 items, one a line (as in the CSV). On
+    a terminal the texts are shortened to fit 100 columns; in a pipe or a log they are printed whole."""
     terminal = console.is_terminal
     query_width, item_width = (40, TEXT_WIDTH) if terminal else (None, None)
     for direction in DIRECTIONS:
@@ -58,11 +58,11 @@ def print_changes(rows: Sequence[dict], console: Console) -> None:
             continue
         table = Table(title=f"{direction}: queries whose rank changed most (rank A -> B)",
                       box=box.SIMPLE_HEAD, width=100 if terminal else None)
-        for name in ("change", "query", "A->B", "top item A", "top item B"):
+        for name in ("change", "query", "A->B", "top 3 A", "top 3 B"):
             table.add_column(name, overflow="fold")
         for row in chosen:
-            first = (row["top3_a"].split(query_changes.ITEM_SEPARATOR)[0],
-                     row["top3_b"].split(query_changes.ITEM_SEPARATOR)[0])
+            items = {run: row[f"top3_{run}"].split(query_changes.ITEM_SEPARATOR) for run in ("a", "b")}
+            tops = ["\n".join(_short(item, item_width) for item in items[run]) for run in ("a", "b")]
             table.add_row(row["change"], _short(row["query"], query_width), f"{row['rank_a']}->{row['rank_b']}",
-                          _short(first[0], item_width), _short(first[1], item_width))
+                          *tops)
         print_table(table, console)

@@ -12,6 +12,7 @@ writes what it returns), PMRP and ECCV Caption included.
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.data.synthetic import generated_by
 from bench.eval.pipeline import run_protocol, run_scores
 from bench.results.provenance import evaluation_provenance, scores_provenance
 from bench.results.rows import figure_rows
@@ -82,8 +83,10 @@ def _result(evaluation, provenance: dict, label: str, run_id: str | None, sims, 
     rows = figure_rows(run_id or f"{evaluation.protocol.name}-{model.lower()}", evaluation.protocol, model, label,
                        provenance["daa"], figures, uncertainty.intervals, method=method, **status)
     extra = uncertainty.payload | ({"left_out": evaluation.left_out} if evaluation.left_out else {})
-    return RunResult(evaluation.protocol.name, evaluation.metrics, provenance, rows, evaluation.folds,
-                     sims, extra=extra, queries=evaluation.queries, queries_npz=uncertainty.data)
+    result = RunResult(evaluation.protocol.name, evaluation.metrics, provenance, rows, evaluation.folds,
+                       sims, extra=extra, queries=evaluation.queries, queries_npz=uncertainty.data)
+    generator = generated_by(evaluation.split.directory, evaluation.split.name)  # the data's own marker
+    return result.on_generated_data(generator) if generator else result
 
 
 def checkpoint_label(paths: list[Path]) -> str:

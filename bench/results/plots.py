@@ -11,6 +11,7 @@ matplotlib is optional (`pip install -e '.[plot]'`).
 """
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from bench.common.errors import BenchError
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.rows import complete_rows
 from bench.results.run_files import check_result_outputs
+from bench.results.run_result import GENERATED_KEY
 
 STATUS_COLOUR = {"ok": "tab:green", "off": "tab:red", "no-reference": "tab:blue"}
 
@@ -98,6 +100,15 @@ def _draw(axes, points: list[Point], against_paper: bool) -> None:
         axes.set_ylabel("percent (no published value; bars: 95% interval)")
 
 
+def on_generated_data(csv_path: Path) -> bool:
+    """The run's JSON beside its CSV says its data was generated (a CSV alone cannot tell)."""
+    try:
+        document = json.loads(csv_path.with_suffix(".json").read_text(encoding="utf-8"))
+        return bool(document.get("provenance", {}).get(GENERATED_KEY))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def plot_run(csv_path, png_path=None) -> Path:
     """Write the chart (default: the CSV's path with .png) and return where it went."""
     png_path = Path(png_path) if png_path else Path(csv_path).with_suffix(".png")
@@ -111,7 +122,8 @@ def plot_run(csv_path, png_path=None) -> Path:
     axes = figure.subplots()
     _draw(axes, points, against_paper)
     first = rows[0]
-    axes.set_title(f"{first['model']} on {first['protocol']} ({first['run_id']})")
+    generated = " — GENERATED DATA, not a reproduction" if on_generated_data(Path(csv_path)) else ""
+    axes.set_title(f"{first['model']} on {first['protocol']} ({first['run_id']}){generated}")
     with atomic_path(png_path, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=120)
     return png_path

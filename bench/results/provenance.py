@@ -13,7 +13,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib
 
 import bench
 from bench.common.distributed import world_info_from_env
@@ -22,6 +25,7 @@ from bench.data.vocab import tokenizer_path
 from bench.eval.metrics import TIE_RULE
 from bench.eval.score_split import checkpoint_facts, data_manifest
 from bench.family.identity import run_method
+from bench.results.pins import pin_record
 
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "nltk")
 
@@ -90,6 +94,7 @@ def base_provenance() -> dict:
     return {
         **git_state(),
         "versions": package_versions(),
+        "pins": pin_record(),  # installed versions against constraints.txt
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "command": sys.orig_argv,  # the interpreter command line, e.g. python -m bench eval ...

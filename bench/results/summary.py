@@ -133,6 +133,14 @@ def counts_line(rows: Sequence[dict]) -> str:
             "(medr and meanr included, per-fold rows not)")
 
 
+def report_counts(rows: Sequence[dict]) -> str:
+    """The one counts line of `report` and summary.md: the runs on real data against the paper, and how
+    many runs on generated data are kept apart (rows carry `generated_data`)."""
+    generated = {row["run_id"] for row in rows if row.get("generated_data")}
+    real = [row for row in rows if not row.get("generated_data")]
+    return counts_line(real) + (f"; {len(generated)} run(s) on generated data, summarised apart" if generated else "")
+
+
 def generated_section(rows: Sequence[dict]) -> str:
     """Runs on generated data (the demo's), apart from the paper's datasets and without its figures."""
     if not rows:
@@ -142,11 +150,11 @@ def generated_section(rows: Sequence[dict]) -> str:
             "comparisons above.\n\n" + markdown_table(rows))
 
 
-def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "", boards: str = "",
-                     generated_runs: frozenset[str] = frozenset()) -> str:
+def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "", boards: str = "") -> str:
     """summary.md: the runs on real data beside the paper, then any runs on generated data apart."""
-    generated = [row for row in rows if row["run_id"] in generated_runs]
-    rows = [row for row in rows if row["run_id"] not in generated_runs]
+    counts = report_counts(rows)
+    generated = [row for row in rows if row.get("generated_data")]
+    rows = [row for row in rows if not row.get("generated_data")]
     return (
         "# daa-bench results\n\n"
         "Each cell: ours [95% bootstrap interval over images] (paper). **Bold ✗** = off "
@@ -155,7 +163,7 @@ def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "", bo
         "would move on another sample of test images (summary.csv: ci_low, ci_high, within_ci). "
         "Headline figures only (COCO 1K: mean of the five folds); "
         f"per-fold rows, medr and meanr are in summary.csv.\n\n"
-        f"{counts_line(rows)}.\n\n" + markdown_table(rows) + gains + boards + generated_section(generated) + charts
+        f"{counts}.\n\n" + markdown_table(rows) + gains + boards + generated_section(generated) + charts
     )
 
 
@@ -170,14 +178,15 @@ def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
     runs = _runs_in(results_dir)
     rows = _rows_of(results_dir, runs)
     generated = frozenset(result.run_id for _, result in runs if result.generated_data)
+    rows = [row | {"generated_data": "yes" if row["run_id"] in generated else ""} for row in rows]  # a CSV column
     board_list = leaderboard.boards([(path, result) for path, result in runs if not result.generated_data])
     columns = leaderboard.csv_columns(board_list)
     ranked = [row | columns.get((row["run_id"], str(row["fold"]), row["direction"], row["metric"]), {})
               for row in rows]
-    summary_csv = csv_text(ranked, FIELDS + leaderboard.LEADERBOARD_FIELDS)
+    summary_csv = csv_text(ranked, (*FIELDS, "generated_data", *leaderboard.LEADERBOARD_FIELDS))
     pairs_markdown, cells = pairwise.pairwise_section(board_list)
     markdown = summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir),
-                                leaderboard.leaderboard_markdown(board_list) + pairs_markdown, generated)
+                                leaderboard.leaderboard_markdown(board_list) + pairs_markdown)
     pairs_csv = csv_text(cells, pairwise.FIELDS)
     write_all({csv_path: lambda tmp: tmp.write_text(summary_csv, encoding="utf-8"),
                md_path: lambda tmp: tmp.write_text(markdown, encoding="utf-8"),
