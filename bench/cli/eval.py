@@ -97,10 +97,11 @@ def check_source(args) -> None:
 def check_paths(args) -> None:
     """Before any work: outputs that are directories, coincide, or overwrite an input are refused."""
     from bench.common.errors import BenchError
+    from bench.common.outputs import check_outputs
     from bench.data.splits import split_files
     from bench.eval.pmrp import INSTANCES_FILE
     from bench.eval.protocols import get_protocol
-    from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, check_result_outputs
+    from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, score_matrix_of
     from bench.results.uncertainty import queries_path
 
     if args.caption_ids is not None and not args.eccv:
@@ -108,10 +109,11 @@ def check_paths(args) -> None:
     protocol = get_protocol(args.protocol)
     vocabularies = [args.vocab] if args.vocab else list(args.data_root.glob("vocab/*.json"))
     result = args.json or args.csv
-    check_result_outputs({"--save-sims": args.save_sims, "--json": args.json, "--csv": args.csv,
-                          "the per-query file": queries_path(result) if result else None},
-                         replaces={"--json": RESULT_JSON, "--csv": RESULTS_CSV, "the per-query file": PER_QUERY},
-                         inputs={
+    check_outputs({"--save-sims": args.save_sims, "--json": args.json, "--csv": args.csv,
+                   "the per-query file": queries_path(result) if result else None},
+                  kinds={"--save-sims": score_matrix_of(args.json), "--json": RESULT_JSON, "--csv": RESULTS_CSV,
+                         "the per-query file": PER_QUERY},
+                  inputs={
         "checkpoint": args.checkpoint, "score file": args.scores, "vocabulary": vocabularies,
         "caption ids": args.caption_ids,
         "split data": split_files(args.data_root, protocol.data_dir, protocol.split),

@@ -28,18 +28,20 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from bench.common.atomic import write_text
     from bench.common.outputs import check_outputs
+    from bench.common.replace_rule import Kind
     from bench.data.splits import load_text_split, split_files
     from bench.eval.order import FIELDS, caption_ids_for, order_rows
     from bench.eval.protocols import get_protocol
     from bench.results.rows import dict_csv
 
     protocol = get_protocol(args.protocol)
-    check_outputs({"--out": args.out}, inputs={"split data": split_files(args.data_root, protocol.data_dir,
-                                                                          protocol.split),
-                                                "caption ids": args.caption_ids})
+    kind = Kind.text("an order CSV", dict_csv([], FIELDS))
+    inputs = {"split data": split_files(args.data_root, protocol.data_dir, protocol.split),
+              "caption ids": args.caption_ids}
+    check_outputs({"--out": args.out}, kinds={"--out": kind}, inputs=inputs)
     split = load_text_split(args.data_root, protocol.data_dir, protocol.split)
     rows = order_rows(protocol, split, caption_ids_for(protocol, split, args.caption_ids))
-    write_text(args.out, dict_csv(rows, FIELDS))
+    write_text(args.out, dict_csv(rows, FIELDS), kind)
     print(f"wrote {args.out}: {split.n_images:,} images, then {split.n_captions:,} captions "
           f"(score matrix: {split.n_images:,} x {split.n_captions:,}, row i = image i, column j = caption j)")
     return 0

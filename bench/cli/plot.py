@@ -15,10 +15,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from bench.common.outputs import check_outputs
+    from bench.common.replace_rule import PNG
     from bench.results.plots import plot_run
-    from bench.results.run_files import check_result_outputs
 
-    check_result_outputs({"--out": args.out or args.csv.with_suffix(".png")}, inputs={"results CSV": args.csv})
+    check_outputs({"--out": args.out or args.csv.with_suffix(".png")}, kinds={"--out": PNG},
+                  inputs={"results CSV": args.csv})
     path = plot_run(args.csv, args.out)
     print(f"wrote {path} (Markdown: ![{path.stem}]({path.name}))")
     return 0

@@ -42,19 +42,23 @@ def run_table(args) -> int:
     from rich.console import Console
 
     from bench.common.atomic import write_all
+    from bench.common.outputs import check_outputs
+    from bench.common.replace_rule import Kind, first_line
     from bench.results import tables
     from bench.results.compare_view import gains_csv
     from bench.results.daa_gains import all_gains, gains_by_pair
-    from bench.results.run_files import check_result_outputs
 
-    check_result_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv},
-                         inputs={"results": args.results.glob("*.json")})
+    kinds = {"--markdown": Kind("a Markdown file of `table`", lambda path: first_line(path).startswith("## ")),
+             "--gains-csv": Kind.text("a gains CSV", gains_csv([]))}
+    check_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv}, kinds=kinds,
+                  inputs={"results": args.results.glob("*.json")})
     runs = tables.load_runs(args.results)
     pairs = gains_by_pair(runs) if args.gains_csv else None  # bootstrapped once, for the grids and the CSV
     grids = tables.build(args.table, runs, pairs)
     gains = gains_csv(all_gains(runs, pairs)[0]) if args.gains_csv else ""
-    write_all({args.markdown: lambda tmp: tmp.write_text(tables.to_markdown(grids), encoding="utf-8"),
-               args.gains_csv: lambda tmp: tmp.write_text(gains, encoding="utf-8")})
+    write_all({args.markdown: (kinds["--markdown"], lambda tmp: tmp.write_text(tables.to_markdown(grids),
+                                                                                encoding="utf-8")),
+               args.gains_csv: (kinds["--gains-csv"], lambda tmp: tmp.write_text(gains, encoding="utf-8"))})
     console = Console()
     for grid in grids:
         _print(grid, console)

@@ -1,9 +1,18 @@
 """Atomic file writes: a result, checkpoint or download appears under its final name only when complete.
 
-Work in progress lives beside the final file as `.<name>.partial-<pid>-<random><suffix>`, so a
-temporary left by a killed run is recognisable; every write into a folder removes the
-temporaries there (of any name) whose process is gone. Temporaries are created with the umask's
-permissions (not mkstemp's 0600), so a renamed result is as readable as any file the user writes.
+Work in progress lives beside the final file as `.<name>.partial-h<host>-<pid>-<random><suffix>`,
+so a temporary left by a killed run is recognisable. `<host>` identifies the machine and its pid
+namespace (hostname and /proc/self/ns/pid): every write into a folder removes the temporaries
+there (of any name) that this host's dead processes left, and those of other hosts or namespaces
+(a results folder on NFS, a container) only once they are STALE_SECONDS old, since their pid
+means nothing here. Temporaries are created with the umask's permissions (not mkstemp's 0600), so
+a renamed result is as readable as any file the user writes.
+
+Durability: each temporary is fsync'ed before its rename and the folder after it, so after a power
+cut a file under its final name is whole (a checkpoint `--resume` picks, a result, a manifest).
+
+Each output names the kind it writes (bench.common.replace_rule): an existing file of another kind
+is refused, and an output that is a symbolic link is written through to its target.
 
 An output that already exists and is a character device (`--csv /dev/null`) is written through,
 never replaced by a regular file; a FIFO, socket or block device is refused (writing to a FIFO
@@ -11,22 +20,27 @@ blocks without a reader, and the others are never results).
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
 import signal
+import socket
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from bench.common.errors import BenchError
+from bench.common.replace_rule import Kind, check_replaceable, write_target
 
 PARTIAL_MARK = ".partial-"
-_PARTIAL_NAME = re.compile(r"^\..+" + re.escape(PARTIAL_MARK) + r"(\d+)-[0-9a-f]+")
+_PARTIAL_NAME = re.compile(r"^\..+" + re.escape(PARTIAL_MARK) + r"(h[0-9a-f]{8})-(\d+)-[0-9a-f]+")
+STALE_SECONDS = 2 * 24 * 3600  # a temporary of another host or pid namespace is swept after two days
 _DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 COMMITTED: list[Path] = []  # every final file this process wrote, in order (the CLI's interrupt line names them)
@@ -44,22 +58,48 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _partial_pid(path: Path) -> int | None:
-    """The writer's pid encoded in one of our temporaries, or None if `path` is not one."""
+def host_id() -> str:
+    """This machine and pid namespace, as 'h' and 8 hex digits: pids are only compared within it."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:  # no /proc (not Linux): the hostname alone
+        namespace = ""
+    return "h" + hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
+
+
+_HOST = host_id()
+
+
+def partial_name(final_name: str, suffix: str, pid: int | None = None, host: str | None = None) -> str:
+    """The name of a temporary for `final_name` (this process and host unless given)."""
+    pid = os.getpid() if pid is None else pid
+    return f".{final_name}{PARTIAL_MARK}{host or _HOST}-{pid}-{secrets.token_hex(4)}{suffix}"
+
+
+def _abandoned(path: Path) -> bool:
+    """Whether `path` is one of our temporaries whose writer is gone: this host's dead process, or
+    another host's (or namespace's) temporary older than STALE_SECONDS."""
     match = _PARTIAL_NAME.match(path.name)
-    return int(match.group(1)) if match else None
+    if not match:
+        return False
+    host, pid = match.group(1), int(match.group(2))
+    if host == _HOST:
+        return pid != os.getpid() and not _process_alive(pid)
+    try:
+        return time.time() - path.lstat().st_mtime > STALE_SECONDS
+    except OSError:
+        return False
 
 
 def sweep_partials(final: str | os.PathLike) -> list[Path]:
-    """Remove the temporaries in `final`'s folder (of any output name) left by processes that no
-    longer run; returns them."""
+    """Remove the temporaries in `final`'s folder (of any output name) that no live writer owns;
+    returns them."""
     folder = Path(final).parent
     removed = []
     if not folder.is_dir():
         return removed
     for candidate in folder.glob(f".*{PARTIAL_MARK}*"):
-        pid = _partial_pid(candidate)
-        if pid is not None and pid != os.getpid() and not _process_alive(pid) and candidate.is_file():
+        if _abandoned(candidate) and candidate.is_file():
             with contextlib.suppress(FileNotFoundError):
                 candidate.unlink()
                 removed.append(candidate)
@@ -84,7 +124,7 @@ def writes_through(final: str | os.PathLike) -> bool:
 
 
 def _temporary_name(final: Path, suffix: str) -> Path:
-    return final.parent / f".{final.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+    return final.parent / partial_name(final.name, suffix)
 
 
 def _new_temporary(final: Path, suffix: str) -> Path:
@@ -101,7 +141,7 @@ def _new_temporary(final: Path, suffix: str) -> Path:
 def _prepare(final: Path, suffix: str | None) -> Path:
     suffix = final.suffix if suffix is None else suffix
     if writes_through(final):  # nothing may be created beside a device (/dev): stage it in the temp folder
-        handle, name = tempfile.mkstemp(prefix=f".{final.name}{PARTIAL_MARK}{os.getpid()}-", suffix=suffix)
+        handle, name = tempfile.mkstemp(prefix=f".{final.name}{PARTIAL_MARK}{_HOST}-{os.getpid()}-", suffix=suffix)
         os.close(handle)
         return Path(name)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -125,12 +165,42 @@ def _backup(final: Path) -> Path | None:
             return backup
 
 
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file's bytes to the disk."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def fsync_folder(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename into it) to the disk; a file system that cannot is let be."""
+    try:
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:  # EINVAL: folders of this file system cannot be synced
+        pass
+    finally:
+        os.close(handle)
+
+
+def durable_replace(source: str | os.PathLike, final: str | os.PathLike) -> None:
+    """os.replace that survives a power cut: the file is synced before the rename, its folder after."""
+    fsync_file(source)
+    os.replace(source, final)
+    fsync_folder(Path(final).parent)
+
+
 def _put_in_place(tmp: Path, final: Path) -> None:
     if writes_through(final):
         with open(tmp, "rb") as source, open(final, "wb") as sink:
             shutil.copyfileobj(source, sink)
     else:
-        os.replace(tmp, final)
+        durable_replace(tmp, final)
 
 
 @contextlib.contextmanager
@@ -164,7 +234,8 @@ def _commit(pairs: list[tuple[Path, Path]]) -> None:
         for tmp, final in pairs:
             backup = _backup(final)
             backups += [backup] if backup else []
-            _put_in_place(tmp, final)
+            with _naming(final):  # /dev/full: ENOSPC names the output
+                _put_in_place(tmp, final)
             done.append((final, backup))
         COMMITTED.extend(final for _, final in pairs)
     except BaseException:
@@ -179,24 +250,36 @@ def _commit(pairs: list[tuple[Path, Path]]) -> None:
             backup.unlink(missing_ok=True)
 
 
+def _target(final: str | os.PathLike | None, kind: Kind) -> Path | None:
+    """Where the output's bytes go (a link's target), once the replace rule allows it."""
+    if final is None:
+        return None
+    if writes_through(final):
+        return Path(final)
+    check_replaceable(final, kind)
+    return write_target(final)
+
+
 @contextlib.contextmanager
-def atomic_paths(finals: Sequence[str | os.PathLike | None],
+def atomic_paths(finals: Sequence[str | os.PathLike | None], kinds: Sequence[Kind],
                  suffixes: Sequence[str | None] | None = None) -> Iterator[list[Path | None]]:
     """Temporaries for several outputs; all are renamed into place only if the block succeeds.
 
-    A None in `finals` yields None (an output not asked for). On any failure every temporary
-    is removed and no final file is touched. Each temporary keeps its final name's suffix
+    A None in `finals` yields None (an output not asked for). `kinds` says what each output is: an
+    existing file of another kind is refused before anything is written. On any failure every
+    temporary is removed and no final file is touched. Each temporary keeps its final name's suffix
     (or the one `suffixes` gives), so writers that choose a format by suffix (matplotlib, h5py)
     behave the same.
     """
     suffixes = list(suffixes) if suffixes is not None else [None] * len(finals)
+    targets = [_target(final, kind) for final, kind in zip(finals, kinds, strict=True)]
     temporaries: list[Path | None] = []
     try:
-        for final, suffix in zip(finals, suffixes):
-            temporaries.append(None if final is None else _prepare(Path(final), suffix))
+        for final, suffix in zip(targets, suffixes):
+            temporaries.append(None if final is None else _prepare(final, suffix))
         yield list(temporaries)
         with _signals_deferred():
-            _commit([(tmp, Path(final)) for final, tmp in zip(finals, temporaries) if tmp is not None])
+            _commit([(tmp, final) for final, tmp in zip(targets, temporaries) if tmp is not None])
     finally:
         for tmp in temporaries:
             if tmp is not None and tmp.exists():
@@ -204,10 +287,10 @@ def atomic_paths(finals: Sequence[str | os.PathLike | None],
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike, kind: Kind, suffix: str | None = None) -> Iterator[Path]:
     """One temporary beside `final` (suffix: the final name's unless given), renamed into place
-    only if the block succeeds."""
-    with atomic_paths([final], [suffix]) as (tmp,), _naming(final):
+    only if the block succeeds; `kind` is what the output is (bench.common.replace_rule)."""
+    with atomic_paths([final], [kind], [suffix]) as (tmp,), _naming(final):
         yield tmp
 
 
@@ -231,29 +314,30 @@ def umask_mode() -> int:
 
 def move_into_place(source: str | os.PathLike, final: str | os.PathLike) -> None:
     """Rename a finished file (a download another tool wrote with mkstemp's 0600) into place
-    with the umask's permissions, like every file written here."""
+    with the umask's permissions, like every file written here, durably."""
     os.chmod(source, umask_mode())
-    os.replace(source, final)
+    durable_replace(source, final)
 
 
-def write_all(writers: Mapping[str | os.PathLike | None, Callable[[Path], object]]) -> None:
+def write_all(writers: Mapping[str | os.PathLike | None, tuple[Kind, Callable[[Path], object]]]) -> None:
     """Call each writer with a temporary for its output; rename them all only if every one succeeded.
 
-        write_all({args.save_sims: save_sims, args.json: to_json, args.csv: to_csv})
+        write_all({args.json: (RESULT_JSON, to_json), args.csv: (Kind.text("results CSV", csv), to_csv)})
 
     A None key is an output not asked for, and its writer is not called.
     """
-    wanted = [(final, writer) for final, writer in writers.items() if final is not None]
-    with atomic_paths([final for final, _ in wanted]) as temporaries:
-        for (final, writer), tmp in zip(wanted, temporaries):
+    wanted = [(final, kind, writer) for final, (kind, writer) in writers.items() if final is not None]
+    with atomic_paths([final for final, _, _ in wanted], [kind for _, kind, _ in wanted]) as temporaries:
+        for (final, _, writer), tmp in zip(wanted, temporaries):
             with _naming(final):
                 writer(tmp)
 
 
-def write_text(final: str | os.PathLike, text: str) -> None:
-    with atomic_path(final) as tmp:
+def write_text(final: str | os.PathLike, text: str, kind: Kind | None = None) -> None:
+    """Write `text` atomically; `kind` defaults to a text file with the same first line (CSV columns)."""
+    with atomic_path(final, kind or Kind.text(f"a file starting {text.split(chr(10), 1)[0][:60]!r}", text)) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(final: str | os.PathLike, obj) -> None:
-    write_text(final, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def write_json(final: str | os.PathLike, obj, kind: Kind) -> None:
+    write_text(final, json.dumps(obj, indent=2, sort_keys=False) + "\n", kind)

@@ -1,6 +1,8 @@
-"""Output paths checked before any work: no output may overwrite an input or another output.
+"""Output paths checked before any work: no output may overwrite an input or another output, nor
+an existing file of another kind (bench.common.replace_rule).
 
     check_outputs({"--json": args.json, "--csv": args.csv},
+                  kinds={"--json": RESULT_JSON, "--csv": RESULTS_CSV},
                   inputs={"checkpoint": args.checkpoint, "vocabulary": vocab_path})
 
 Paths are compared resolved (symbolic links, `..`, hard links of existing files), so
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from bench.common.atomic import writes_through
 from bench.common.errors import BenchError
+from bench.common.replace_rule import Kind, check_replaceable
 
 PathLike = str | os.PathLike
 
@@ -53,9 +56,10 @@ def _flatten(inputs: Mapping[str, PathLike | Iterable[PathLike] | None]) -> list
     return named
 
 
-def check_outputs(outputs: Mapping[str, PathLike | None],
+def check_outputs(outputs: Mapping[str, PathLike | None], kinds: Mapping[str, Kind],
                   inputs: Mapping[str, PathLike | Iterable[PathLike] | None] | None = None) -> None:
-    """Refuse outputs that are directories, coincide with each other, or name any input.
+    """Refuse outputs that are directories, coincide with each other, name any input, or would
+    replace a file of another kind than `kinds` gives for their flag.
 
     `outputs` maps the flag that names each output ("--json") to its path (None: not asked);
     `inputs` maps what each input is ("checkpoint") to one path or several.
@@ -70,3 +74,6 @@ def check_outputs(outputs: Mapping[str, PathLike | None],
             if _same_file(path, source):
                 raise BenchError(f"{flag} {path}: is an input of this run (the {what}); "
                                  "writing there would destroy it")
+    for flag, path in given:
+        if not writes_through(path):
+            check_replaceable(path, kinds[flag], flag)

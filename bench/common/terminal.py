@@ -22,3 +22,12 @@ def shown(text: str) -> str:
 def without_controls(text: str) -> str:
     """A CSV cell's text without control characters (a later `cat` of the file stays harmless)."""
     return "".join(c for c in str(text) if c.isprintable() or c == " ")
+
+
+def shortened(line: str, limit: int = 500) -> str:
+    """A line cut in its middle to at most about `limit` characters: a refusal that quotes a forged
+    6,000-character header stays readable, and its start (what is at fault) and end are kept."""
+    if len(line) <= limit:
+        return line
+    head, tail = limit * 3 // 4, limit // 5
+    return f"{line[:head]} [... {len(line) - head - tail} characters cut ...] {line[-tail:]}"

@@ -17,6 +17,7 @@ import torch
 
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
+from bench.common.replace_rule import CHECKPOINT
 from bench.model.checkpoint_checks import PART_NAMES, check_archive, check_weights, num_regions
 from bench.model.config import ModelConfig
 from bench.model.network import SimilarityModel
@@ -121,7 +122,7 @@ def save_checkpoint(path: str | Path, model: SimilarityModel, opt: argparse.Name
     parts = [{prefix + k: v.detach().cpu() for k, v in part.state_dict().items()} for part in model.parts()]
     payload = {"epoch": epoch, "model": parts, "best_rsum": best_rsum, "opt": opt, "Eiters": eiters}
     payload.update(extra or {})
-    with atomic_path(path) as tmp:
+    with atomic_path(path, CHECKPOINT) as tmp:
         torch.save(payload, tmp)
 
 

@@ -143,11 +143,13 @@ def result_paths(out_dir: Path, device, stamp: str) -> tuple[Path, Path]:
 def write_results(rows: list[dict], meta: dict, csv_path: Path, json_path: Path) -> None:
     """Both files, atomically, with every row so far (called after each part)."""
     from bench.common.atomic import write_json
+    from bench.common.replace_rule import Kind
     from bench.perf.report import write_rows
 
     if rows:
         write_rows([{"device_name": meta["device_name"], **row} for row in rows], csv_path)
-    write_json(json_path, {**meta, "csv": str(csv_path), "rows": rows})
+    write_json(json_path, {**meta, "csv": str(csv_path), "rows": rows},
+               Kind.json_with("a gpu-check JSON", ("csv", "rows")))
 
 
 def print_summary(rows: list[dict], title: str) -> None:

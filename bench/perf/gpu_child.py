@@ -28,9 +28,9 @@ def run_part(name: str, context: dict) -> list[dict]:
 def main(argv: list[str]) -> int:
     name, context, rows_path = argv
     rows = run_part(name, json.loads(context))
-    from bench.common.atomic import write_json
+    from bench.common.atomic import write_text
 
-    write_json(Path(rows_path), rows)
+    write_text(Path(rows_path), json.dumps(rows))  # a fresh file in the check's own temporary folder
     return 0
 
 

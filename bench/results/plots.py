@@ -16,9 +16,10 @@ from pathlib import Path
 
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
+from bench.common.outputs import check_outputs
+from bench.common.replace_rule import PNG
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.rows import complete_rows
-from bench.results.run_files import check_result_outputs
 
 STATUS_COLOUR = {"ok": "tab:green", "off": "tab:red", "no-reference": "tab:blue"}
 
@@ -101,7 +102,7 @@ def _draw(axes, points: list[Point], against_paper: bool) -> None:
 def plot_run(csv_path, png_path=None) -> Path:
     """Write the chart (default: the CSV's path with .png) and return where it went."""
     png_path = Path(png_path) if png_path else Path(csv_path).with_suffix(".png")
-    check_result_outputs({"png_path": png_path}, inputs={"results CSV": csv_path})
+    check_outputs({"png_path": png_path}, kinds={"png_path": PNG}, inputs={"results CSV": csv_path})
     rows = read_figures(csv_path)
     try:
         points, against_paper = headline_points(rows)
@@ -112,6 +113,6 @@ def plot_run(csv_path, png_path=None) -> Path:
     _draw(axes, points, against_paper)
     first = rows[0]
     axes.set_title(f"{first['model']} on {first['protocol']} ({first['run_id']})")
-    with atomic_path(png_path, suffix=".png") as tmp:
+    with atomic_path(png_path, PNG, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=120)
     return png_path
