@@ -11,13 +11,15 @@ whose rank changed most, with what each run retrieved for them. Heavy imports ha
 
 from pathlib import Path
 
+from bench.common.outputs import output_path
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("compare", help="paired gain of run B over run A, with its interval and p-value",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("run_a", type=Path, help="result JSON of the reference run (eval --json)")
     parser.add_argument("run_b", type=Path, help="result JSON of the run compared with it")
-    parser.add_argument("--csv", type=Path,
+    parser.add_argument("--csv", type=output_path,
                         help="gains CSV to write (default: compare-<A>-vs-<B>.csv beside RUN_B)")
     parser.add_argument("--queries", action="store_true",
                         help="also write and print the queries whose rank changed most")

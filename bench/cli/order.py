@@ -9,6 +9,7 @@ Reads only the split's captions and ids, never its features.
 
 from pathlib import Path
 
+from bench.common.outputs import output_path
 from bench.eval.protocols import PROTOCOL_NAMES
 
 
@@ -21,7 +22,8 @@ def register(subparsers) -> None:
                         help="folder with <data_name>/ caption and id files")
     parser.add_argument("--caption-ids", type=Path, help="COCO caption ids of the captions, in split order "
                         "(default for COCO testall: coco_test_ids.npy of the eccv_caption package, when installed)")
-    parser.add_argument("--out", type=Path, required=True, help="CSV to write: one row per image, then per caption")
+    parser.add_argument("--out", type=output_path, required=True,
+                        help="CSV to write: one row per image, then per caption")
     parser.set_defaults(func=run)
 
 

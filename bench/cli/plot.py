@@ -5,12 +5,14 @@
 
 from pathlib import Path
 
+from bench.common.outputs import output_path
+
 
 def register(subparsers) -> None:
     plot = subparsers.add_parser("plot", help="one run's figures as ours minus the paper's, against the tolerance band",
                                  description=__doc__.splitlines()[0])
     plot.add_argument("csv", type=Path, help="a results CSV written by eval --csv")
-    plot.add_argument("--out", type=Path, help="PNG to write (default: beside the CSV)")
+    plot.add_argument("--out", type=output_path, help="PNG to write (default: beside the CSV)")
     plot.set_defaults(func=run)
 
 

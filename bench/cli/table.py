@@ -5,6 +5,7 @@
 
 from pathlib import Path
 
+from bench.common.outputs import output_path
 from bench.results.tables import TABLES
 
 
@@ -15,8 +16,8 @@ def register(subparsers) -> None:
                        help="1: COCO (1K and 5K); 3: Flickr30K 1K")
     table.add_argument("--results", type=Path, default=Path("results"),
                        help="folder of eval --json runs (baseline and DAA checkpoints)")
-    table.add_argument("--markdown", type=Path, help="also write the table as Markdown")
-    table.add_argument("--gains-csv", type=Path,
+    table.add_argument("--markdown", type=output_path, help="also write the table as Markdown")
+    table.add_argument("--gains-csv", type=output_path,
                        help="also write every +DAA-over-baseline paired bootstrap gain (bench compare's CSV)")
     table.set_defaults(func=run_table)
 

@@ -11,6 +11,7 @@ that exists and is not a regular file is refused unless it is a character device
 through, bench.common.atomic).
 """
 
+import argparse
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,6 +30,23 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except (OSError, RuntimeError):  # one does not exist yet, or is a symbolic link loop (read: refused later)
         return False
+
+
+def output_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an output file (empty, a folder by its trailing slash, `.`), or None."""
+    if not name:
+        return "an empty name; give a file name"
+    if name.endswith(("/", os.sep)) or Path(name).name in ("", ".", ".."):
+        return "names a folder; give a file name"
+    return None
+
+
+def output_path(text: str) -> Path:
+    """argparse type of an output flag: the check that Path() would lose (`x.json/` becomes `x.json`)."""
+    problem = output_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+    return Path(text)
 
 
 def _check_writable_place(flag: str, path: Path) -> None:
@@ -64,6 +82,10 @@ def check_outputs(outputs: Mapping[str, PathLike | None], kinds: Mapping[str, Ki
     `outputs` maps the flag that names each output ("--json") to its path (None: not asked);
     `inputs` maps what each input is ("checkpoint") to one path or several.
     """
+    for flag, path in outputs.items():
+        problem = None if path is None else output_name_problem(os.fspath(path))
+        if problem:
+            raise BenchError(f"{flag} {os.fspath(path)!r}: {problem}")
     given = [(flag, Path(path)) for flag, path in outputs.items() if path is not None]
     for index, (flag, path) in enumerate(given):
         _check_writable_place(flag, path)

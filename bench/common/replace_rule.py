@@ -43,7 +43,10 @@ def replacing_anything() -> Iterator[None]:
 
 
 def _head(path: Path) -> bytes:
+    """The file's first bytes; nothing from a device or FIFO (/dev/zero never ends, a FIFO blocks)."""
     try:
+        if not path.is_file():
+            return b""
         with open(path, "rb") as handle:
             return handle.read(_SNIFF_BYTES)
     except OSError:
@@ -58,10 +61,10 @@ def first_line(path: Path) -> str:
 def json_object(path: Path) -> dict | None:
     """The JSON object `path` holds, or None (not JSON, not an object, unreadable, too big)."""
     try:
-        if path.stat().st_size > _JSON_LIMIT:
+        if not path.is_file() or path.stat().st_size > _JSON_LIMIT:
             return None
         with path.open(encoding="utf-8") as handle:
-            document = json.load(handle)
+            document = json.loads(handle.read(_JSON_LIMIT + 1))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
@@ -74,6 +77,8 @@ def is_result_json(path: Path) -> bool:
 
 def _zip_names(path: Path) -> list[str]:
     try:
+        if not path.is_file():
+            return []
         with zipfile.ZipFile(path) as archive:
             return archive.namelist()
     except (OSError, zipfile.BadZipFile, ValueError):

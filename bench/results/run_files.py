@@ -11,12 +11,13 @@ writing the same run again replaces them.
 import re
 from pathlib import Path
 
+from bench.common.atomic import writes_through
 from bench.common.errors import BenchError
 from bench.common.replace_rule import RESULT_JSON, Kind, json_object
 from bench.results.rows import csv_text
-from bench.results.uncertainty import QUERIES_SUFFIX
+from bench.results.uncertainty import QUERIES_SUFFIX, queries_path
 
-__all__ = ["RESULT_JSON", "RESULTS_CSV", "PER_QUERY", "score_matrix_of", "check_run_id"]
+__all__ = ["RESULT_JSON", "RESULTS_CSV", "PER_QUERY", "score_matrix_of", "queries_beside", "check_run_id"]
 
 RESULTS_CSV = Kind.text("a results CSV", csv_text([]))
 PER_QUERY = Kind("the per-query file of a run", lambda path: path.name.endswith(QUERIES_SUFFIX))
@@ -36,6 +37,22 @@ def score_matrix_of(json_path) -> Kind:
         return recorded is not None and (folder / recorded).resolve() == path.resolve()
 
     return Kind("the score matrix of this run (the one its --json names)", recognises)
+
+
+def queries_beside(json_path, csv_path) -> Path | None:
+    """Where the per-query file of a run goes: beside its JSON, else its CSV; None without either, or
+    where both are devices (`--json /dev/null` discards the run: nothing is created in /dev)."""
+    for path in (json_path, csv_path):
+        if path is not None and not _device(path):
+            return queries_path(path)
+    return None
+
+
+def _device(path) -> bool:
+    try:
+        return writes_through(path)
+    except BenchError:  # not writable at all: check_outputs refuses it, naming its flag
+        return False
 
 
 def check_run_id(run_id: str, source: str = "run_id") -> None:

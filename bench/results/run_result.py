@@ -26,8 +26,7 @@ from bench.common.errors import BenchError
 from bench.common.outputs import check_outputs
 from bench.eval.protocols import DIRECTIONS, PROTOCOL_NAMES, get_protocol
 from bench.results.rows import FIELDS, csv_text, status_counts
-from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, SIMS_KEY, score_matrix_of
-from bench.results.uncertainty import queries_path
+from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, SIMS_KEY, queries_beside, score_matrix_of
 
 if TYPE_CHECKING:
     import pandas
@@ -119,8 +118,7 @@ class RunResult:
         With a JSON or CSV, the per-query file goes beside it (`<run>.queries.npz`)."""
         if sims_path is not None and self.sims is None:
             raise BenchError(f"{sims_path}: this result holds no score matrix (read back from JSON?)")
-        queries = queries_path(json_path or csv_path) if self.queries_npz is not None and \
-            (json_path or csv_path) is not None else None
+        queries = queries_beside(json_path, csv_path) if self.queries_npz is not None else None
         sims_kind = score_matrix_of(json_path)
         check_outputs({"json_path": json_path, "csv_path": csv_path, "sims_path": sims_path,
                        "the per-query file": queries}, inputs=self.inputs(),
