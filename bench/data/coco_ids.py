@@ -10,6 +10,7 @@ hand, that caption j really describes image j // 5.
 
 import importlib.util
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 from bench.data.splits import CAPTIONS_PER_IMAGE
 
 ECCV_CAPTION_IDS = "coco_test_ids.npy"
@@ -64,7 +66,9 @@ def image_ids_from_rows(row_ids: Sequence, source: str = "row ids") -> np.ndarra
 def load_image_ids(precomp_dir, split: str = "testall") -> np.ndarray:
     """Per-image COCO ids from SCAN's `{split}_ids.txt` (one id per feature row)."""
     path = Path(precomp_dir) / f"{split}_ids.txt"
-    if not path.is_file():
+    if os.path.lexists(path):
+        require_file(path, "image id file")
+    else:
         raise BenchError(f"{path} is missing: COCO image ids of the {split} rows are needed for "
                          f"PMRP and ECCV Caption; run `make download-coco`")
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -84,9 +88,7 @@ def caption_ids_path(path=None) -> Path:
 
 def load_caption_ids(path=None) -> np.ndarray:
     """COCO caption ids of the testall captions, in SCAN order (eccv_caption's copy by default)."""
-    path = caption_ids_path(path)
-    if not path.is_file():
-        raise BenchError(f"caption ids file {path} is missing")
+    path = require_file(caption_ids_path(path), "caption ids file")
     try:
         values = np.load(path) if path.suffix == ".npy" else path.read_text(encoding="utf-8").split()
     except ValueError as err:
@@ -98,7 +100,9 @@ def load_caption_ids(path=None) -> np.ndarray:
 
 def read_annotation_pairs(path: Path, first: str, second: str, purpose: str) -> list[tuple[int, int]]:
     """The (`first`, `second`) integer fields of every annotation of a COCO annotation file."""
-    if not path.is_file():
+    if os.path.lexists(path):  # there but a folder, a FIFO, unreadable: an error, never PMRP silently dropped
+        require_file(path, f"{purpose}'s annotations file")
+    else:
         raise BenchError(f"{purpose} needs COCO's {path.name} (annotations_trainval2014.zip) at "
                          f"{path}; run `make download-coco` or pass --annotations DIR")
     try:

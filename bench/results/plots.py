@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 from bench.common.outputs import check_outputs
 from bench.common.replace_rule import PNG
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
@@ -36,7 +37,7 @@ class Point:
 
 def read_figures(csv_path) -> list[dict]:
     """The rows of a results CSV, checked for the results schema's columns."""
-    path = Path(csv_path)
+    path = require_file(csv_path, "results CSV")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))

@@ -23,6 +23,7 @@ import numpy as np
 
 from bench.common.atomic import write_all
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 from bench.common.outputs import check_outputs
 from bench.eval.protocols import DIRECTIONS, PROTOCOL_NAMES, get_protocol
 from bench.results.rows import FIELDS, csv_text, status_counts
@@ -211,8 +212,7 @@ def _save_npy(path: Path, array) -> None:
 
 def read_document(path: Path):
     """A result JSON's raw document; one line naming the file when it cannot be read."""
-    if path.exists() and not path.is_file():  # a FIFO would block the read for ever
-        raise BenchError(f"cannot read run result {path}: not a regular file")
+    require_file(path, "run result")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as err:

@@ -7,9 +7,11 @@ an interrupted and resumed run equal those of an uninterrupted one (up to the se
 
 import csv
 import io
+import os
 from pathlib import Path
 
 from bench.common.atomic import write_text
+from bench.common.inputs import require_file
 
 LOG_NAME = "log.csv"
 STEP_LOG_NAME = "steps.csv"
@@ -17,8 +19,9 @@ STEP_COLUMNS = ("step", "epoch", "lr", "loss", "contrastive", "i2t", "t2i", "gra
 
 
 def _read_rows(path: Path, keep) -> list[dict]:
-    if not path.is_file():
+    if not os.path.lexists(path):
         return []
+    require_file(path, "training log")
     with open(path, newline="") as handle:
         return [row for row in csv.DictReader(handle) if keep(row)]
 
