@@ -17,7 +17,7 @@ import bench
 from bench.common import atomic, signals
 from bench.common.errors import BenchError
 from bench.common.replace_rule import OVERWRITE_FLAG, replacing_anything
-from bench.common.terminal import one_line, shortened
+from bench.common.terminal import OneLineParser, one_line, shortened
 
 COMMAND_MODULES = (
     "bench.cli.eval",
@@ -46,14 +46,6 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """A refused flag or value is one line, like every other refusal (argparse prints its usage block)."""
-
-    def error(self, message: str):
-        print(one_line(f"{self.prog}: error: {message} (see {self.prog} --help)"), file=sys.stderr)
-        raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:

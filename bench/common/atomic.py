@@ -335,7 +335,7 @@ def write_all(writers: Mapping[str | os.PathLike | None, tuple[Kind, Callable[[P
 
 def write_text(final: str | os.PathLike, text: str, kind: Kind | None = None) -> None:
     """Write `text` atomically; `kind` defaults to a text file with the same first line (CSV columns)."""
-    with atomic_path(final, kind or Kind.text(f"a file starting {text.split(chr(10), 1)[0][:60]!r}", text)) as tmp:
+    with atomic_path(final, kind or Kind.text("a text file with the same first line (CSV: columns)", text)) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 

@@ -11,6 +11,7 @@ matplotlib is optional (`pip install -e '.[plot]'`).
 """
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,13 @@ def read_figures(csv_path) -> list[dict]:
 
 
 def _number(text) -> float | None:
-    return None if text in ("", None) else float(text)
+    """A cell's number; NaN or infinity (a hand-edited CSV) cannot be drawn and is refused."""
+    if text in ("", None):
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
 
 
 def headline_points(rows: list[dict]) -> tuple[list[Point], bool]:
@@ -65,7 +72,10 @@ def headline_points(rows: list[dict]) -> tuple[list[Point], bool]:
     for row in chosen:
         shift = _number(row["reference"]) if referenced else 0.0
         low, high = _number(row["ci_low"]), _number(row["ci_high"])
-        points.append(Point(f"{row['direction']} {row['metric']}", float(row["value"]) - shift,
+        value = _number(row["value"])
+        if value is None:
+            raise ValueError(f"{row['direction']} {row['metric']} has no value")
+        points.append(Point(f"{row['direction']} {row['metric']}", value - shift,
                             None if low is None else low - shift, None if high is None else high - shift,
                             _number(row["tolerance"]), row["status"]))
     return points, bool(referenced)
@@ -86,7 +96,8 @@ def _draw(axes, points: list[Point], against_paper: bool) -> None:
         if point.tolerance is not None:
             axes.fill_between([x - 0.35, x + 0.35], -point.tolerance, point.tolerance, color="0.85", lw=0)
         if point.low is not None and point.high is not None:
-            axes.errorbar([x], [point.value], yerr=[[point.value - point.low], [point.high - point.value]],
+            below, above = max(0.0, point.value - point.low), max(0.0, point.high - point.value)  # an edited CSV
+            axes.errorbar([x], [point.value], yerr=[[below], [above]],
                           fmt="none", ecolor="0.3", capsize=3)
         axes.plot([x], [point.value], "o", color=STATUS_COLOUR.get(point.status, "tab:blue"))
     axes.set_xticks(positions, [p.label for p in points], rotation=60, ha="right")
