@@ -32,9 +32,16 @@ class CocoIdMap:
     caption_ids: np.ndarray  # (5 n_images,) int64
 
 
+def _whole(value) -> int:
+    """int(value) for an integer, or a float that is one (3.0); 3.7 or nan is refused, never truncated."""
+    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
 def _as_int_ids(values: Sequence, source: str) -> np.ndarray:
     try:
-        ids = np.array([int(v) for v in values], dtype=np.int64)
+        ids = np.array([_whole(v) for v in values], dtype=np.int64)
     except (TypeError, ValueError, OverflowError) as err:  # OverflowError: beyond int64 (20 digits)
         raise BenchError(f"{source}: ids must be integers of at most 18 digits ({str(err)[:80]})") from None
     if (ids < 0).any():
@@ -93,7 +100,9 @@ def load_caption_ids(path=None) -> np.ndarray:
         values = np.load(path) if path.suffix == ".npy" else path.read_text(encoding="utf-8").split()
     except ValueError as err:
         raise BenchError(f"{path}: not a NumPy array of caption ids ({err})") from err
-    ids = _as_int_ids(np.ravel(values), str(path))
+    if np.ndim(values) != 1:  # a (n, k) array would be read as n*k ids in an order nobody chose
+        raise BenchError(f"{path}: caption ids must be one list (1-D), got shape {np.shape(values)}")
+    ids = _as_int_ids(values, str(path))
     _check_unique(ids, "caption id", str(path))
     return ids
 
