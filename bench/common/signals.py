@@ -9,11 +9,13 @@ command has printed its line, further signals are ignored (`settle`) so that the
 the interpreter's shutdown finish without a second traceback.
 """
 
+import os
 import signal
 import sys
 import threading
 
 INTERRUPTED, TERMINATED = 130, 143
+REDELIVERY_SECONDS = 0.05
 
 
 class Terminated(KeyboardInterrupt):
@@ -27,7 +29,9 @@ def _terminate(signum, frame):
 def _unraisable(hook) -> None:
     """A Ctrl-C or SIGTERM swallowed by a finaliser is sent again; anything else as Python reports it."""
     if hook.exc_type is not None and issubclass(hook.exc_type, KeyboardInterrupt):
-        signal.raise_signal(signal.SIGTERM if issubclass(hook.exc_type, Terminated) else signal.SIGINT)
+        signum = signal.SIGTERM if issubclass(hook.exc_type, Terminated) else signal.SIGINT
+        # sent from a thread a moment later: raised now, it would land inside this hook and be lost again
+        threading.Timer(REDELIVERY_SECONDS, os.kill, (os.getpid(), signum)).start()
         return
     sys.__unraisablehook__(hook)
 
