@@ -80,11 +80,14 @@ def default_caption_chunk(device: torch.device) -> int:
     return CPU_CAPTION_CHUNK if device.type == "cpu" else GPU_CAPTION_CHUNK
 
 
+MAX_IMAGE_SHARD = 2**31 - 1  # a shard's row count indexes tensors; beyond the images it changes nothing
+
+
 def image_shard_for(model: SimilarityModel, img_emb: torch.Tensor, cap_lens: torch.Tensor, chunk: int,
                     image_shard: int | None) -> int:
     """--image-shard when given, else what this process's free memory holds for these images."""
-    if image_shard is not None and not 1 <= image_shard <= img_emb.shape[0]:
-        raise BenchError(f"--image-shard {image_shard}: must be in [1, {img_emb.shape[0]}] (the images scored)")
+    if image_shard is not None and not 1 <= image_shard <= MAX_IMAGE_SHARD:
+        raise BenchError(f"--image-shard {image_shard}: must be in [1, {MAX_IMAGE_SHARD}]")
     config = model.config
     per_image = bytes_per_image(config.num_regions, config.embed_size, config.sim_dim, int(cap_lens.max()), chunk)
     return image_shard or plan_image_shard(img_emb.device, img_emb.shape[0], per_image)
