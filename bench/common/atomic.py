@@ -1,15 +1,10 @@
 """Atomic file writes: a result, checkpoint or download appears under its final name only when complete.
 
-Work in progress lives beside the final file as `.<name>.partial-h<host>-<pid>-<random><suffix>`,
-so a temporary left by a killed run is recognisable. `<host>` identifies the machine and its pid
-namespace (hostname and /proc/self/ns/pid): every write into a folder removes the temporaries
-there (of any name) that this host's dead processes left, and those of other hosts or namespaces
-(a results folder on NFS, a container) only once they are STALE_SECONDS old, since their pid
-means nothing here. Temporaries are created with the umask's permissions (not mkstemp's 0600), so
-a renamed result is as readable as any file the user writes.
-
-Durability: each temporary is fsync'ed before its rename and the folder after it, so after a power
-cut a file under its final name is whole (a checkpoint `--resume` picks, a result, a manifest).
+Work in progress lives beside the final file in a temporary that names its host and process
+(bench.common.temporaries), so one left by a killed run is recognisable and swept by the next
+write into the folder; each is synced before its rename and the folder after it. Temporaries are
+created with the umask's permissions (not mkstemp's 0600), so a renamed result is as readable as
+any file the user writes.
 
 Each output names the kind it writes (bench.common.replace_rule): an existing file of another kind
 is refused, and an output that is a symbolic link is written through to its target.
@@ -20,90 +15,31 @@ blocks without a reader, and the others are never results).
 """
 
 import contextlib
-import hashlib
 import json
 import os
-import re
-import secrets
 import shutil
 import signal
-import socket
 import stat
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from bench.common.errors import BenchError
 from bench.common.replace_rule import Kind, check_replaceable, write_target
+from bench.common.temporaries import (  # noqa: F401  (PARTIAL_MARK, STALE_SECONDS, host_id: the names users see)
+    _HOST,
+    PARTIAL_MARK,
+    STALE_SECONDS,
+    durable_replace,
+    host_id,
+    partial_name,
+    sweep_partials,
+)
 
-PARTIAL_MARK = ".partial-"
-_PARTIAL_NAME = re.compile(r"^\..+" + re.escape(PARTIAL_MARK) + r"(h[0-9a-f]{8})-(\d+)-[0-9a-f]+")
-STALE_SECONDS = 2 * 24 * 3600  # a temporary of another host or pid namespace is swept after two days
 _DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 COMMITTED: list[Path] = []  # every final file this process wrote, in order (the CLI's interrupt line names them)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    except OverflowError:  # not a pid at all
-        return False
-    return True
-
-
-def host_id() -> str:
-    """This machine and pid namespace, as 'h' and 8 hex digits: pids are only compared within it."""
-    try:
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:  # no /proc (not Linux): the hostname alone
-        namespace = ""
-    return "h" + hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
-
-
-_HOST = host_id()
-
-
-def partial_name(final_name: str, suffix: str, pid: int | None = None, host: str | None = None) -> str:
-    """The name of a temporary for `final_name` (this process and host unless given)."""
-    pid = os.getpid() if pid is None else pid
-    return f".{final_name}{PARTIAL_MARK}{host or _HOST}-{pid}-{secrets.token_hex(4)}{suffix}"
-
-
-def _abandoned(path: Path) -> bool:
-    """Whether `path` is one of our temporaries whose writer is gone: this host's dead process, or
-    another host's (or namespace's) temporary older than STALE_SECONDS."""
-    match = _PARTIAL_NAME.match(path.name)
-    if not match:
-        return False
-    host, pid = match.group(1), int(match.group(2))
-    if host == _HOST:
-        return pid != os.getpid() and not _process_alive(pid)
-    try:
-        return time.time() - path.lstat().st_mtime > STALE_SECONDS
-    except OSError:
-        return False
-
-
-def sweep_partials(final: str | os.PathLike) -> list[Path]:
-    """Remove the temporaries in `final`'s folder (of any output name) that no live writer owns;
-    returns them."""
-    folder = Path(final).parent
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for candidate in folder.glob(f".*{PARTIAL_MARK}*"):
-        if _abandoned(candidate) and candidate.is_file():
-            with contextlib.suppress(FileNotFoundError):
-                candidate.unlink()
-                removed.append(candidate)
-    return removed
 
 
 def writes_through(final: str | os.PathLike) -> bool:
@@ -164,35 +100,6 @@ def _backup(final: Path) -> Path | None:
             shutil.copy2(final, backup)
             return backup
 
-
-def fsync_file(path: str | os.PathLike) -> None:
-    """Flush a written file's bytes to the disk."""
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
-def fsync_folder(path: str | os.PathLike) -> None:
-    """Flush a folder's entries (a rename into it) to the disk; a file system that cannot is let be."""
-    try:
-        handle = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:  # EINVAL: folders of this file system cannot be synced
-        pass
-    finally:
-        os.close(handle)
-
-
-def durable_replace(source: str | os.PathLike, final: str | os.PathLike) -> None:
-    """os.replace that survives a power cut: the file is synced before the rename, its folder after."""
-    fsync_file(source)
-    os.replace(source, final)
-    fsync_folder(Path(final).parent)
 
 
 def _put_in_place(tmp: Path, final: Path) -> None:
