@@ -56,6 +56,14 @@ def eval_args(root: Path, *extra: str, checkpoints=("f30k_sgr",), outputs=True) 
     return args + list(extra)
 
 
+def run_args(root: Path, name: str, *extra: str, checkpoints=("f30k_sgr",)) -> list[str]:
+    """eval_args for another run beside the finished one: results/<name>.json, .csv and .npy."""
+    args = eval_args(root, *extra, checkpoints=checkpoints)
+    for flag, suffix in (("--json", ".json"), ("--csv", ".csv"), ("--save-sims", ".npy")):
+        args = replace_arg(args, flag, root / "results" / f"{name}{suffix}")
+    return args
+
+
 def replace_arg(args: list[str], flag: str, value) -> list[str]:
     args = list(args)
     args[args.index(flag) + 1] = str(value)

@@ -193,8 +193,8 @@ def test_the_unspoiled_run_succeeds(base, tmp_path):
     temporaries a killed run left are swept (those of a live writer are not)."""
     root = tmp_path / "w"
     shutil.copytree(base, root, symlinks=True)
-    stale = root / "results" / f".run.json{atomic.PARTIAL_MARK}{dead_pid()}-0badc0de.json"
-    live = root / "results" / f".run.json{atomic.PARTIAL_MARK}{os.getppid()}-0123abcd.json"
+    stale = root / "results" / atomic.partial_name("run.json", ".json", pid=dead_pid())
+    live = root / "results" / atomic.partial_name("run.json", ".json", pid=os.getppid())
     for partial in (stale, live):
         partial.write_text("{")
     assert main(eval_args(root)) == 0
@@ -236,11 +236,13 @@ def test_a_failing_output_leaves_none_of_the_others(base, tmp_path, capsys, monk
 def test_outputs_checked_by_resolved_path(tmp_path):
     from bench.common.errors import BenchError
     from bench.common.outputs import check_outputs
+    from bench.common.replace_rule import RESULT_JSON
 
     (tmp_path / "a").mkdir()
+    kinds = {"--json": RESULT_JSON, "--csv": RESULT_JSON}
     with pytest.raises(BenchError, match="--csv"):
-        check_outputs({"--json": tmp_path / "x.json", "--csv": tmp_path / "a" / ".." / "x.json"})
-    check_outputs({"--json": tmp_path / "x.json", "--csv": tmp_path / "x.csv"},
+        check_outputs({"--json": tmp_path / "x.json", "--csv": tmp_path / "a" / ".." / "x.json"}, kinds)
+    check_outputs({"--json": tmp_path / "x.json", "--csv": tmp_path / "x.csv"}, kinds,
                   inputs={"checkpoint": [tmp_path / "c.pth.tar"], "vocabulary": None})
 
 

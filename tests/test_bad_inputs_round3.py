@@ -28,6 +28,7 @@ from bad_input_harness import (
     live_children,
     one_line,
     replace_arg,
+    run_args,
     run_bench,
     tree_state,
     work,
@@ -123,7 +124,7 @@ def test_a_library_write_refuses_a_file_of_another_run(root):
 
     result = load_result(run_file(root, "run.json"))
     before = tree_state(root)
-    with pytest.raises(BenchError, match="csv_path .*run.json: is the result JSON of an existing run"):
+    with pytest.raises(BenchError, match="csv_path .*run.json: is the result JSON of a run, not a results CSV"):
         result.write(csv_path=run_file(root, "run.json"))
     with pytest.raises(BenchError, match="json_path .*f30k_sgr.pth.tar: is an input of this run"):
         result.write(json_path=result.provenance["checkpoints"][0]["path"])  # the tree it was evaluated in
@@ -191,8 +192,8 @@ def test_a_signal_while_writing_leaves_no_file(root, capsys, monkeypatch, signum
 
 
 def test_stale_temporaries_of_any_output_name_are_swept(root):
-    stale = run_file(root, f".other.csv{atomic.PARTIAL_MARK}{dead_pid()}-0badc0de.csv")
-    backup = run_file(root, f".run.json{atomic.PARTIAL_MARK}{dead_pid()}-0badc0de.backup")
+    stale = run_file(root, atomic.partial_name("other.csv", ".csv", pid=dead_pid()))
+    backup = run_file(root, atomic.partial_name("run.json", ".backup", pid=dead_pid()))
     for partial in (stale, backup):
         partial.write_text("x")
     assert main(eval_args(root)) == 0
@@ -481,7 +482,7 @@ def test_a_byte_order_mark_changes_nothing_in_the_result(root, capsys):
 
     for name in (f"{SPLIT}/test_caps.txt", "data/vocab/f30k_precomp_vocab.json"):
         (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())
-    assert main(replace_arg(eval_args(root), "--json", run_file(root, "bom.json"))) == 0
+    assert main(run_args(root, "bom")) == 0
     plain, bom = (json.loads(run_file(root, name).read_text()) for name in ("run.json", "bom.json"))
     assert bom["metrics"] == plain["metrics"]
     assert bom["provenance"]["data"]["captions_sha256"] == plain["provenance"]["data"]["captions_sha256"]
@@ -493,7 +494,7 @@ def test_a_full_disk_names_the_file(root, capsys, monkeypatch):
     def full(rows):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(bench.results.run_result, "csv_text", full)
-    assert_refused(main, eval_args(root), root, capsys, "No space left on device: '" + str(run_file(root, "run.csv")))
+    assert_refused(main, eval_args(root), root, capsys, str(run_file(root, "run.csv")) + ": No space left on device")
 
 
 @pytest.mark.parametrize("ids_text, names", [("-" + "9" * 20, "ids must be integers"), ("-5", "negative")])
@@ -616,8 +617,8 @@ def hostile_caption(root: Path) -> str:
 def test_captions_cannot_drive_the_terminal_or_the_csv(work):
     root = work
     hostile_caption(root)
-    assert main(replace_arg(eval_args(root), "--json", run_file(root, "a.json"))) == 0
-    assert main(replace_arg(eval_args(root, checkpoints=("f30k_saf",)), "--json", run_file(root, "b.json"))) == 0
+    assert main(run_args(root, "a")) == 0
+    assert main(run_args(root, "b", checkpoints=("f30k_saf",))) == 0
     done = run_bench(["compare", run_file(root, "a.json"), run_file(root, "b.json"), "--queries", "--top", "50",
                       "--csv", run_file(root, "gains.csv")], timeout=120)
     assert done.returncode == 0, done.stderr

@@ -39,7 +39,7 @@ def test_bad_row_ids(rows, message):
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(BenchError, match="testall_ids.txt is missing"):
         load_image_ids(tmp_path)
-    with pytest.raises(BenchError, match="is missing"):
+    with pytest.raises(BenchError, match="coco_test_ids.npy: caption ids file not found"):
         load_caption_ids(tmp_path / "coco_test_ids.npy")
 
 

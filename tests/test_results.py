@@ -10,7 +10,7 @@ from rich.console import Console
 
 from bench.cli.main import main
 from bench.results.paper_figures import Reference, find_reference, status
-from bench.results.rows import FIELDS, figure_rows, print_table
+from bench.results.rows import FIELDS, csv_text, figure_rows, print_table
 from bench.results.run_result import RunResult
 
 
@@ -104,12 +104,13 @@ def test_write_results_writes_both_files(tmp_path):
 
 
 def test_a_failed_write_leaves_old_files_and_no_temporaries(tmp_path):
-    (tmp_path / "run.csv").write_text("old")
+    old = csv_text([]) + "old\n"  # an earlier results CSV: the kind this write may replace
+    (tmp_path / "run.csv").write_text(old)
     rows = figure_rows("run", "f30k-1k", "SAF", "ck", True, {"metrics": metrics()})
     with pytest.raises(TypeError):
         RunResult("f30k-1k", metrics(), {"x": object()}, rows).write(csv_path=tmp_path / "run.csv",
                                                                       json_path=tmp_path / "run.json")
-    assert (tmp_path / "run.csv").read_text() == "old"
+    assert (tmp_path / "run.csv").read_text() == old
     assert [p.name for p in tmp_path.iterdir()] == ["run.csv"]
 
 

@@ -158,13 +158,11 @@ def test_bf16_slower_than_fp32_on_this_cpu_says_so_in_one_line(monkeypatch, caps
 
 
 def test_rank_0_refuses_a_gathered_matrix_with_the_wrong_row_count(monkeypatch):
-    """Processes that split the images differently would misalign every figure: stop before the metrics."""
+    """Processes that split the images differently would misalign every figure: stop before the metrics.
+    Each rank's row count follows from its image range (rank 0 of 2, 10 images: 5 rows)."""
     from bench.common.distributed import WorldInfo
 
-    rows = np.zeros((5, 4), dtype=np.float32)
     monkeypatch.setattr(scoring, "active_world", lambda: WorldInfo(0, 0, 2, launched=True))
-    monkeypatch.setattr(scoring, "gather_objects", lambda obj: [obj, obj])
-    assert scoring.gathered_rows(rows, 10).shape == (10, 4)
-    monkeypatch.setattr(scoring, "gather_objects", lambda obj: [obj, obj[:2]])
-    with pytest.raises(BenchError, match=r"returned 7 score rows for 10 images \(5, 2 by rank\)"):
-        scoring.gathered_rows(rows, 10)
+    assert scoring.gathered_rows(np.zeros((5, 4), dtype=np.float32), 10).shape == (5, 4)  # no group: its own rows
+    with pytest.raises(BenchError, match=r"scored 3 score rows for its 5 images"):
+        scoring.gathered_rows(np.zeros((3, 4), dtype=np.float32), 10)

@@ -11,6 +11,7 @@ whose rank changed most, with what each run retrieved for them. Heavy imports ha
 
 from pathlib import Path
 
+from bench.common.outputs import output_path
 from bench.common.terminal import summary
 
 
@@ -19,7 +20,7 @@ def register(subparsers) -> None:
                                    description=summary(__doc__))
     parser.add_argument("run_a", type=Path, help="result JSON of the reference run (eval --json)")
     parser.add_argument("run_b", type=Path, help="result JSON of the run compared with it")
-    parser.add_argument("--csv", type=Path,
+    parser.add_argument("--csv", type=output_path,
                         help="gains CSV to write (default: compare-<A>-vs-<B>.csv beside RUN_B)")
     parser.add_argument("--queries", action="store_true",
                         help="also write and print the queries whose rank changed most")
@@ -38,24 +39,26 @@ def run(args) -> int:
 
     from bench.common.atomic import write_all
     from bench.common.errors import BenchError
+    from bench.common.outputs import check_outputs
+    from bench.common.replace_rule import Kind
     from bench.results.compare import load_run, paired_rows
     from bench.results.compare_view import gains_csv, print_changes, print_gains
     from bench.results.query_changes import biggest_changes, changes_csv
-    from bench.results.run_files import check_result_outputs
 
     if args.top < 1:
         raise BenchError(f"--top must be at least 1, got {args.top}")
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
     gains_path, changes_path = _output_paths(args, run_a, run_b)
-    check_result_outputs({"--csv": gains_path, "--queries": changes_path},
-                         inputs={"run": [run_a.path, run_b.path], "per-query file": [run_a.npz, run_b.npz]})
+    kinds = {"--csv": Kind.text("a gains CSV", gains_csv([])), "--queries": Kind.text("a changes CSV", changes_csv([]))}
+    check_outputs({"--csv": gains_path, "--queries": changes_path}, kinds=kinds,
+                  inputs={"run": [run_a.path, run_b.path], "per-query file": [run_a.npz, run_b.npz]})
     if run_a.document["queries"].get("sha256") == run_b.document["queries"].get("sha256"):
         raise BenchError(f"{args.run_a} and {args.run_b} are the same run (one per-query file): every gain "
                          "would be 0; compare two different runs")
     rows = paired_rows(run_a, run_b)
     changes = biggest_changes(run_a, run_b, args.top) if args.queries else []
-    write_all({gains_path: lambda tmp: tmp.write_text(gains_csv(rows), encoding="utf-8"),
-               changes_path: lambda tmp: tmp.write_text(changes_csv(changes), encoding="utf-8")})
+    write_all({gains_path: (kinds["--csv"], lambda tmp: tmp.write_text(gains_csv(rows), encoding="utf-8")),
+               changes_path: (kinds["--queries"], lambda tmp: tmp.write_text(changes_csv(changes), encoding="utf-8"))})
     console = Console()
     print_gains(rows, console)
     if args.queries:

@@ -11,6 +11,7 @@ imports happen inside `run`, so `--help` imports no torch.
 import sys
 from pathlib import Path
 
+from bench.common.outputs import output_path
 from bench.common.terminal import summary
 from bench.eval.protocols import PROTOCOL_NAMES
 from bench.eval.tolerances import PRECISIONS
@@ -43,9 +44,9 @@ def register(subparsers) -> None:
     parser.add_argument("--image-shard", type=int, help="images scored per step (default: from free memory)")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice, "
                                                                    "one per core); recorded in the provenance")
-    parser.add_argument("--save-sims", type=Path, help="write the float32 score matrix (.npy)")
-    parser.add_argument("--json", type=Path, help="write metrics and provenance (JSON)")
-    parser.add_argument("--csv", type=Path, help="write one row per figure, beside the paper's (CSV)")
+    parser.add_argument("--save-sims", type=output_path, help="write the float32 score matrix (.npy)")
+    parser.add_argument("--json", type=output_path, help="write metrics and provenance (JSON)")
+    parser.add_argument("--csv", type=output_path, help="write one row per figure, beside the paper's (CSV)")
     parser.add_argument("--allow-mismatch", action="store_true",
                         help="score checkpoints trained on another dataset than the protocol's (or on two "
                         "different ones); every figure is then marked no-reference")
@@ -99,21 +100,21 @@ def check_source(args) -> None:
 def check_paths(args) -> None:
     """Before any work: outputs that are directories, coincide, or overwrite an input are refused."""
     from bench.common.errors import BenchError
+    from bench.common.outputs import check_outputs
     from bench.data.splits import split_files
     from bench.eval.pmrp import INSTANCES_FILE
     from bench.eval.protocols import get_protocol
-    from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, check_result_outputs
-    from bench.results.uncertainty import queries_path
+    from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, queries_beside, score_matrix_of
 
     if args.caption_ids is not None and not args.eccv:
         raise BenchError(f"--caption-ids {args.caption_ids}: only --eccv reads caption ids; add --eccv or drop it")
     protocol = get_protocol(args.protocol)
     vocabularies = [args.vocab] if args.vocab else list(args.data_root.glob("vocab/*.json"))
-    result = args.json or args.csv
-    check_result_outputs({"--save-sims": args.save_sims, "--json": args.json, "--csv": args.csv,
-                          "the per-query file": queries_path(result) if result else None},
-                         replaces={"--json": RESULT_JSON, "--csv": RESULTS_CSV, "the per-query file": PER_QUERY},
-                         inputs={
+    check_outputs({"--save-sims": args.save_sims, "--json": args.json, "--csv": args.csv,
+                   "the per-query file": queries_beside(args.json, args.csv)},
+                  kinds={"--save-sims": score_matrix_of(args.json), "--json": RESULT_JSON, "--csv": RESULTS_CSV,
+                         "the per-query file": PER_QUERY},
+                  inputs={
         "checkpoint": args.checkpoint, "score file": args.scores, "vocabulary": vocabularies,
         "caption ids": args.caption_ids,
         "split data": split_files(args.data_root, protocol.data_dir, protocol.split),

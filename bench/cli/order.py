@@ -9,6 +9,7 @@ Reads only the split's captions and ids, never its features.
 
 from pathlib import Path
 
+from bench.common.outputs import output_path
 from bench.common.terminal import summary
 from bench.eval.protocols import PROTOCOL_NAMES
 
@@ -22,25 +23,28 @@ def register(subparsers) -> None:
                         help="folder with <data_name>/ caption and id files")
     parser.add_argument("--caption-ids", type=Path, help="COCO caption ids of the captions, in split order "
                         "(default for COCO testall: coco_test_ids.npy of the eccv_caption package, when installed)")
-    parser.add_argument("--out", type=Path, required=True, help="CSV to write: one row per image, then per caption")
+    parser.add_argument("--out", type=output_path, required=True,
+                        help="CSV to write: one row per image, then per caption")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from bench.common.atomic import write_text
     from bench.common.outputs import check_outputs
+    from bench.common.replace_rule import Kind
     from bench.data.splits import split_files
     from bench.eval.order import FIELDS, caption_ids_for, order_rows
     from bench.eval.protocols import get_protocol, protocol_split
     from bench.results.rows import dict_csv
 
     protocol = get_protocol(args.protocol)
-    check_outputs({"--out": args.out}, inputs={"split data": split_files(args.data_root, protocol.data_dir,
-                                                                          protocol.split),
-                                                "caption ids": args.caption_ids})
+    kind = Kind.text("an order CSV", dict_csv([], FIELDS))
+    inputs = {"split data": split_files(args.data_root, protocol.data_dir, protocol.split),
+              "caption ids": args.caption_ids}
+    check_outputs({"--out": args.out}, kinds={"--out": kind}, inputs=inputs)
     split = protocol_split(protocol, args.data_root, features=False)
     rows = order_rows(protocol, split, caption_ids_for(protocol, split, args.caption_ids))
-    write_text(args.out, dict_csv(rows, FIELDS))
+    write_text(args.out, dict_csv(rows, FIELDS), kind)
     print(f"wrote {args.out}: {split.n_images:,} images, then {split.n_captions:,} captions "
           f"(score matrix: {split.n_images:,} x {split.n_captions:,}, row i = image i, column j = caption j)")
     return 0

@@ -5,6 +5,7 @@
 
 from pathlib import Path
 
+from bench.common.outputs import output_path
 from bench.common.terminal import summary
 from bench.results.tables import TABLES
 
@@ -19,8 +20,8 @@ def register(subparsers) -> None:
                             "status (docs/family.md)")
     table.add_argument("--results", type=Path, default=Path("results"),
                        help="folder of eval --json runs (baseline and DAA checkpoints)")
-    table.add_argument("--markdown", type=Path, help="also write the table as Markdown")
-    table.add_argument("--gains-csv", type=Path,
+    table.add_argument("--markdown", type=output_path, help="also write the table as Markdown")
+    table.add_argument("--gains-csv", type=output_path,
                        help="also write every +DAA-over-baseline paired bootstrap gain (bench compare's CSV)")
     table.set_defaults(func=run_table)
 
@@ -46,18 +47,22 @@ def run_table(args) -> int:
     from rich.console import Console
 
     from bench.common.atomic import write_all
+    from bench.common.outputs import check_outputs
+    from bench.common.replace_rule import Kind, first_line
     from bench.results import tables
     from bench.results.compare_view import gains_csv
     from bench.results.daa_gains import all_gains, gains_by_pair
-    from bench.results.run_files import check_result_outputs
 
-    check_result_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv},
-                         inputs={"results": args.results.glob("*.json")})
+    kinds = {"--markdown": Kind("a Markdown file of `table`", lambda path: first_line(path).startswith("## ")),
+             "--gains-csv": Kind.text("a gains CSV", gains_csv([]))}
+    check_outputs({"--markdown": args.markdown, "--gains-csv": args.gains_csv}, kinds=kinds,
+                  inputs={"results": args.results.glob("*.json")})
     if args.family:
         from bench.results.family_table import build_family
 
         grids = build_family(args.results)
-        write_all({args.markdown: lambda tmp: tmp.write_text(tables.to_markdown(grids), encoding="utf-8")})
+        markdown = tables.to_markdown(grids)
+        write_all({args.markdown: (kinds["--markdown"], lambda tmp: tmp.write_text(markdown, encoding="utf-8"))})
         for grid in grids:
             _print(grid, Console())
         return 0
@@ -65,8 +70,9 @@ def run_table(args) -> int:
     pairs = gains_by_pair(runs) if args.gains_csv else None  # bootstrapped once, for the grids and the CSV
     grids = tables.build(args.table, runs, pairs)
     gains = gains_csv(all_gains(runs, pairs)[0]) if args.gains_csv else ""
-    write_all({args.markdown: lambda tmp: tmp.write_text(tables.to_markdown(grids), encoding="utf-8"),
-               args.gains_csv: lambda tmp: tmp.write_text(gains, encoding="utf-8")})
+    write_all({args.markdown: (kinds["--markdown"], lambda tmp: tmp.write_text(tables.to_markdown(grids),
+                                                                                encoding="utf-8")),
+               args.gains_csv: (kinds["--gains-csv"], lambda tmp: tmp.write_text(gains, encoding="utf-8"))})
     console = Console()
     for grid in grids:
         _print(grid, console)

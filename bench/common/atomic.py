@@ -1,9 +1,13 @@
 """Atomic file writes: a result, checkpoint or download appears under its final name only when complete.
 
-Work in progress lives beside the final file as `.<name>.partial-<pid>-<random><suffix>`, so a
-temporary left by a killed run is recognisable; every write into a folder removes the
-temporaries there (of any name) whose process is gone. Temporaries are created with the umask's
-permissions (not mkstemp's 0600), so a renamed result is as readable as any file the user writes.
+Work in progress lives beside the final file in a temporary that names its host and process
+(bench.common.temporaries), so one left by a killed run is recognisable and swept by the next
+write into the folder; each is synced before its rename and the folder after it. Temporaries are
+created with the umask's permissions (not mkstemp's 0600), so a renamed result is as readable as
+any file the user writes.
+
+Each output names the kind it writes (bench.common.replace_rule): an existing file of another kind
+is refused, and an output that is a symbolic link is written through to its target.
 
 An output that already exists and is a character device (`--csv /dev/null`) is written through,
 never replaced by a regular file; a FIFO, socket or block device is refused (writing to a FIFO
@@ -13,8 +17,6 @@ blocks without a reader, and the others are never results).
 import contextlib
 import json
 import os
-import re
-import secrets
 import shutil
 import signal
 import stat
@@ -24,46 +26,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from bench.common.errors import BenchError
+from bench.common.replace_rule import Kind, check_replaceable, write_target
+from bench.common.temporaries import (  # noqa: F401  (PARTIAL_MARK, STALE_SECONDS, host_id: the names users see)
+    _HOST,
+    PARTIAL_MARK,
+    STALE_SECONDS,
+    durable_replace,
+    host_id,
+    partial_name,
+    sweep_partials,
+)
 
-PARTIAL_MARK = ".partial-"
-_PARTIAL_NAME = re.compile(r"^\..+" + re.escape(PARTIAL_MARK) + r"(\d+)-[0-9a-f]+")
 _DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 COMMITTED: list[Path] = []  # every final file this process wrote, in order (the CLI's interrupt line names them)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    except OverflowError:  # not a pid at all
-        return False
-    return True
-
-
-def _partial_pid(path: Path) -> int | None:
-    """The writer's pid encoded in one of our temporaries, or None if `path` is not one."""
-    match = _PARTIAL_NAME.match(path.name)
-    return int(match.group(1)) if match else None
-
-
-def sweep_partials(final: str | os.PathLike) -> list[Path]:
-    """Remove the temporaries in `final`'s folder (of any output name) left by processes that no
-    longer run; returns them."""
-    folder = Path(final).parent
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for candidate in folder.glob(f".*{PARTIAL_MARK}*"):
-        pid = _partial_pid(candidate)
-        if pid is not None and pid != os.getpid() and not _process_alive(pid) and candidate.is_file():
-            with contextlib.suppress(FileNotFoundError):
-                candidate.unlink()
-                removed.append(candidate)
-    return removed
 
 
 def writes_through(final: str | os.PathLike) -> bool:
@@ -84,7 +60,7 @@ def writes_through(final: str | os.PathLike) -> bool:
 
 
 def _temporary_name(final: Path, suffix: str) -> Path:
-    return final.parent / f".{final.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+    return final.parent / partial_name(final.name, suffix)
 
 
 def _new_temporary(final: Path, suffix: str) -> Path:
@@ -101,7 +77,7 @@ def _new_temporary(final: Path, suffix: str) -> Path:
 def _prepare(final: Path, suffix: str | None) -> Path:
     suffix = final.suffix if suffix is None else suffix
     if writes_through(final):  # nothing may be created beside a device (/dev): stage it in the temp folder
-        handle, name = tempfile.mkstemp(prefix=f".{final.name}{PARTIAL_MARK}{os.getpid()}-", suffix=suffix)
+        handle, name = tempfile.mkstemp(prefix=f".{final.name}{PARTIAL_MARK}{_HOST}-{os.getpid()}-", suffix=suffix)
         os.close(handle)
         return Path(name)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -125,12 +101,13 @@ def _backup(final: Path) -> Path | None:
             return backup
 
 
+
 def _put_in_place(tmp: Path, final: Path) -> None:
     if writes_through(final):
         with open(tmp, "rb") as source, open(final, "wb") as sink:
             shutil.copyfileobj(source, sink)
     else:
-        os.replace(tmp, final)
+        durable_replace(tmp, final)
 
 
 @contextlib.contextmanager
@@ -164,7 +141,8 @@ def _commit(pairs: list[tuple[Path, Path]]) -> None:
         for tmp, final in pairs:
             backup = _backup(final)
             backups += [backup] if backup else []
-            _put_in_place(tmp, final)
+            with _naming(final):  # /dev/full: ENOSPC names the output
+                _put_in_place(tmp, final)
             done.append((final, backup))
         COMMITTED.extend(final for _, final in pairs)
     except BaseException:
@@ -179,24 +157,36 @@ def _commit(pairs: list[tuple[Path, Path]]) -> None:
             backup.unlink(missing_ok=True)
 
 
+def _target(final: str | os.PathLike | None, kind: Kind) -> Path | None:
+    """Where the output's bytes go (a link's target), once the replace rule allows it."""
+    if final is None:
+        return None
+    if writes_through(final):
+        return Path(final)
+    check_replaceable(final, kind)
+    return write_target(final)
+
+
 @contextlib.contextmanager
-def atomic_paths(finals: Sequence[str | os.PathLike | None],
+def atomic_paths(finals: Sequence[str | os.PathLike | None], kinds: Sequence[Kind],
                  suffixes: Sequence[str | None] | None = None) -> Iterator[list[Path | None]]:
     """Temporaries for several outputs; all are renamed into place only if the block succeeds.
 
-    A None in `finals` yields None (an output not asked for). On any failure every temporary
-    is removed and no final file is touched. Each temporary keeps its final name's suffix
+    A None in `finals` yields None (an output not asked for). `kinds` says what each output is: an
+    existing file of another kind is refused before anything is written. On any failure every
+    temporary is removed and no final file is touched. Each temporary keeps its final name's suffix
     (or the one `suffixes` gives), so writers that choose a format by suffix (matplotlib, h5py)
     behave the same.
     """
     suffixes = list(suffixes) if suffixes is not None else [None] * len(finals)
+    targets = [_target(final, kind) for final, kind in zip(finals, kinds, strict=True)]
     temporaries: list[Path | None] = []
     try:
-        for final, suffix in zip(finals, suffixes):
-            temporaries.append(None if final is None else _prepare(Path(final), suffix))
+        for final, suffix in zip(targets, suffixes):
+            temporaries.append(None if final is None else _prepare(final, suffix))
         yield list(temporaries)
         with _signals_deferred():
-            _commit([(tmp, Path(final)) for final, tmp in zip(finals, temporaries) if tmp is not None])
+            _commit([(tmp, final) for final, tmp in zip(targets, temporaries) if tmp is not None])
     finally:
         for tmp in temporaries:
             if tmp is not None and tmp.exists():
@@ -204,10 +194,10 @@ def atomic_paths(finals: Sequence[str | os.PathLike | None],
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike, kind: Kind, suffix: str | None = None) -> Iterator[Path]:
     """One temporary beside `final` (suffix: the final name's unless given), renamed into place
-    only if the block succeeds."""
-    with atomic_paths([final], [suffix]) as (tmp,), _naming(final):
+    only if the block succeeds; `kind` is what the output is (bench.common.replace_rule)."""
+    with atomic_paths([final], [kind], [suffix]) as (tmp,), _naming(final):
         yield tmp
 
 
@@ -231,29 +221,30 @@ def umask_mode() -> int:
 
 def move_into_place(source: str | os.PathLike, final: str | os.PathLike) -> None:
     """Rename a finished file (a download another tool wrote with mkstemp's 0600) into place
-    with the umask's permissions, like every file written here."""
+    with the umask's permissions, like every file written here, durably."""
     os.chmod(source, umask_mode())
-    os.replace(source, final)
+    durable_replace(source, final)
 
 
-def write_all(writers: Mapping[str | os.PathLike | None, Callable[[Path], object]]) -> None:
+def write_all(writers: Mapping[str | os.PathLike | None, tuple[Kind, Callable[[Path], object]]]) -> None:
     """Call each writer with a temporary for its output; rename them all only if every one succeeded.
 
-        write_all({args.save_sims: save_sims, args.json: to_json, args.csv: to_csv})
+        write_all({args.json: (RESULT_JSON, to_json), args.csv: (Kind.text("results CSV", csv), to_csv)})
 
     A None key is an output not asked for, and its writer is not called.
     """
-    wanted = [(final, writer) for final, writer in writers.items() if final is not None]
-    with atomic_paths([final for final, _ in wanted]) as temporaries:
-        for (final, writer), tmp in zip(wanted, temporaries):
+    wanted = [(final, kind, writer) for final, (kind, writer) in writers.items() if final is not None]
+    with atomic_paths([final for final, _, _ in wanted], [kind for _, kind, _ in wanted]) as temporaries:
+        for (final, _, writer), tmp in zip(wanted, temporaries):
             with _naming(final):
                 writer(tmp)
 
 
-def write_text(final: str | os.PathLike, text: str) -> None:
-    with atomic_path(final) as tmp:
+def write_text(final: str | os.PathLike, text: str, kind: Kind | None = None) -> None:
+    """Write `text` atomically; `kind` defaults to a text file with the same first line (CSV columns)."""
+    with atomic_path(final, kind or Kind.text("a text file with the same first line (CSV: columns)", text)) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(final: str | os.PathLike, obj) -> None:
-    write_text(final, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def write_json(final: str | os.PathLike, obj, kind: Kind) -> None:
+    write_text(final, json.dumps(obj, indent=2, sort_keys=False) + "\n", kind)

@@ -5,11 +5,18 @@ same command without torchrun runs as one process with no process group at all. 
 launcher, even one process joins a process group (`torchrun --nproc_per_node 1` runs DDP and
 NCCL collectives on one GPU: what `make gpu-check` tests when a machine has a single GPU).
 NCCL on GPUs, gloo on CPU (so the multi-process path runs on a laptop and in the tests).
+
+The process group has a timeout (PROCESS_GROUP_TIMEOUT, `DAA_BENCH_PG_TIMEOUT` seconds): a rank that
+never reaches a collective ends the others after it instead of leaving them waiting until the
+launcher kills them. A rank that fails with an error tells the others at the next agreement point
+(`check_all_ranks`), and every rank then ends with one line naming it.
 """
 
+import datetime
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -46,6 +53,11 @@ def process_device(world: WorldInfo, requested: torch.device) -> torch.device:
 
 
 _STATISTICS_GROUP = []  # the process group of batch-norm statistics, once joined
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(seconds=float(os.environ.get("DAA_BENCH_PG_TIMEOUT", 600)))
+
+
+class RankFailed(Exception):
+    """Another rank (or this one) failed: every rank raises this with the same words."""
 
 
 def init_distributed(world: WorldInfo, device: torch.device) -> None:
@@ -58,8 +70,8 @@ def init_distributed(world: WorldInfo, device: torch.device) -> None:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                            rank=world.rank, world_size=world.world_size)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank,
+                            world_size=world.world_size, timeout=PROCESS_GROUP_TIMEOUT)
     _STATISTICS_GROUP.append(dist.new_group())
 
 
@@ -129,6 +141,41 @@ def gather_objects(obj) -> list | None:
     gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
     dist.gather_object(obj, gathered, dst=0)
     return gathered
+
+
+def check_all_ranks(error: BaseException | None) -> None:
+    """Every rank says whether its part succeeded; when one failed, every rank raises RankFailed
+    naming the first that did (one process: `error` itself is raised)."""
+    if not dist.is_initialized():
+        if error is not None:
+            raise error
+        return
+    text = None if error is None else f"{type(error).__name__}: {error}"
+    reports = all_gather_objects(None if text is None else " ".join(text.split())[:300])
+    failed = [(rank, report) for rank, report in enumerate(reports) if report is not None]
+    if failed:
+        rank, report = failed[0]
+        raise RankFailed(f"rank {rank} of {len(reports)} failed: {report}")
+
+
+def gather_rows(rows: np.ndarray, n_rows: int) -> np.ndarray | None:
+    """Every rank's float32 rows (rank r holds its rank_slice of `n_rows`) stacked in rank order on
+    rank 0, sent as tensors (no pickling); None on the other ranks."""
+    if not dist.is_initialized():
+        return rows
+    size, rank = dist.get_world_size(), dist.get_rank()
+    shares = [rank_slice(n_rows, WorldInfo(r, 0, size)) for r in range(size)]
+    counts = [share.stop - share.start for share in shares]
+    if rows.shape[0] != counts[rank]:
+        raise ValueError(f"rank {rank} scored {rows.shape[0]} rows for its {counts[rank]} images")
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    padded = torch.zeros((max(counts), *rows.shape[1:]), dtype=torch.float32, device=device)
+    padded[:counts[rank]] = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+    received = [torch.empty_like(padded) for _ in range(size)] if rank == 0 else None
+    dist.gather(padded, received, dst=0)
+    if rank != 0:
+        return None
+    return np.concatenate([block[:count].cpu().numpy() for block, count in zip(received, counts)])
 
 
 def broadcast_object(obj):

@@ -5,6 +5,9 @@ hold newlines, ANSI/OSC escapes (clear the screen, set the window title) or rich
     console.print(f"[bold]{shown(caption)}[/bold]")             # literal text inside rich markup
 """
 
+import argparse
+import sys
+
 
 def one_line(text: str) -> str:
     """Control and other non-printable characters as Python escapes (`\\n`, `\\x1b`): the text
@@ -27,3 +30,18 @@ def without_controls(text: str) -> str:
 def summary(docstring: str | None) -> str:
     """A module's first docstring line for --help; empty under `python -OO`, which strips docstrings."""
     return docstring.splitlines()[0] if docstring else ""
+def shortened(line: str, limit: int = 500) -> str:
+    """A line cut in its middle to at most about `limit` characters: a refusal that quotes a forged
+    6,000-character header stays readable, and its start (what is at fault) and end are kept."""
+    if len(line) <= limit:
+        return line
+    head, tail = limit * 3 // 4, limit // 5
+    return f"{line[:head]} [... {len(line) - head - tail} characters cut ...] {line[-tail:]}"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A refused flag or value is one line, like every other refusal (argparse prints its usage block)."""
+
+    def error(self, message: str):
+        print(one_line(f"{self.prog}: error: {message} (see {self.prog} --help)"), file=sys.stderr)
+        raise SystemExit(2)

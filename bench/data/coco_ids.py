@@ -10,6 +10,7 @@ hand, that caption j really describes image j // 5.
 
 import importlib.util
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 from bench.data.splits import CAPTIONS_PER_IMAGE
 
 ECCV_CAPTION_IDS = "coco_test_ids.npy"
@@ -30,9 +32,16 @@ class CocoIdMap:
     caption_ids: np.ndarray  # (5 n_images,) int64
 
 
+def _whole(value) -> int:
+    """int(value) for an integer, or a float that is one (3.0); 3.7 or nan is refused, never truncated."""
+    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
 def _as_int_ids(values: Sequence, source: str) -> np.ndarray:
     try:
-        ids = np.array([int(v) for v in values], dtype=np.int64)
+        ids = np.array([_whole(v) for v in values], dtype=np.int64)
     except (TypeError, ValueError, OverflowError) as err:  # OverflowError: beyond int64 (20 digits)
         raise BenchError(f"{source}: ids must be integers of at most 18 digits ({str(err)[:80]})") from None
     if (ids < 0).any():
@@ -64,7 +73,9 @@ def image_ids_from_rows(row_ids: Sequence, source: str = "row ids") -> np.ndarra
 def load_image_ids(precomp_dir, split: str = "testall") -> np.ndarray:
     """Per-image COCO ids from SCAN's `{split}_ids.txt` (one id per feature row)."""
     path = Path(precomp_dir) / f"{split}_ids.txt"
-    if not path.is_file():
+    if os.path.lexists(path):
+        require_file(path, "image id file")
+    else:
         raise BenchError(f"{path} is missing: COCO image ids of the {split} rows are needed for "
                          f"PMRP and ECCV Caption; run `make download-coco`")
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -84,21 +95,23 @@ def caption_ids_path(path=None) -> Path:
 
 def load_caption_ids(path=None) -> np.ndarray:
     """COCO caption ids of the testall captions, in SCAN order (eccv_caption's copy by default)."""
-    path = caption_ids_path(path)
-    if not path.is_file():
-        raise BenchError(f"caption ids file {path} is missing")
+    path = require_file(caption_ids_path(path), "caption ids file")
     try:
         values = np.load(path) if path.suffix == ".npy" else path.read_text(encoding="utf-8").split()
     except ValueError as err:
         raise BenchError(f"{path}: not a NumPy array of caption ids ({err})") from err
-    ids = _as_int_ids(np.ravel(values), str(path))
+    if np.ndim(values) != 1:  # a (n, k) array would be read as n*k ids in an order nobody chose
+        raise BenchError(f"{path}: caption ids must be one list (1-D), got shape {np.shape(values)}")
+    ids = _as_int_ids(values, str(path))
     _check_unique(ids, "caption id", str(path))
     return ids
 
 
 def read_annotation_pairs(path: Path, first: str, second: str, purpose: str) -> list[tuple[int, int]]:
     """The (`first`, `second`) integer fields of every annotation of a COCO annotation file."""
-    if not path.is_file():
+    if os.path.lexists(path):  # there but a folder, a FIFO, unreadable: an error, never PMRP silently dropped
+        require_file(path, f"{purpose}'s annotations file")
+    else:
         raise BenchError(f"{purpose} needs COCO's {path.name} (annotations_trainval2014.zip) at "
                          f"{path}; run `make download-coco` or pass --annotations DIR")
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 
 CAPTIONS_PER_IMAGE = 5
 
@@ -112,8 +113,7 @@ def open_split_features(directory: Path, split: str) -> tuple[object, Path]:
 def _read_lines(path: Path, what: str) -> list[bytes]:
     """The file's lines, stripped; a UTF-8 byte-order mark (Windows editors add one) is not part of
     the first line, and a NUL byte (a binary or damaged file) is refused."""
-    if not path.is_file():
-        raise BenchError(f"{path}: {what} file not found")
+    require_file(path, f"{what} file")
     with open(path, "rb") as handle:
         lines = [line.strip() for line in handle]
     if lines and lines[0].startswith(codecs.BOM_UTF8):

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 from bench.data.nltk_home import NLTK_SUBDIR
 
 SPECIAL_TOKENS = {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3}
@@ -65,9 +66,7 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        path = Path(path)
-        if not path.is_file():
-            raise BenchError(f"{path}: vocabulary file not found (expected SCAN's *_precomp_vocab.json)")
+        path = require_file(path, "vocabulary file", " (expected SCAN's *_precomp_vocab.json)")
         try:
             document = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark is no JSON
         except (ValueError, RecursionError):  # ValueError: bad JSON, not UTF-8, an integer of 4,300+ digits

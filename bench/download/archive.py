@@ -10,6 +10,7 @@ from pathlib import Path
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
 from bench.common.progress import byte_progress
+from bench.common.replace_rule import DOWNLOAD
 
 COPY_BLOCK = 8 << 20
 
@@ -58,7 +59,7 @@ class Archive:
         digest = hashlib.sha256()
         try:
             with byte_progress(f"extract {Path(name).name}", self.size(name)) as update, \
-                    self.open(name) as source, atomic_path(dest) as tmp, open(tmp, "wb") as out:
+                    self.open(name) as source, atomic_path(dest, DOWNLOAD) as tmp, open(tmp, "wb") as out:
                 done = 0
                 while block := source.read(COPY_BLOCK):
                     done += len(block)
@@ -74,5 +75,5 @@ class Archive:
 
 def copy_file(source: Path, dest: Path) -> None:
     """Copy into place atomically (a file the user fetched by hand stays where it was)."""
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, DOWNLOAD) as tmp:
         shutil.copyfile(source, tmp)

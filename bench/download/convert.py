@@ -14,6 +14,7 @@ import numpy as np
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
 from bench.common.progress import byte_progress
+from bench.common.replace_rule import DOWNLOAD
 
 BLOCK_BYTES = 64 << 20  # rows read per step; the only large allocation
 
@@ -41,7 +42,7 @@ def npy_to_hdf5(source: Path, dest: Path, block_bytes: int = BLOCK_BYTES) -> tup
         row_items = int(np.prod(shape[1:], dtype=np.int64))
         rows_per_block = max(1, block_bytes // max(1, row_items * dtype.itemsize))
         buffer = np.empty((rows_per_block, *shape[1:]), dtype=dtype)
-        with atomic_path(dest, suffix=".h5") as tmp, h5py.File(tmp, "w") as out, \
+        with atomic_path(dest, DOWNLOAD, suffix=".h5") as tmp, h5py.File(tmp, "w") as out, \
                 byte_progress(f"convert {source.name} -> {dest.name}", shape[0] * row_items * dtype.itemsize) as update:
             feat = out.create_dataset("feat", shape=shape, dtype=dtype, chunks=(1, *shape[1:]) if shape[1:] else None)
             for start in range(0, shape[0], rows_per_block):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
+from bench.common.replace_rule import CHECKPOINT
 from bench.download.prepare import CHECKPOINT_SUFFIXES
 from bench.family.releases import METHOD_NAMES
 from bench.model.checkpoint import read_checkpoint
@@ -43,7 +44,7 @@ def import_folder(method: str, folder: Path, models_root: Path) -> list[str]:
     for (path, checkpoint), name in zip(checked, names):
         dest = Path(models_root) / "family" / method / name
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(dest) as tmp:
+        with atomic_path(dest, CHECKPOINT) as tmp:
             tmp.write_bytes(path.read_bytes())
         lines.append(f"{dest}: {METHOD_NAMES[method]} {checkpoint.layout_label}, {checkpoint.config.data_name}, "
                      f"{checkpoint.config.module_name}")

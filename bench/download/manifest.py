@@ -16,9 +16,11 @@ from pathlib import Path
 
 from bench.common.atomic import write_json
 from bench.common.errors import BenchError
+from bench.common.replace_rule import Kind
 from bench.model.checkpoint import sha256_of
 
 MANIFEST_NAME = "download-manifest.json"
+MANIFEST = Kind.json_with("a download manifest", ("version", "files"))
 
 
 @dataclass
@@ -91,7 +93,7 @@ class Manifest:
             files = self.entries()
             change(files)
             if files:
-                write_json(self.path, {"version": 1, "files": dict(sorted(files.items()))})
+                write_json(self.path, {"version": 1, "files": dict(sorted(files.items()))}, MANIFEST)
             else:
                 remove_quietly(self.path)
 

@@ -13,11 +13,11 @@ split's captions as UTF-8 bytes); `load_queries` reads it back without pickle.
 
 import hashlib
 import io
-from pathlib import Path
 
 import numpy as np
 
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 from bench.data.splits import CAPTIONS_PER_IMAGE
 from bench.eval.asp import indexed_keys
 from bench.eval.protocols import DIRECTIONS
@@ -111,7 +111,7 @@ def sha256(data: bytes) -> str:
 
 def load_queries(path) -> dict:
     """{"protocol", "captions", "i2t": {...}, "t2i": {...}} from a `<run>.queries.npz`."""
-    path = Path(path)
+    path = require_file(path, "per-query file")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

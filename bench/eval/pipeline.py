@@ -7,6 +7,7 @@ CxC when asked. `eval --scores` (run_scores) measures another model's score matr
 way, reading only the split's captions and ids. bench.results.evaluate turns the outcome into a RunResult.
 """
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,8 @@ def add_pmrp(figures: dict, protocol: Protocol, sims: np.ndarray, split: Split, 
     """Put PMRP beside the recalls (COCO only) when the instance annotations are there."""
     from bench.eval.pmrp import INSTANCES_FILE, load_instance_vectors, protocol_pmrp
 
-    if protocol.dataset != "coco" or not (required or (annotations / INSTANCES_FILE).is_file()):
+    present = os.path.lexists(annotations / INSTANCES_FILE)  # there but unreadable: an error, not "no PMRP"
+    if protocol.dataset != "coco" or not (required or present):
         return
     result = protocol_pmrp(protocol.name, sims, load_image_ids(split.directory, split.name).tolist(),
                            load_instance_vectors(annotations))

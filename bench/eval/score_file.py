@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 from bench.eval.protocols import Protocol, fold_blocks, fold_bounds
 from bench.model.checkpoint import sha256_of
 
@@ -114,9 +115,7 @@ def _array_sha256(sims: np.ndarray) -> str:
 def open_scores(scores, protocol: Protocol, n_images: int) -> ScoreFile:
     """A `.npy` path (memory-mapped) or an array, checked: dtype, shape, finite where used."""
     if isinstance(scores, (str, Path)):
-        path = Path(scores)
-        if not path.is_file():
-            raise BenchError(f"{path}: score file not found")
+        path = require_file(scores, "score file")
         shape, dtype = _header_dtype(path)
         _check_dtype(dtype, str(path))
         _check_shape(shape, protocol, n_images, str(path))

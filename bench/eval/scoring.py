@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from bench.common.distributed import active_world, gather_objects, rank_slice
+from bench.common.distributed import RankFailed, active_world, check_all_ranks, gather_rows, rank_slice
 from bench.common.errors import BenchError
 from bench.common.progress import human_duration, note, progress_bar
 from bench.eval.bf16_speed import note_slow_bf16
@@ -84,11 +84,14 @@ def default_caption_chunk(device: torch.device) -> int:
     return CPU_CAPTION_CHUNK if device.type == "cpu" else GPU_CAPTION_CHUNK
 
 
+MAX_IMAGE_SHARD = 2**31 - 1  # a shard's row count indexes tensors; beyond the images it changes nothing
+
+
 def image_shard_for(model: SimilarityModel, img_emb: torch.Tensor, cap_lens: torch.Tensor, chunk: int,
                     image_shard: int | None) -> int:
     """--image-shard when given, else what this process's free memory holds for these images."""
-    if image_shard is not None and image_shard < 1:
-        raise BenchError(f"--image-shard {image_shard}: must be at least 1")
+    if image_shard is not None and not 1 <= image_shard <= MAX_IMAGE_SHARD:
+        raise BenchError(f"--image-shard {image_shard}: must be in [1, {MAX_IMAGE_SHARD}]")
     config = model.config
     per_image = bytes_per_image(config.num_regions, config.embed_size, config.sim_dim, int(cap_lens.max()), chunk)
     return image_shard or plan_image_shard(img_emb.device, img_emb.shape[0], per_image)
@@ -151,19 +154,20 @@ def _score_rows(sim_enc, img_emb, cap_emb, cap_lens, shard: int, chunk: int, adv
     return np.concatenate(blocks)
 
 
-def gathered_rows(rows: np.ndarray, n_images: int) -> np.ndarray | None:
-    """Every process's rows in rank order on rank 0 (None elsewhere), checked to be `n_images` rows
-    before any metric reads them: a wrong count means the processes split the images differently."""
-    if not active_world().distributed:
-        return rows
-    blocks = gather_objects(rows)
-    if blocks is None:
-        return None
-    sims = np.concatenate(blocks)
-    if sims.shape[0] != n_images:
-        raise BenchError(f"the {len(blocks)} processes returned {sims.shape[0]} score rows for {n_images} images "
-                         f"({', '.join(str(len(b)) for b in blocks)} by rank); the matrix would be misaligned")
-    return sims
+def gathered_rows(rows: np.ndarray | None, n_images: int, error: BaseException | None = None) -> np.ndarray | None:
+    """Every process's rows in rank order on rank 0 (None elsewhere), as tensors whose row counts follow
+    from each rank's image range. A rank that failed (`error`), or whose row count is not its range's,
+    ends every rank with one line naming it (a wrong count means the processes split the images differently)."""
+    if error is None and rows is not None and active_world().distributed:
+        expected = rank_slice(n_images, active_world())
+        if rows.shape[0] != expected.stop - expected.start:
+            error = BenchError(f"scored {rows.shape[0]} score rows for its {expected.stop - expected.start} images; "
+                               "the matrix would be misaligned")
+    try:
+        check_all_ranks(error)
+    except RankFailed as failed:
+        raise BenchError(str(failed)) from None
+    return gather_rows(rows, n_images)
 
 
 @torch.no_grad()
@@ -180,9 +184,15 @@ def score_rank_rows(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torc
     shard = image_shard_for(model, img_emb, cap_lens, chunk, image_shard)
     bar = (progress_bar("scoring", img_emb.shape[0] * cap_emb.shape[0], unit="pairs") if advance is None
            else contextlib.nullcontext(advance))
-    with precision_context(precision, img_emb.device), bar as step:
-        rows = _score_rows(model.sim_enc, img_emb, cap_emb, cap_lens, shard, chunk, step)
-    return gathered_rows(rows, n_images)
+    rows, error = None, None
+    try:
+        with precision_context(precision, img_emb.device), bar as step:
+            rows = _score_rows(model.sim_enc, img_emb, cap_emb, cap_lens, shard, chunk, step)
+    except Exception as failure:  # every rank learns of it at once, instead of waiting for the timeout
+        if not active_world().distributed:
+            raise
+        error = failure
+    return gathered_rows(rows, n_images, error)
 
 
 def score_matrix(model: SimilarityModel, img_emb: torch.Tensor, cap_emb: torch.Tensor, cap_lens: torch.Tensor,

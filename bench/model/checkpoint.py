@@ -18,6 +18,8 @@ import torch
 
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
+from bench.common.replace_rule import CHECKPOINT
 from bench.model.checkpoint_checks import check_archive, check_weights, num_regions
 from bench.model.config import ModelConfig
 from bench.model.layouts import (
@@ -94,11 +96,7 @@ def _number(raw: dict, key: str, kind: type, default, path: Path):
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Load and validate: the archive's CRCs, the opt's fields, every tensor's key, shape and dtype."""
-    path = Path(path)
-    if path.is_symlink() and not path.exists():
-        raise BenchError(f"{path}: a symbolic link that leads to no file (a missing target, or a loop)")
-    if not path.is_file():
-        raise BenchError(f"{path}: checkpoint file not found")
+    path = require_file(path, "checkpoint file")
     check_archive(path)
     raw = _safe_torch_load(path)
     if not isinstance(raw, dict) or "opt" not in raw:
@@ -148,7 +146,7 @@ def save_checkpoint(path: str | Path, model: SimilarityModel, opt: argparse.Name
     parts = [{prefix + k: v.detach().cpu() for k, v in part.state_dict().items()} for part in model.parts()]
     payload = {"epoch": epoch, "model": parts, "best_rsum": best_rsum, "opt": opt, "Eiters": eiters}
     payload.update(extra or {})
-    with atomic_path(path) as tmp:
+    with atomic_path(path, CHECKPOINT) as tmp:
         torch.save(payload, tmp)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 from bench.common.atomic import atomic_path
+from bench.common.replace_rule import CHECKPOINT
 from bench.model.checkpoint import save_checkpoint
 from bench.model.config import ModelConfig
 from bench.model.layouts import EMBEDDING_KEY, FLAT_PREFIXES
@@ -74,7 +75,7 @@ def write_pair_checkpoint(path: Path, config: ModelConfig, *, seeds: tuple[int, 
     """NCR's co-trained layout (CREAM, SPS and BiCro save the same): model_A, model_B, one opt, no Eiters."""
     payload = {"epoch": 7, "model_A": network_parts(config, seeds[0]), "model_B": network_parts(config, seeds[1]),
                "best_rsum": 456.7, "opt": _family_opt(config, "NCR")}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, CHECKPOINT) as tmp:
         torch.save(payload, tmp)
     return path
 
@@ -90,6 +91,6 @@ def write_flat_checkpoint(path: Path, config: ModelConfig, *, seed: int = 0, mas
     cost = {"0.weight": torch.randn(128, 128), "0.bias": torch.zeros(128), "2.weight": torch.randn(128, 128),
             "2.bias": torch.zeros(128)}
     payload = {"epoch": 9, "net": net, "cost_function": cost, "best_rsum": 400.5, "opt": _family_opt(config, "L2RM")}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, CHECKPOINT) as tmp:
         torch.save(payload, tmp)
     return path

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from bench.common.atomic import write_json
+from bench.common.replace_rule import Kind
 from bench.common.terminal import summary
 from bench.perf.child_memory import run_measured
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                "limit_bytes": LIMIT_BYTES, "ok": peak < LIMIT_BYTES}
     print(json.dumps(figures))
     if args.json:
-        write_json(args.json, figures)
+        write_json(args.json, figures, Kind.json_with("a conversion benchmark JSON", ("benchmark", "mb_per_s")))
     return 0 if figures["ok"] else 1
 
 

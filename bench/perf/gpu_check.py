@@ -26,7 +26,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from bench.common.terminal import summary
+from bench.common.terminal import OneLineParser, summary
 from bench.perf.gpu_env import REPO, last_line, source_env
 from bench.perf.gpu_verdict import EXIT_STATUS, verdict, verdict_row
 from bench.perf.gpu_wheels import missing_modules, take_wheels
@@ -49,7 +49,7 @@ SELF_TEST_OUT = Path(tempfile.gettempdir()) / "daa-gpu-check-selftest"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="gpu-check", description=summary(__doc__),
+    parser = OneLineParser(prog="gpu-check", description=summary(__doc__),
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda | cuda:N | cpu (cpu: a self-test with --quick)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the wiring, not the hardware")
@@ -130,11 +130,14 @@ def result_paths(out_dir: Path, device, stamp: str) -> tuple[Path, Path]:
 def write_results(rows: list[dict], meta: dict, csv_path: Path, json_path: Path) -> None:
     """Both files, atomically, with every row so far (called after each part)."""
     from bench.common.atomic import write_json
+    from bench.common.replace_rule import Kind, first_line
     from bench.perf.report import write_rows
 
     if rows:
-        write_rows([{"device_name": meta["device_name"], **row} for row in rows], csv_path)
-    write_json(json_path, {**meta, "csv": str(csv_path), "rows": rows})
+        write_rows([{"device_name": meta["device_name"], **row} for row in rows], csv_path,
+                   Kind("a gpu-check CSV", lambda path: first_line(path).startswith("device_name,part,")))
+    write_json(json_path, {**meta, "csv": str(csv_path), "rows": rows},
+               Kind.json_with("a gpu-check JSON", ("csv", "rows")))
 
 
 def print_summary(rows: list[dict], title: str) -> None:
@@ -268,13 +271,36 @@ def run_check(args) -> int:
     return EXIT_STATUS[meta["verdict"]]
 
 
+def out_folder_problem(out: Path) -> str | None:
+    """--out must be a folder (or not exist yet): a file, /dev/null or a FIFO cannot hold the CSV/JSON."""
+    for place in (out, *out.parents):
+        if place.exists() or place.is_symlink():
+            return None if place.is_dir() else f"--out {out}: {place} is not a folder"
+    return None
+
+
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    problem = missing_gpu(args.device)
-    if problem:
-        print(problem, file=sys.stderr)
+    from bench.common import signals
+    from bench.common.errors import BenchError
+    from bench.common.terminal import one_line
+
+    previous = signals.install()
+    try:
+        args = parse_args(argv)
+        problem = missing_gpu(args.device) or out_folder_problem(args.out)
+        if problem:
+            print(one_line(problem if problem.startswith("gpu-check") else f"gpu-check: {problem}"), file=sys.stderr)
+            return 2
+        return run_check(args)
+    except (BenchError, OSError) as err:
+        print(one_line(f"gpu-check: error: {err}"), file=sys.stderr)
         return 2
-    return run_check(args)
+    except KeyboardInterrupt as err:
+        how, status = signals.status_of(err)
+        print(f"gpu-check: {how}; the rows so far are in --out", file=sys.stderr)
+        return status
+    finally:
+        signals.restore(previous)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.perf.gpu_env import one_line
+from bench.perf.gpu_env import PART_ROWS, one_line
 
 
 def run_part(name: str, context: dict, rows_path: Path | None = None) -> list[dict]:
@@ -29,9 +29,9 @@ def run_part(name: str, context: dict, rows_path: Path | None = None) -> list[di
 def main(argv: list[str]) -> int:
     name, context, rows_path = argv
     rows = run_part(name, json.loads(context), Path(rows_path))
-    from bench.common.atomic import write_json
+    from bench.common.atomic import write_text
 
-    write_json(Path(rows_path), rows)
+    write_text(Path(rows_path), json.dumps(rows), PART_ROWS)  # a fresh file in the check's own temporary folder
     return 0
 
 

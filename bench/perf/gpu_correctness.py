@@ -26,7 +26,7 @@ from bench.data.splits import CAPTIONS_PER_IMAGE, load_split
 from bench.eval.protocols import DIRECTIONS
 from bench.eval.score_split import score_split
 from bench.eval.tolerances import PRECISIONS, SCORE_TOLERANCE, TF32_EMULATED, TOP1_AGREEMENT
-from bench.perf.gpu_env import REPO, last_line, source_env
+from bench.perf.gpu_env import PART_ROWS, REPO, last_line, source_env
 from bench.perf.workload import agreement
 from bench.training.logs import read_step_log
 
@@ -61,9 +61,9 @@ class CheckContext:
         """The rows so far, on disk at once (atomically), for a part that measures one row at a time:
         a kill at the deadline then keeps what was measured."""
         if self.rows_path is not None:
-            from bench.common.atomic import write_json
+            from bench.common.atomic import write_text
 
-            write_json(self.rows_path, rows)
+            write_text(self.rows_path, json.dumps(rows), PART_ROWS)
 
 
 def correctness_parts() -> dict:

@@ -4,6 +4,8 @@ how a child's output or error is cut down to one row's detail."""
 import os
 from pathlib import Path
 
+from bench.common.replace_rule import Kind
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -23,3 +25,7 @@ def last_line(output: str) -> str:
     """A child's last non-blank output line, cut to fit a row's detail."""
     lines = [line for line in output.splitlines() if line.strip()]
     return lines[-1][:240] if lines else "(no output)"
+
+
+# A part's rows (a JSON list) in the check's own temporary folder, rewritten as rows are measured.
+PART_ROWS = Kind("a gpu-check part's rows", lambda path: path.name.endswith(".rows.json"))

@@ -6,12 +6,14 @@ from pathlib import Path
 from rich.table import Table
 
 from bench.common.atomic import write_text
+from bench.common.replace_rule import Kind
 from bench.common.wide_tables import print_table
 from bench.results.rows import dict_csv
 
 
-def write_rows(rows: list[dict], path: str) -> Path:
-    write_text(path, dict_csv(rows, list(dict.fromkeys(key for row in rows for key in row))))
+def write_rows(rows: list[dict], path: str, kind: Kind | None = None) -> Path:
+    """The rows as CSV; `kind` (default: a CSV of the same columns) says which existing file it may replace."""
+    write_text(path, dict_csv(rows, list(dict.fromkeys(key for row in rows for key in row))), kind)
     return Path(path)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 from bench.eval import bootstrap, paired, per_query
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.run_result import check_document, per_query_file, read_document
@@ -45,8 +46,7 @@ def load_run(json_path) -> ComparedRun:
         raise BenchError(f"{path} names no per-query file: re-run eval with --json (intervals and "
                          f"comparisons need <run>.queries.npz)")
     record = document["queries"]
-    if not npz.is_file():
-        raise BenchError(f"{npz} (named by {path.name}) is missing")
+    require_file(npz, f"per-query file (named by {path.name})")
     if per_query.sha256(npz.read_bytes()) != record.get("sha256"):
         raise BenchError(f"{npz} does not match the sha256 recorded in {path.name}: it changed after the run")
     rows = document.get("figures") or [{}]

@@ -12,14 +12,17 @@ matplotlib is optional (`pip install -e '.[plot]'`).
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common.atomic import atomic_path
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
+from bench.common.outputs import check_outputs
+from bench.common.replace_rule import PNG
 from bench.results.paper_figures import WHOLE_PROTOCOL_FOLDS
 from bench.results.rows import complete_rows
-from bench.results.run_files import check_result_outputs
 from bench.results.run_result import GENERATED_KEY
 
 STATUS_COLOUR = {"ok": "tab:green", "off": "tab:red", "no-reference": "tab:blue"}
@@ -37,7 +40,7 @@ class Point:
 
 def read_figures(csv_path) -> list[dict]:
     """The rows of a results CSV, checked for the results schema's columns."""
-    path = Path(csv_path)
+    path = require_file(csv_path, "results CSV")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -47,7 +50,13 @@ def read_figures(csv_path) -> list[dict]:
 
 
 def _number(text) -> float | None:
-    return None if text in ("", None) else float(text)
+    """A cell's number; NaN or infinity (a hand-edited CSV) cannot be drawn and is refused."""
+    if text in ("", None):
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
 
 
 def headline_points(rows: list[dict]) -> tuple[list[Point], bool]:
@@ -65,7 +74,10 @@ def headline_points(rows: list[dict]) -> tuple[list[Point], bool]:
     for row in chosen:
         shift = _number(row["reference"]) if referenced else 0.0
         low, high = _number(row["ci_low"]), _number(row["ci_high"])
-        points.append(Point(f"{row['direction']} {row['metric']}", float(row["value"]) - shift,
+        value = _number(row["value"])
+        if value is None:
+            raise ValueError(f"{row['direction']} {row['metric']} has no value")
+        points.append(Point(f"{row['direction']} {row['metric']}", value - shift,
                             None if low is None else low - shift, None if high is None else high - shift,
                             _number(row["tolerance"]), row["status"]))
     return points, bool(referenced)
@@ -86,7 +98,8 @@ def _draw(axes, points: list[Point], against_paper: bool) -> None:
         if point.tolerance is not None:
             axes.fill_between([x - 0.35, x + 0.35], -point.tolerance, point.tolerance, color="0.85", lw=0)
         if point.low is not None and point.high is not None:
-            axes.errorbar([x], [point.value], yerr=[[point.value - point.low], [point.high - point.value]],
+            below, above = max(0.0, point.value - point.low), max(0.0, point.high - point.value)  # an edited CSV
+            axes.errorbar([x], [point.value], yerr=[[below], [above]],
                           fmt="none", ecolor="0.3", capsize=3)
         axes.plot([x], [point.value], "o", color=STATUS_COLOUR.get(point.status, "tab:blue"))
     axes.set_xticks(positions, [p.label for p in points], rotation=60, ha="right")
@@ -112,7 +125,7 @@ def on_generated_data(csv_path: Path) -> bool:
 def plot_run(csv_path, png_path=None) -> Path:
     """Write the chart (default: the CSV's path with .png) and return where it went."""
     png_path = Path(png_path) if png_path else Path(csv_path).with_suffix(".png")
-    check_result_outputs({"png_path": png_path}, inputs={"results CSV": csv_path})
+    check_outputs({"png_path": png_path}, kinds={"png_path": PNG}, inputs={"results CSV": csv_path})
     rows = read_figures(csv_path)
     try:
         points, against_paper = headline_points(rows)
@@ -124,6 +137,6 @@ def plot_run(csv_path, png_path=None) -> Path:
     first = rows[0]
     generated = " — GENERATED DATA, not a reproduction" if on_generated_data(Path(csv_path)) else ""
     axes.set_title(f"{first['model']} on {first['protocol']} ({first['run_id']}){generated}")
-    with atomic_path(png_path, suffix=".png") as tmp:
+    with atomic_path(png_path, PNG, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=120)
     return png_path

@@ -1,29 +1,58 @@
-"""Files of an existing run are not outputs of another command.
+"""The kinds of a run's files, for the replace rule (bench.common.replace_rule).
 
-A run is `<run>.json` (eval --json), `<run>.csv` (eval --csv) and `<run>.queries.npz`; `compare`,
-`table` and `report` read them again later, so a chart, table or gains CSV written over one of
-them would break those commands for good. Only a writer of the same kind of file may replace it
-(eval writing its run again).
+A run is `<run>.json` (eval --json), `<run>.csv` (eval --csv), `<run>.queries.npz` and, with
+--save-sims, its score matrix; `compare`, `table` and `report` read them again later, so a chart,
+table or gains CSV written over one of them would break those commands for good. Only eval
+writing the same run again replaces them.
 
-    check_result_outputs({"--out": png}, inputs={"results CSV": csv_path})
+    check_outputs({"--json": path}, kinds={"--json": RESULT_JSON}, inputs=...)
 """
 
-import json
-import os
 import re
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from bench.common.atomic import writes_through
 from bench.common.errors import BenchError
-from bench.common.outputs import PathLike, check_outputs
-from bench.results.rows import FIELDS
-from bench.results.uncertainty import QUERIES_SUFFIX
+from bench.common.replace_rule import RESULT_JSON, Kind, json_object
+from bench.results.rows import csv_text
+from bench.results.uncertainty import QUERIES_SUFFIX, queries_path
 
-RESULT_JSON = "result JSON"
-RESULTS_CSV = "results CSV"
-PER_QUERY = "per-query file"
-_CSV_HEADER = ",".join(FIELDS[:4])
+__all__ = ["RESULT_JSON", "RESULTS_CSV", "PER_QUERY", "score_matrix_of", "queries_beside", "check_run_id"]
+
+RESULTS_CSV = Kind.text("a results CSV", csv_text([]))
+PER_QUERY = Kind("the per-query file of a run", lambda path: path.name.endswith(QUERIES_SUFFIX))
+SIMS_KEY = "score_matrix"  # the result JSON's record of the score matrix written with it
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+=@,-]{0,119}")
+
+
+def score_matrix_of(json_path) -> Kind:
+    """A score matrix may replace the one the existing result JSON at `json_path` names: the same
+    run evaluated again (no JSON: no existing matrix is this run's)."""
+    recorded = None
+    if json_path is not None and (document := json_object(Path(json_path))) is not None:
+        recorded = (document.get(SIMS_KEY) or {}).get("file") if isinstance(document.get(SIMS_KEY), dict) else None
+    folder = Path(json_path).parent if json_path is not None else None
+
+    def recognises(path: Path) -> bool:
+        return recorded is not None and (folder / recorded).resolve() == path.resolve()
+
+    return Kind("the score matrix of this run (the one its --json names)", recognises)
+
+
+def queries_beside(json_path, csv_path) -> Path | None:
+    """Where the per-query file of a run goes: beside its JSON, else its CSV; None without either, or
+    where both are devices (`--json /dev/null` discards the run: nothing is created in /dev)."""
+    for path in (json_path, csv_path):
+        if path is not None and not _device(path):
+            return queries_path(path)
+    return None
+
+
+def _device(path) -> bool:
+    try:
+        return writes_through(path)
+    except BenchError:  # not writable at all: check_outputs refuses it, naming its flag
+        return False
 
 
 def check_run_id(run_id: str, source: str = "run_id") -> None:
@@ -34,45 +63,3 @@ def check_run_id(run_id: str, source: str = "run_id") -> None:
                          "(starting with a letter or digit)")
 
 
-def _is_result_json(path: Path) -> bool:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    return isinstance(document, dict) and "protocol" in document
-
-
-def _first_line(path: Path) -> str:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            return handle.readline(len(_CSV_HEADER) + 1)
-    except OSError:
-        return ""
-
-
-def run_file_kind(path: PathLike) -> str | None:
-    """What part of a run the existing regular file `path` is, or None (absent, or not a run's)."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    if path.name.endswith(QUERIES_SUFFIX):
-        return PER_QUERY
-    if path.suffix == ".json" and _is_result_json(path):
-        return RESULT_JSON
-    if path.suffix == ".csv" and _first_line(path).startswith(_CSV_HEADER):
-        return RESULTS_CSV
-    return None
-
-
-def check_result_outputs(outputs: Mapping[str, PathLike | None],
-                         inputs: Mapping[str, PathLike | Iterable[PathLike] | None] | None = None,
-                         replaces: Mapping[str, str] | None = None) -> None:
-    """check_outputs, and refuse an output that is a file of an existing run unless `replaces`
-    (output name -> kind) says this output is that kind of file."""
-    check_outputs(outputs, inputs)
-    for flag, path in outputs.items():
-        kind = None if path is None else run_file_kind(path)
-        if kind is not None and kind != (replaces or {}).get(flag):
-            raise BenchError(f"{flag} {os.fspath(path)}: is the {kind} of an existing run; writing there "
-                             "would destroy it (give another name)")

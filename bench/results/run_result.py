@@ -15,6 +15,7 @@ written and read back without a change here.
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,10 +23,11 @@ import numpy as np
 
 from bench.common.atomic import write_all
 from bench.common.errors import BenchError
+from bench.common.inputs import require_file
+from bench.common.outputs import check_outputs
 from bench.eval.protocols import DIRECTIONS, PROTOCOL_NAMES, get_protocol
 from bench.results.rows import FIELDS, csv_text, status_counts
-from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, check_result_outputs
-from bench.results.uncertainty import queries_path
+from bench.results.run_files import PER_QUERY, RESULT_JSON, RESULTS_CSV, SIMS_KEY, queries_beside, score_matrix_of
 
 if TYPE_CHECKING:
     import pandas
@@ -92,10 +94,13 @@ class RunResult:
         """Scored on generated data: its figures mean nothing beside the paper's."""
         return bool(self.provenance.get(GENERATED_KEY))
 
-    def document(self, queries_file: str | None = None) -> dict:
-        """The result JSON: protocol, metrics, folds (if any), extra keys, provenance, figures."""
+    def document(self, queries_file: str | None = None, sims_file: str | None = None) -> dict:
+        """The result JSON: protocol, metrics, folds (if any), extra keys, provenance, figures; with
+        `sims_file`, the score matrix written beside it (so that evaluating the run again may replace it)."""
         folds = {"folds": self.folds} if self.folds is not None else {}
         extra = dict(self.extra)
+        if sims_file is not None:
+            extra[SIMS_KEY] = {"file": sims_file}
         if queries_file is not None and "queries" in extra:
             extra["queries"] = extra["queries"] | {"file": queries_file}
         return {"protocol": self.protocol, "metrics": self.metrics, **folds, **extra,
@@ -114,18 +119,20 @@ class RunResult:
         With a JSON or CSV, the per-query file goes beside it (`<run>.queries.npz`)."""
         if sims_path is not None and self.sims is None:
             raise BenchError(f"{sims_path}: this result holds no score matrix (read back from JSON?)")
-        queries = queries_path(json_path or csv_path) if self.queries_npz is not None and \
-            (json_path or csv_path) is not None else None
-        check_result_outputs({"json_path": json_path, "csv_path": csv_path, "sims_path": sims_path,
-                              "the per-query file": queries}, inputs=self.inputs(),
-                             replaces={"json_path": RESULT_JSON, "csv_path": RESULTS_CSV,
-                                       "the per-query file": PER_QUERY})
-        text = json_path and json.dumps(self.document(queries and queries.name), indent=2, default=_builtin) + "\n"
+        queries = queries_beside(json_path, csv_path) if self.queries_npz is not None else None
+        sims_kind = score_matrix_of(json_path)
+        check_outputs({"json_path": json_path, "csv_path": csv_path, "sims_path": sims_path,
+                       "the per-query file": queries}, inputs=self.inputs(),
+                      kinds={"json_path": RESULT_JSON, "csv_path": RESULTS_CSV, "sims_path": sims_kind,
+                             "the per-query file": PER_QUERY})
+        sims_file = sims_path and os.path.relpath(sims_path, Path(json_path or ".").parent)
+        text = json_path and json.dumps(self.document(queries and queries.name, sims_file), indent=2,
+                                        default=_builtin) + "\n"
         write_all({
-            sims_path: lambda tmp: _save_npy(tmp, self.sims),
-            queries: lambda tmp: tmp.write_bytes(self.queries_npz),
-            csv_path: lambda tmp: tmp.write_text(csv_text(self.figures), encoding="utf-8"),
-            json_path: lambda tmp: tmp.write_text(text, encoding="utf-8"),
+            sims_path: (sims_kind, lambda tmp: _save_npy(tmp, self.sims)),
+            queries: (PER_QUERY, lambda tmp: tmp.write_bytes(self.queries_npz)),
+            csv_path: (RESULTS_CSV, lambda tmp: tmp.write_text(csv_text(self.figures), encoding="utf-8")),
+            json_path: (RESULT_JSON, lambda tmp: tmp.write_text(text, encoding="utf-8")),
         })
 
     def inputs(self) -> dict[str, list]:
@@ -205,8 +212,7 @@ def _save_npy(path: Path, array) -> None:
 
 def read_document(path: Path):
     """A result JSON's raw document; one line naming the file when it cannot be read."""
-    if path.exists() and not path.is_file():  # a FIFO would block the read for ever
-        raise BenchError(f"cannot read run result {path}: not a regular file")
+    require_file(path, "run result")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as err:

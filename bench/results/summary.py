@@ -13,6 +13,8 @@ import pandas as pd
 
 from bench.common.atomic import write_all
 from bench.common.errors import BenchError
+from bench.common.outputs import check_outputs
+from bench.common.replace_rule import Kind
 from bench.eval.protocols import DIRECTIONS
 from bench.results import leaderboard, pairwise
 from bench.results.daa_gains import all_gains, gains_markdown
@@ -26,7 +28,6 @@ from bench.results.rows import (
     status_counts,
     with_interval,
 )
-from bench.results.run_files import RESULTS_CSV, check_result_outputs
 from bench.results.run_result import RunResult, find_results
 from bench.results.tables import load_runs
 
@@ -156,7 +157,7 @@ def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "", bo
     generated = [row for row in rows if row.get("generated_data")]
     rows = [row for row in rows if not row.get("generated_data")]
     return (
-        "# daa-bench results\n\n"
+        summary_markdown_title() + "\n"
         "Each cell: ours [95% bootstrap interval over images] (paper). **Bold ✗** = off "
         f"by more than the tolerance ({tolerance_text()}). The tolerance "
         "asks whether we reproduce the published number; the interval says how much the figure "
@@ -167,14 +168,21 @@ def summary_markdown(rows: Sequence[dict], charts: str = "", gains: str = "", bo
     )
 
 
+def summary_markdown_title() -> str:
+    return "# daa-bench results\n"
+
+
 def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
     """Write summary.csv and summary.md (both or neither); return their paths and the rows summarised."""
     csv_path = results_dir / f"{SUMMARY_STEM}.csv"
     md_path = results_dir / f"{SUMMARY_STEM}.md"
     pairs_path = results_dir / f"{SUMMARY_STEM}_pairwise.csv"
-    check_result_outputs({"the summary CSV": csv_path, "the summary Markdown": md_path,
-                          "the pairwise CSV": pairs_path},
-                         replaces={"the summary CSV": RESULTS_CSV, "the pairwise CSV": RESULTS_CSV})
+    summary_fields = (*FIELDS, "generated_data", *leaderboard.LEADERBOARD_FIELDS)
+    kinds = {"the summary CSV": Kind.text("a summary CSV", csv_text([], summary_fields)),
+             "the summary Markdown": Kind.text("a summary Markdown", summary_markdown_title()),
+             "the pairwise CSV": Kind.text("a pairwise-gains CSV", csv_text([], pairwise.FIELDS))}
+    check_outputs({"the summary CSV": csv_path, "the summary Markdown": md_path, "the pairwise CSV": pairs_path},
+                  kinds=kinds)
     runs = _runs_in(results_dir)
     rows = _rows_of(results_dir, runs)
     generated = frozenset(result.run_id for _, result in runs if result.generated_data)
@@ -183,12 +191,12 @@ def write_summary(results_dir: Path) -> tuple[Path, Path, list[dict]]:
     columns = leaderboard.csv_columns(board_list)
     ranked = [row | columns.get((row["run_id"], str(row["fold"]), row["direction"], row["metric"]), {})
               for row in rows]
-    summary_csv = csv_text(ranked, (*FIELDS, "generated_data", *leaderboard.LEADERBOARD_FIELDS))
+    summary_csv = csv_text(ranked, summary_fields)
     pairs_markdown, cells = pairwise.pairwise_section(board_list)
     markdown = summary_markdown(rows, chart_links(results_dir), folder_gains(results_dir),
                                 leaderboard.leaderboard_markdown(board_list) + pairs_markdown)
     pairs_csv = csv_text(cells, pairwise.FIELDS)
-    write_all({csv_path: lambda tmp: tmp.write_text(summary_csv, encoding="utf-8"),
-               md_path: lambda tmp: tmp.write_text(markdown, encoding="utf-8"),
-               pairs_path: lambda tmp: tmp.write_text(pairs_csv, encoding="utf-8")})
+    write_all({csv_path: (kinds["the summary CSV"], lambda tmp: tmp.write_text(summary_csv, encoding="utf-8")),
+               md_path: (kinds["the summary Markdown"], lambda tmp: tmp.write_text(markdown, encoding="utf-8")),
+               pairs_path: (kinds["the pairwise CSV"], lambda tmp: tmp.write_text(pairs_csv, encoding="utf-8"))})
     return csv_path, md_path, rows

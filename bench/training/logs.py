@@ -7,9 +7,12 @@ an interrupted and resumed run equal those of an uninterrupted one (up to the se
 
 import csv
 import io
+import os
 from pathlib import Path
 
 from bench.common.atomic import write_text
+from bench.common.errors import BenchError
+from bench.common.inputs import require_file
 
 LOG_NAME = "log.csv"
 STEP_LOG_NAME = "steps.csv"
@@ -17,10 +20,17 @@ STEP_COLUMNS = ("step", "epoch", "lr", "loss", "contrastive", "i2t", "t2i", "gra
 
 
 def _read_rows(path: Path, keep) -> list[dict]:
-    if not path.is_file():
+    """The rows `keep` accepts; a log this version did not write (a cell that is no number, a missing
+    column, bytes that are no text) is refused naming the file, never a traceback."""
+    if not os.path.lexists(path):
         return []
-    with open(path, newline="") as handle:
-        return [row for row in csv.DictReader(handle) if keep(row)]
+    require_file(path, "training log")
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return [row for row in csv.DictReader(handle) if keep(row)]
+    except (ValueError, KeyError, TypeError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
+        raise BenchError(f"{path}: not a training log of this version ({str(err)[:120]}); move it away to resume "
+                         "without it") from None
 
 
 def _csv_text(columns, rows: list[dict]) -> str:
@@ -93,8 +103,14 @@ class TrainLog:
 
 def read_step_log(out_dir: Path) -> list[dict]:
     """steps.csv as dicts of floats (step and epoch as ints)."""
-    rows = _read_rows(Path(out_dir) / STEP_LOG_NAME, lambda row: True)
-    return [{k: (int(v) if k in ("step", "epoch") else float(v)) for k, v in row.items()} for row in rows]
+    path = Path(out_dir) / STEP_LOG_NAME
+    rows = []
+    for row in _read_rows(path, lambda row: True):
+        try:
+            rows.append({k: (int(v) if k in ("step", "epoch") else float(v)) for k, v in row.items()})
+        except (ValueError, TypeError) as err:
+            raise BenchError(f"{path}: not a training log of this version ({str(err)[:120]})") from None
+    return rows
 
 
 def _tensorboard_writer(directory: Path):

@@ -43,6 +43,7 @@ from bench.training.state import (
     SavedState,
     capture_rng,
     find_resume_checkpoint,
+    optimizer_state_problem,
     restore_rng,
     resumed_position,
     save_best,
@@ -171,6 +172,9 @@ def _restore(run: Run, resumed) -> Position:
     except (ValueError, KeyError, TypeError, RuntimeError) as err:
         raise BenchError(f"{resumed.path}: damaged resume state: the optimizer state does not fit the model "
                          f"({str(err)[:120]})") from None
+    problem = optimizer_state_problem(run.optimizer)
+    if problem:
+        raise BenchError(f"{resumed.path}: damaged resume state: {problem}")
     position = resumed_position(resumed, run.data.batches.per_epoch())
     rng_states = resumed.extra["rng_states"]
     if len(rng_states) == run.world.world_size:

@@ -10,11 +10,11 @@ so that `python -m bench train --help` starts fast.
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common.errors import BenchError
+from bench.common.threads import usable_cpus
 from bench.model.config import INT_RANGES, MODULE_NAMES
 
 DATA_NAMES = ("coco_precomp", "f30k_precomp")
@@ -123,7 +123,8 @@ def _flag(name: str) -> str:
 
 
 _WHOLE_AT_LEAST = {"num_epochs": 1, "lr_update": 1, "batch_size": 2, "max_steps": 1,
-                   "save_every_steps": 1, "train_captions": 5, "val_captions": 5, "threads": 1}
+                   "save_every_steps": 1, "train_captions": 5, "val_captions": 5}
+MAX_STEPS = 2**62  # an int64 step counter (the checkpoint's Eiters) holds it
 MAX_WORKERS_PER_CPU = 4
 
 
@@ -131,9 +132,9 @@ def _whole_ranges() -> dict[str, tuple[int, int | None]]:
     """(minimum, maximum or None) of every whole-number setting. The model's sizes share eval's and
     checkpoint loading's table (a model trained here is one eval accepts); a seed fits every generator
     (numpy's take 32 bits); loader workers beyond a few per core only add processes."""
-    return {**{name: (minimum, None) for name, minimum in _WHOLE_AT_LEAST.items()},
+    return {**{name: (minimum, MAX_STEPS) for name, minimum in _WHOLE_AT_LEAST.items()},
             **{name: INT_RANGES[name] for name in PAPER_DIMS}, "seed": (0, 2**32 - 1),
-            "workers": (0, MAX_WORKERS_PER_CPU * (os.cpu_count() or 1))}
+            "workers": (0, MAX_WORKERS_PER_CPU * usable_cpus()), "threads": (1, usable_cpus())}
 
 
 _REAL_AT_LEAST = {"daa_weight": 0, "margin": 0, "dropout": 0}

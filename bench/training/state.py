@@ -174,6 +174,29 @@ def _resume_state_problem(extra: dict) -> str | None:
     return None
 
 
+def optimizer_state_problem(optimizer: torch.optim.Optimizer) -> str | None:
+    """What a loaded optimizer state holds that would crash a step or train on silently: a moment
+    whose shape is not its parameter's, a NaN or infinite value, a learning rate that is not a finite
+    positive number (load_state_dict checks none of these)."""
+    for index, group in enumerate(optimizer.param_groups):
+        lr = group.get("lr")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            return f"parameter group {index}: learning rate {lr!r} is not a finite positive number"
+        numbers = [v for v in group.values() if isinstance(v, float)]
+        numbers += [b for b in group.get("betas", ()) if isinstance(b, float)]
+        if not all(math.isfinite(v) for v in numbers):
+            return f"parameter group {index}: a hyperparameter is not finite ({numbers})"
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                    continue
+                if value.shape != param.shape:
+                    return f"optimizer {name} has shape {tuple(value.shape)}, its parameter {tuple(param.shape)}"
+                if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                    return f"optimizer {name} holds NaN or infinite values"
+    return None
+
+
 def _rng_state_ok(state) -> bool:
     return isinstance(state, dict) and all(
         isinstance(state.get(key), torch.Tensor) and state[key].dtype == torch.uint8 and state[key].dim() == 1
