@@ -13,7 +13,6 @@ the paper's Flickr30K figures.
 import math
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,8 +20,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bench.common.progress import whole_run
 from bench.data import synthetic
 from bench.data.splits import CAPTIONS_PER_IMAGE
+from bench.demo_plan import DEMO_TRAINING, EVALUATED, STEPS_PER_SPLIT, TRAINED, DemoPlan, demo_work, plan_line
 from bench.model import random_weights
 from bench.results.evaluate import evaluate
 from bench.training.loop import train
@@ -32,27 +33,9 @@ DATA_NAME = "f30k_precomp"  # the demo poses as Flickr30K so that the f30k-1k pr
 PROTOCOL = "f30k-1k"
 
 
-@dataclass(frozen=True)
-class DemoPlan:
-    """Sizes chosen so that both models train in well under a minute each on two CPU cores."""
-
-    train_images: int = 400
-    dev_images: int = 50
-    test_images: int = 100
-    regions: int = 8
-    num_epochs: int = 8
-
-
-DEMO_TRAINING = dict(
-    batch_size=32, learning_rate=0.004, lr_update=6, daa_weight=2.0, seed=0, workers=0, device="cpu",
-    # From random weights on a few hundred images the hardest-negative hinge stalls (VSE++ saw
-    # the same); the demo sums all violations instead. The paper runs keep max_violation on.
-    max_violation=False,
-)
-
-
-def write_demo_data(root: Path, plan: DemoPlan) -> None:
-    """train: one row per image (like SCAN's train); dev and test: one row per caption."""
+def write_demo_data(root: Path, plan: DemoPlan, advance=lambda n: None) -> None:
+    """train: one row per image (like SCAN's train); dev and test: one row per caption; `advance(n)`
+    after each split."""
     synthetic.write_vocab(root / "vocab" / f"{DATA_NAME}_vocab.json")
     directory = root / DATA_NAME
     for split, n_images, per_caption, seed in (("train", plan.train_images, False, 1),
@@ -61,6 +44,7 @@ def write_demo_data(root: Path, plan: DemoPlan) -> None:
         synthetic.write_split(directory, split, n_images, regions=plan.regions, rows_per_caption=per_caption,
                               seed=seed, first_id=100000 * seed)
         synthetic.mark_generated(directory, split, synthetic.__name__)
+        advance(STEPS_PER_SPLIT)
 
 
 def train_demo_model(module_name: str, data_root: Path, models_root: Path, plan: DemoPlan) -> Path:
@@ -103,24 +87,34 @@ def print_summary(metrics: dict[str, dict], chance: float, results: Path, consol
     (console or Console(width=120)).print(table)
 
 
-def run_demo(data_root: Path, models_root: Path, results: Path, plan: DemoPlan = DemoPlan()) -> dict:
-    """Generate, train both models, evaluate SGR, SAF and SGRAF; returns metrics per model."""
+def run_demo(data_root: Path, models_root: Path, results: Path, plan: DemoPlan = DemoPlan(),
+             announced: bool = False) -> dict:
+    """Generate, train both models, evaluate SGR, SAF and SGRAF; returns metrics per model.
+
+    One progress count covers all of it (bench.demo_plan); `announced`: the caller has already
+    printed the plan's line (the command does, before torch loads)."""
     started = time.perf_counter()
     # Tensors this small gain nothing from a second thread, and on a busy machine OpenMP's
     # spinning threads made epochs up to 40x slower; one thread keeps the demo predictable.
     torch.set_num_threads(1)
-    Console(stderr=True).print(f"demo: 1/3 generating data -> {data_root}; 2/3 training SGR, then SAF, with DAA "
-                               f"({plan.num_epochs} epochs each); 3/3 evaluating SGR, SAF, SGRAF -> {results}",
-                               highlight=False)
+    if not announced:
+        Console(stderr=True).print(plan_line(plan, data_root, models_root, results), highlight=False)
     previous = sorted(p.name for p in results.glob("demo-*.json")) if results.is_dir() else []
     if previous:
         Console(stderr=True).print(f"demo: replacing the previous demo's files in {results} ({', '.join(previous)}, "
                                    f"their .csv and .queries.npz) and its models in {models_root}", highlight=False)
-    write_demo_data(data_root, plan)
-    best = {name: train_demo_model(name, data_root, models_root, plan) for name in ("SGR", "SAF")}
-    metrics = {label: evaluate_demo(label, paths, data_root, results)
-               for label, paths in (("SGR", [best["SGR"]]), ("SAF", [best["SAF"]]),
-                                    ("SGRAF", [best["SGR"], best["SAF"]]))}
+    work = demo_work(plan)
+    with whole_run("demo", work.total, unit="steps") as advance:
+        write_demo_data(data_root, plan, advance=lambda n: advance(n, stage="1/3 generating data"))
+        best = {}
+        for name in TRAINED:
+            advance(0, stage=f"2/3 training {name}")
+            best[name] = train_demo_model(name, data_root, models_root, plan)
+        metrics = {}
+        for label, networks in EVALUATED:
+            advance(0, stage=f"3/3 evaluating {label}")
+            metrics[label] = evaluate_demo(label, [best[name] for name in networks], data_root, results)
+            advance(work.evaluating[label])
     print_summary(metrics, chance_rsum(plan.test_images), results)
     Console().print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return metrics

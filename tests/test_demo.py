@@ -13,7 +13,9 @@ from test_tables import write_run
 
 from bench.cli import main as cli
 from bench.cli.main import main
+from bench.common import progress
 from bench.demo import DemoPlan, chance_rsum, run_demo
+from bench.demo_plan import EVALUATED, STEPS_PER_NETWORK_SCORED, STEPS_PER_SPLIT, TRAINED, demo_work
 from bench.results import tables
 from bench.results.plots import headline_points, read_figures
 from bench.results.run_result import load_result
@@ -33,27 +35,51 @@ def test_chance_rsum_by_hand():
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """One demo run for the tests below: (its folder, metrics per model, stdout)."""
+    """One demo run for the tests below: (its folder, metrics per model, stdout, stderr with a progress
+    line on every update)."""
     root = tmp_path_factory.mktemp("demo")
     threads = torch.get_num_threads()
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     try:
-        with contextlib.redirect_stdout(out):
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            patch.setenv(progress.INTERVAL_ENV, "0")
+            patch.delenv("BENCH_QUIET", raising=False)
             metrics = run_demo(root / "data", root / "models", root / "results" / "demo", SMALL)
     finally:
         torch.set_num_threads(threads)
-    return root, metrics, out.getvalue()
+    return root, metrics, out.getvalue(), err.getvalue()
 
 
 def test_demo_learns_far_above_chance(demo_run):
-    _, metrics, _ = demo_run
+    _, metrics, _, _ = demo_run
     assert set(metrics) == {"SGR", "SAF", "SGRAF"}
     chance = chance_rsum(SMALL.test_images)
     assert all(m["rsum"] > 2 * chance for m in metrics.values()), (chance, metrics)
 
 
+def test_demo_work_is_the_sum_of_its_parts():
+    work = demo_work(SMALL)
+    steps_per_model = 3 * 32  # 1,000 captions in batches of 32: 31 full, then 8
+    assert work.training == {name: steps_per_model for name in TRAINED}
+    assert work.evaluating == {"SGR": STEPS_PER_NETWORK_SCORED, "SAF": STEPS_PER_NETWORK_SCORED,
+                               "SGRAF": 2 * STEPS_PER_NETWORK_SCORED} and len(EVALUATED) == 3
+    assert work.total == 3 * STEPS_PER_SPLIT + 2 * steps_per_model + 4 * STEPS_PER_NETWORK_SCORED
+
+
+def test_demo_progress_covers_the_whole_demo_and_reaches_its_total_once_at_the_end(demo_run):
+    """One count from the first split to the last evaluation: no bar of an epoch or a scoring of its own."""
+    total = demo_work(SMALL).total
+    lines = [line for line in demo_run[3].splitlines() if line.startswith("demo") and " steps (" in line]
+    done = [int(line.split(": ")[1].split("/")[0].replace(",", "")) for line in lines]
+    assert all(f"/{total:,} steps (" in line for line in lines) and done == sorted(done)
+    assert done.count(total) == 1 and done[-1] == total and "3/3 evaluating SGRAF" in lines[-1]
+    assert {"1/3 generating data", "2/3 training SGR", "2/3 training SAF", "3/3 evaluating SAF"} <= \
+        {line.split(": ")[0].removeprefix("demo, ") for line in lines}
+    assert not any(line.startswith(("epoch ", "scoring ")) and "%)" in line for line in demo_run[3].splitlines())
+
+
 def test_demo_writes_runs_marked_as_generated_data(demo_run):
-    root, metrics, out = demo_run
+    root, metrics, out, _ = demo_run
     results = root / "results" / "demo"
     for label in ("sgr", "saf", "sgraf"):
         rows = list(csv.DictReader(open(results / f"demo-{label}.csv")))
@@ -69,7 +95,7 @@ def test_demo_writes_runs_marked_as_generated_data(demo_run):
 
 
 def test_demo_runs_stay_out_of_the_paper_table_and_report(demo_run, tmp_path, capsys):
-    root, _, _ = demo_run
+    root, _, _, _ = demo_run
     demo_json = root / "results" / "demo" / "demo-sgr.json"
     assert main(["table", "--table", "3", "--results", str(demo_json.parent)]) == 2
     assert "generated data" in capsys.readouterr().err

@@ -160,3 +160,19 @@ def test_the_expected_time_is_shared_by_the_processes(plain, monkeypatch):
     monkeypatch.setattr(scoring, "active_world", lambda: WorldInfo(0, 0, 4, launched=True))
     assert alone == 8_000_000 / (10 * 8)
     assert announce_expected_time(model, img, cap, lens, 8_000_000, "x", min_seconds=0, image_shard=10) == alone / 4
+
+
+def test_a_whole_run_counts_its_steps_bars_and_silences_the_others(plain, capsys):
+    with progress.whole_run("demo", 7, unit="steps") as advance:
+        advance(1, stage="1/2 generating")
+        with progress.progress_bar("epoch 0", 4, unit="steps") as step:
+            for _ in range(4):
+                step(1)
+        with progress.progress_bar("scoring", 50, unit="pairs") as pairs:
+            pairs(50)
+        advance(2, stage="2/2 scoring")
+    lines = capsys.readouterr().err.splitlines()
+    assert not any(line.startswith(("epoch 0", "scoring")) for line in lines)
+    counts = [line.split(": ")[1].split(" ")[0] for line in lines if "steps (" in line]
+    assert counts == ["1/7", "2/7", "3/7", "4/7", "5/7", "7/7"]
+    assert lines[-2].startswith("demo, 2/2 scoring: 7/7 steps (100%)") and lines[-1].startswith("demo: done, 7 steps")

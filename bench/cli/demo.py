@@ -16,7 +16,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from bench.common.progress import note
+    from bench.demo_plan import DemoPlan, plan_line
+
+    note(plan_line(DemoPlan(), args.data_root, args.models_root, args.results))  # before torch loads
     from bench.demo import run_demo
 
-    run_demo(args.data_root, args.models_root, args.results)
+    run_demo(args.data_root, args.models_root, args.results, announced=True)
     return 0

@@ -6,7 +6,8 @@ interval is `$BENCH_PROGRESS_INTERVAL` seconds (tests set it low); `$BENCH_QUIET
 both forms, and under torchrun only rank 0 speaks (one set of lines, not one per process).
 Two entry points with stable signatures: `progress_bar` counts items (and may say which stage
 of a longer run it is in, e.g. `fold 2/5`), `byte_progress` counts bytes (and may learn its
-total late, as a download does).
+total late, as a download does). `whole_run` makes one count of a run made of many steps (the
+demo): the bars opened inside it draw nothing, and those counted in its unit feed its count.
 """
 
 import contextlib
@@ -30,6 +31,7 @@ INTERVAL_ENV = "BENCH_PROGRESS_INTERVAL"
 DEFAULT_INTERVAL = 30.0
 
 console = Console(stderr=True, soft_wrap=True)
+_whole_run = []  # while a whole_run is open: its (unit, advance)
 
 
 NOT_QUIET = ("", "0", "false", "no", "off")  # BENCH_QUIET values that mean what they say
@@ -126,7 +128,7 @@ class PlainProgress:
 @contextlib.contextmanager
 def _tracked(description: str, total: int | None, unit: str, completed: int = 0):
     """Yield `set(done, total=None, stage=None)` drawing a bar, printing plain lines, or doing nothing."""
-    if quiet():
+    if quiet() or _whole_run:
         yield lambda done, new_total=None, stage=None: None
         return
     if not console.is_terminal:
@@ -157,7 +159,11 @@ def progress_bar(description: str, total: int, unit: str = "items", completed: i
 
     `total` is the whole run's, so the percentage and ETA are too; `stage` (`fold 2/5`) is shown
     beside the description; `completed` starts the count part-way (the second model of an ensemble).
+    Inside a `whole_run` counted in the same unit, `advance` adds to the whole run's count instead.
     """
+    if _whole_run and _whole_run[-1][0] == unit:
+        yield _whole_run[-1][1]
+        return
     with _tracked(description, total, unit, completed) as update:
         count = [completed]
 
@@ -173,3 +179,18 @@ def byte_progress(description: str, total: int | None, completed: int = 0):
     """Yield `update(done, new_total=None)` for work counted in bytes (downloads, extraction)."""
     with _tracked(description, total, "bytes", completed) as update:
         yield update
+
+
+@contextlib.contextmanager
+def whole_run(description: str, total: int, unit: str):
+    """Yield `advance(n=1, stage=None)` for one count of a whole run: percentage and ETA of all of it.
+
+    The bars its steps open draw nothing; those in `unit` (a training epoch's steps) add to this
+    count as they go, the rest are advanced by the caller when their step ends.
+    """
+    with progress_bar(description, total, unit) as advance:
+        _whole_run.append((unit, advance))
+        try:
+            yield advance
+        finally:
+            _whole_run.pop()

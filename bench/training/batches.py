@@ -18,6 +18,7 @@ from bench.data.semantics import consecutive_groups, fit_tfidf, image_profiles, 
 from bench.data.splits import CAPTIONS_PER_IMAGE, Split, open_feature_file
 from bench.data.vocab import Vocabulary
 from bench.model.encode import pad_tokens
+from bench.training.settings import batches_per_epoch
 
 
 class TrainingSemantics:
@@ -124,8 +125,7 @@ class EpochBatches(Sampler):
         return batches
 
     def per_epoch(self) -> int:
-        full, rest = divmod(len(self.sampler), self.batch_size)
-        return full + (rest > 1 or (rest == 1 and full == 0))
+        return batches_per_epoch(len(self.sampler), self.batch_size)
 
     def __iter__(self):
         return iter(self.epoch_batches()[self.skip:])

@@ -100,6 +100,13 @@ def default_out_dir(data_name: str, module_name: str, models_root: Path = Path("
     return Path(models_root) / "trained" / f"{data_name}_{module_name.lower()}"
 
 
+def batches_per_epoch(samples: int, batch_size: int) -> int:
+    """Full batches, plus the last partial one unless it holds a single sample (merged into the batch
+    before: batch norms cannot train on one), or unless it is the only one."""
+    full, rest = divmod(samples, batch_size)
+    return full + (rest > 1 or (rest == 1 and full == 0))
+
+
 def _data_name(dataset: str) -> str:
     name = dataset if dataset.endswith("_precomp") else f"{dataset}_precomp"
     if name not in DATA_NAMES:
