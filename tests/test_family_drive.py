@@ -8,10 +8,13 @@ from pathlib import Path
 
 import gdown
 import pytest
+from bad_input_harness import dead_pid
 
 from bench.cli.main import main
+from bench.common.temporaries import partial_name
 from bench.data import synthetic
 from bench.download.family_drive import DRIVE_FOLDERS
+from bench.family import plan
 from bench.model.random_weights import small_config, write_flat_checkpoint, write_pair_checkpoint
 
 VOCAB = len(synthetic.vocabulary_words())
@@ -49,6 +52,10 @@ def test_a_drive_folder_is_fetched_checked_and_moved_into_place(method, tmp_path
     WRITERS[method](folder / "coco_model_best.pth", small_config("SAF", "coco_precomp", VOCAB))
     (folder / "README.txt").write_text("not a checkpoint: not taken")
     models = tmp_path / "models"
+    killed = models / "family" / partial_name(method, "", pid=dead_pid())  # a fetch killed earlier
+    killed.mkdir(parents=True)
+    (killed / "half.pth.tar").write_bytes(b"half")
+    assert plan.run_lines(models)[0] == []  # never taken for a checkpoint
     assert _fetch(method, models) == 0
     assert asked == [DRIVE_FOLDERS[method]]
     assert _left_in(models) == ["family", f"family/{method}", f"family/{method}/coco_model_best.pth",

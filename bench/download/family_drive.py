@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from bench.common.errors import BenchError
-from bench.common.temporaries import partial_name
+from bench.common.temporaries import partial_name, sweep_partials
 from bench.family.releases import RELEASES
 
 DRIVE_FOLDERS = {r.key: r.location for r in RELEASES if r.host == "drive-folder"}
@@ -44,6 +44,7 @@ def fetch_drive_folder(method: str, models_root: Path, offline: bool = False) ->
                          f"folder {folder_id})")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = destination.parent / partial_name(method, "")
+    sweep_partials(staging)  # the temporary folders of fetches that were killed
     try:
         staging.mkdir()
         _gdown_folder(method, folder_id, staging)
