@@ -350,7 +350,7 @@ endef
 family_arg = $(call family_field,$(t),$(1))
 $(foreach t,$(family_targets),$(eval $(call family_run,$(call family_arg,1),$(call family_arg,2),$(call family_arg,3),$(call family_arg,4),$(call family_arg,5))))
 
-download-family: install ## the family's releases: NCR's checkpoints and CC152K; where to get the others by hand
+download-family: install ## the family's releases: NCR's files, CC152K, the Drive folders (gdown); BiCro by hand
 	$(DOWNLOAD) --family all --for eval
 
 reproduce-family: install ## evaluate every family checkpoint present (one line per absent one), then report

@@ -4,6 +4,7 @@
     python -m bench download daa-coco-sgr --from ~/Downloads/model.pth.tar
     python -m bench download --group all --for eval  # only what evaluation reads (make download)
     python -m bench download --list                  # each file: size, addresses, state of its items
+    python -m bench download --family cream          # a family method's Google Drive folder (docs/family.md)
 """
 
 import argparse
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from bench.common.errors import BenchError
 from bench.download import registry
+from bench.download.family_drive import DRIVE_FOLDERS, drive_methods, fetch_drive_folder, present_checkpoints
 from bench.family.releases import METHODS
 
 
@@ -62,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         for line in import_folder(args.family, args.from_path, args.models_root):
             print(line)
         return 0
+    if args.family in DRIVE_FOLDERS and not args.list and not args.items:
+        for line in fetch_drive_folder(args.family, args.models_root, args.offline):
+            print(line)
+        return 0
     items = family_selection(args) if args.family else registry.select(args.items, args.group)
     items = registry.with_splits(registry.for_purpose(items, args.purpose), args.splits)
     if args.from_path is not None and args.from_path.is_file() and len(items) != 1:
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                   fetch=FetchOptions(retries=args.retries))
     if args.list:
         if args.family:
-            show_by_hand(args.family)
+            show_by_hand(args.family, args.models_root)
         elif not (args.items or args.group):
             print("the SGRAF family's releases (NCR, CREAM, SPS, L2RM, BiCro): download --list --family all")
         show(items, {item.name: status(item, ctx) for item in items}, args.mirror)
@@ -84,25 +90,45 @@ def run(args: argparse.Namespace) -> int:
         except BenchError as err:
             console.print(f"[red]{item.name}: {shown(str(err))}[/red]", highlight=False)
             failed.append(item.name)
+    folders = drive_methods(None if args.items else args.family)  # --family all: the Drive folders too
+    failed += fetch_folders(folders, args)
     if failed:
         hint = ("; without network access, serve the files from a mirror (--mirror URL or BENCH_MIRROR) or fetch "
                 "them by hand and pass --from PATH (`download --list` shows where)") if ctx.failed else ""
-        raise BenchError(f"{len(failed)} of {len(items)} items not ready (see above){hint}")
+        raise BenchError(f"{len(failed)} of {len(items) + len(folders)} items not ready (see above){hint}")
     return 0
 
 
 WIDTH = 100
 
 
+def fetch_folders(methods: list[str], args: argparse.Namespace) -> list[str]:
+    """`--family all`: each Drive folder fetched (one line each), then where BiCro's are; returns the failed."""
+    from bench.common.progress import console
+    from bench.common.terminal import shown
+
+    failed = []
+    for method in methods:
+        try:
+            console.print(f"{method}: {'; '.join(fetch_drive_folder(method, args.models_root, args.offline))}",
+                          highlight=False)
+        except BenchError as err:
+            console.print(f"[red]{method}: {shown(str(err))}[/red]", highlight=False)
+            failed.append(method)
+    if args.family == "all" and not args.items:
+        print(textwrap.fill(by_hand_line("bicro"), WIDTH))
+    return failed
+
+
 def family_selection(args) -> list[registry.Item]:
-    """The family items of --family (with --list or alone: NCR's plain downloads); a method released only
-    in a folder is named with where to get it, and refused unless listing (nothing could be fetched)."""
+    """The family items of --family (NCR's plain downloads; none for the Drive folders, fetched apart);
+    BiCro, released only on OneDrive, is named with where to get it and refused unless listing."""
     from bench.download.family_items import FAMILY_ITEMS, family_items
 
     if args.items:
         return registry.select(args.items, None, FAMILY_ITEMS)
     items = family_items(args.family)
-    if not items and not args.list:
+    if not items and not args.list and not drive_methods(args.family):
         raise BenchError(by_hand_line(args.family))
     return items
 
@@ -118,13 +144,25 @@ def by_hand_line(method: str) -> str:
             f"UNCONFIRMED: fetch by hand from {where}, then `download --family {method} --from DIR`")
 
 
-def show_by_hand(family: str) -> None:
-    """The family's releases that cannot be fetched here: where they are, sizes unknown."""
-    folder_methods = [m for m in METHODS if m != "ncr" and family in ("all", m)]
-    if folder_methods:
+def show_by_hand(family: str, models_root: Path) -> None:
+    """The family's folder releases (sizes unknown, file names UNCONFIRMED): the Google Drive folders that
+    `download --family <method>` fetches with gdown, and BiCro's OneDrive folders, fetched by hand."""
+    from bench.family.releases import select
+
+    automatic = drive_methods(family)
+    if automatic:
+        print(textwrap.fill("fetched automatically with gdown by `download --family <method>` (Google Drive "
+                            "folders; sizes unknown, file names UNCONFIRMED: the whole folder is taken, each "
+                            "checkpoint checked):", WIDTH))
+    for method in automatic:
+        release, present = select(method)[0], len(present_checkpoints(models_root, method))
+        state = f"present: {present} checkpoint(s)" if present else "missing"
+        print(textwrap.fill(f"{method} ({state}): {release.paper}, {release.licence}: "
+                            f"{registry.Source('drive-folder', release.location).describe()}", WIDTH,
+                            initial_indent="  ", subsequent_indent="    "))
+    if family in ("all", "bicro"):
         print("by hand (sizes unknown; file names UNCONFIRMED):")
-    for method in folder_methods:
-        print(textwrap.fill(by_hand_line(method), WIDTH, initial_indent="  ", subsequent_indent="    "))
+        print(textwrap.fill(by_hand_line("bicro"), WIDTH, initial_indent="  ", subsequent_indent="    "))
 
 
 def check_mirror(url: str) -> bool:

@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -70,13 +71,16 @@ def _abandoned(path: Path) -> bool:
 
 def sweep_partials(final: str | os.PathLike) -> list[Path]:
     """Remove the temporaries in `final`'s folder (of any output name) that no live writer owns;
-    returns them."""
+    returns them. A temporary folder (a Drive folder's fetch, bench.download.family_drive) goes whole."""
     folder = Path(final).parent
     removed = []
     if not folder.is_dir():
         return removed
     for candidate in folder.glob(f".*{PARTIAL_MARK}*"):
-        if _abandoned(candidate) and candidate.is_file():
+        if _abandoned(candidate) and candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+        elif _abandoned(candidate) and candidate.is_file():
             with contextlib.suppress(FileNotFoundError):
                 candidate.unlink()
                 removed.append(candidate)

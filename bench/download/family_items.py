@@ -1,8 +1,9 @@
 """The family's plain-HTTPS releases as download items: NCR's seven checkpoints and its data archive.
 
 The other methods' releases are Google Drive or OneDrive folders whose file names are unconfirmed
-(bench.family.releases): `download --family <method> --from DIR` takes the checkpoints fetched by
-hand from such a folder (bench.download.family_import). See docs/family.md.
+(bench.family.releases): the Drive folders are fetched whole with gdown (bench.download.family_drive),
+and `download --family <method> --from DIR` takes a folder fetched by hand (bench.download.family_import).
+See docs/family.md.
 """
 
 from bench.download.registry import GB, Item, url

@@ -43,7 +43,7 @@ def run_lines(models_root: Path) -> tuple[list[str], list[str]]:
             missing.append(f"{release.method} {release.dataset} noise {release.noise}: not present ({path}; "
                            "make download-family)")
     for path in sorted(family.glob("*/*")) if family.is_dir() else []:
-        if path in confirmed or not path.is_file():
+        if path in confirmed or not path.is_file() or path.parent.name.startswith("."):  # a fetch's temporary
             continue
         data_name = read_checkpoint(path).config.data_name
         runs += [f"{path} {p} {_run_id(path.parent.name, path, p)}" for p in PROTOCOLS.get(data_name, ())]
