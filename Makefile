@@ -53,9 +53,9 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 
 install: $(VENV)/.installed ## create .venv and install daa-bench with its test tools
 
-test: install ## lint (ruff), then the test suite (CPU, generated data; 26 min measured on 2 busy cores)
-	@echo "test: ruff, then about 660 tests: 26 minutes measured on 2 cores shared with other jobs (load 8),\
-	 less on idle cores; the 15 slowest are listed at the end"
+test: install ## lint (ruff), then the test suite (CPU, generated data; 7 min measured on 2 idle cores)
+	@echo "test: ruff, then about 790 tests: 7 minutes measured on 2 idle cores (26 with the cores shared,\
+	 load 8); the 15 slowest are listed at the end"
 	$(PY) -m ruff check .
 	$(PY) -m pytest --durations=15
 
