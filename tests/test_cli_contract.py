@@ -1,6 +1,7 @@
 """The command line as a contract: fast help without torch, defaults shown, --version, exit codes."""
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -120,35 +121,38 @@ def test_strict_exits_0_when_nothing_is_off(golden_dir, tmp_path, monkeypatch):
                      "--data-root", str(golden_dir), "--device", "cpu", "--strict"]) == 0
 
 
+def plan_install(tmp_path: Path, *assignments: str) -> list[str]:
+    """`make -n install` as a user with no settings of their own would get it: the suite itself often runs under
+    `make test` (CI exports TORCH_SPEC; make exports MAKEFLAGS), and those must not leak into the plan."""
+    settings = ("TORCH_SPEC", "TORCH_INDEX_URL", "CONSTRAINTS", "VENV", "PY", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    env = {key: value for key, value in os.environ.items() if key not in settings}
+    return subprocess.run(["make", "-n", "--no-print-directory", "install", f"VENV={tmp_path / 'venv'}",
+                           *assignments], cwd=REPO, env=env, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_install_passes_the_torch_index_to_the_torch_step_only(tmp_path):
     index = "https://download.pytorch.org/whl/cpu"
-    planned = subprocess.run(["make", "-n", "install", f"VENV={tmp_path / 'venv'}", f"TORCH_INDEX_URL={index}"],
-                             cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
+    planned = plan_install(tmp_path, f"TORCH_INDEX_URL={index}")
     pip_lines = [line for line in planned if "pip install" in line]
     torch_steps = [line for line in pip_lines if '"torch' in line]
     assert len(torch_steps) == 1 and f'--index-url "{index}"' in torch_steps[0]
     assert all("--index-url" not in line for line in pip_lines if line not in torch_steps)
     assert sum(line.startswith("echo") for line in planned) == 4  # one line per install step
-    default = subprocess.run(["make", "-n", "install", f"VENV={tmp_path / 'venv'}"], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout
-    assert "--index-url" not in default
+    assert not any("--index-url" in line for line in plan_install(tmp_path))
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_install_pins_every_package_unless_told_not_to(tmp_path):
     """constraints.txt applies to both pip steps; CONSTRAINTS= empties it; a TORCH_SPEC of the user's drops its
     torch pin (which would contradict it)."""
-    def plan(*assignments: str) -> list[str]:
-        return subprocess.run(["make", "-n", "install", f"VENV={tmp_path / 'venv'}", *assignments], cwd=REPO,
-                              capture_output=True, text=True, check=True).stdout.splitlines()
-
     effective = f"{tmp_path / 'venv'}/constraints.txt"
-    pinned = plan()
+    pinned = plan_install(tmp_path)
     assert sum(f"-c {effective}" in line for line in pinned if "pip install" in line and "upgrade pip" not in line) == 2
     assert f"grep -v '^#' constraints.txt > {effective}" in pinned
-    assert f"grep -v '^torch==' constraints.txt > {effective}" in plan("TORCH_SPEC=torch==2.5.1")
-    assert f"true > {effective}" in plan("CONSTRAINTS=")
+    assert f"grep -v '^torch==' constraints.txt > {effective}" in plan_install(tmp_path, "TORCH_SPEC=torch==2.5.1")
+    assert f"true > {effective}" in plan_install(tmp_path, "CONSTRAINTS=")
     lines = (REPO / "constraints.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
     assert {"torch", "numpy", "scipy", "pytest", "ruff"} <= pins.keys() and "+" not in pins["torch"]
