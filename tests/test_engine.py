@@ -101,3 +101,65 @@ def test_saf_training_batch_norm_is_per_caption():
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         assert torch.allclose(getattr(batched_model.SAF_module.bn, name).double(),
                               getattr(looped_model.SAF_module.bn, name).double(), atol=1e-12)
+
+
+def test_sgr_training_gradients_through_the_fold_equal_the_originals():
+    """Training folds SGR's query and key Linears (and moves the update Linear before the edge product):
+    every parameter's gradient equals the per-caption original's in float64, and the key bias, which
+    the fold would drop, keeps its numerically zero gradient, so Adam sees the same set of parameters."""
+    from bench.model.reference_loop import reference_columns
+
+    config = small_config("SGR", "coco_precomp", 50)
+    folded = random_model(config, seed=8, score_spread=20.0).double().sim_enc
+    original = random_model(config, seed=8, score_spread=20.0).double().sim_enc
+    gen = torch.Generator().manual_seed(9)
+    with torch.no_grad():  # the biases the fold rearranges must not be zero, or the check is weak
+        for ours_step, their_step in zip(folded.SGR_module, original.SGR_module):
+            for name in ("graph_query_w", "graph_key_w", "sim_graph_w"):
+                bias = 0.3 * torch.randn(config.sim_dim, generator=gen, dtype=torch.float64)
+                getattr(ours_step, name).bias.copy_(bias)
+                getattr(their_step, name).bias.copy_(bias)
+    img, cap, lens = _random_inputs(config, 5, [4, 2, 4, 6, 3])
+    img, cap = img.double(), cap.double()
+    ours = pair_scores(folded, img, cap, lens, caption_chunk=2)
+    theirs = reference_columns(original, img, cap, lens)
+    assert torch.allclose(ours, theirs, atol=1e-12)
+    weights = torch.linspace(-1, 1, ours.numel(), dtype=torch.float64).view_as(ours)  # a loss that uses every pair
+    (ours * weights).sum().backward()
+    (theirs * weights).sum().backward()
+    named = dict(original.named_parameters())
+    for name, parameter in folded.named_parameters():
+        if name.endswith("graph_key_w.bias"):
+            assert parameter.grad is not None and parameter.grad.abs().max() < 1e-12, name
+            continue
+        expected = named[name].grad
+        assert parameter.grad is not None and expected is not None, name
+        assert torch.allclose(parameter.grad, expected, rtol=1e-9, atol=1e-12), name
+
+
+def test_normalised_squared_difference_has_autograds_gradients():
+    """The hand-written backward of (l2norm(c) - w)^2 against autograd's, words broadcast over images,
+    a zero context row included (autograd gives its norm a zero gradient there)."""
+    from bench.model.network import l2norm
+    from bench.model.squared_difference import NormalisedSquaredDifference, normalised_squared_difference
+
+    gen = torch.Generator().manual_seed(11)
+    context = torch.randn(3, 2, 4, 6, generator=gen, dtype=torch.float64)
+    context[1, 0, 2] = 0.0
+    words = torch.randn(2, 4, 6, generator=gen, dtype=torch.float64)
+    upstream = torch.randn(3, 2, 4, 6, generator=gen, dtype=torch.float64)
+    leaves = [context.clone().requires_grad_(), words.clone().requires_grad_()]
+    ours = normalised_squared_difference(*leaves)
+    ours_grads = torch.autograd.grad((ours * upstream).sum(), leaves)
+    plain = [context.clone().requires_grad_(), words.clone().requires_grad_()]
+    expected = (l2norm(plain[0]) - plain[1]) ** 2
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), plain)
+    assert torch.allclose(ours, expected, atol=1e-15)
+    for got, want in zip(ours_grads, expected_grads):
+        assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+    nonzero = context.clone()
+    nonzero[1, 0, 2] = 1.0  # gradcheck's finite differences need a point where the norm is smooth
+    assert torch.autograd.gradcheck(NormalisedSquaredDifference.apply,
+                                    (nonzero.requires_grad_(), words.clone().requires_grad_()))
+    with torch.no_grad():  # evaluation: in place, the same value
+        assert torch.allclose(normalised_squared_difference(context.clone(), words), expected.detach(), atol=1e-15)

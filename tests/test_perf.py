@@ -158,3 +158,30 @@ def test_agreement_of_identical_and_reordered_matrices():
     assert same["top1_i2t"] == same["top1_t2i"] == same["r10_unchanged"] == 1.0 and same["max_abs_diff"] == 0
     flipped = agreement(-sims, sims)
     assert flipped["top1_i2t"] == 0.0
+
+
+def test_cpu_peak_reset_hands_freed_memory_back_only_when_asked(monkeypatch, tmp_path):
+    """Asked to, the high-water mark restarts from what the process holds: malloc_trim runs before
+    clear_refs is written, or a path measured after another would read the first one's peak; not
+    otherwise (a timed run after it would pay to fault the memory in again)."""
+    from bench.perf import measure
+
+    calls = []
+
+    class FakeLibc:
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+
+    clear_refs = tmp_path / "clear_refs"
+    clear_refs.write_text("")
+    real_path = measure.Path
+    monkeypatch.setattr(measure.ctypes, "CDLL", lambda name: FakeLibc())
+    monkeypatch.setattr(measure, "Path",
+                        lambda name: clear_refs if name == "/proc/self/clear_refs" else real_path(name))
+    original_write = type(clear_refs).write_text
+    monkeypatch.setattr(type(clear_refs), "write_text",
+                        lambda self, text, *a, **k: (calls.append(("clear", text)), original_write(self, text))[1])
+    measure.reset_peak_memory(torch.device("cpu"))
+    assert calls == [("clear", "5")]
+    measure.reset_peak_memory(torch.device("cpu"), hand_back=True)
+    assert calls == [("clear", "5"), ("trim", 0), ("clear", "5")]

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from bench.common.distributed import sum_across_processes
 from bench.model.fused import compiled, requested_backend
 from bench.model.network import ATTENTION_SMOOTH, EPS, SimilarityEncoder, l2norm
+from bench.model.squared_difference import normalised_squared_difference
 
 
 def length_groups(cap_lens: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
@@ -56,11 +57,7 @@ def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tenso
 
 def alignment_nodes(sim_enc: SimilarityEncoder, regions, region_glo, words, word_glo) -> torch.Tensor:
     """Alignment vectors X (m, k, n+1, S) for m images and k captions of n words each."""
-    context = _attended_context(regions, words)
-    if torch.is_grad_enabled():
-        diff = (l2norm(context) - words) ** 2
-    else:  # in place: a fused addcdiv(-words, context, norms) measured slower than these passes
-        diff = _normalise(context).sub_(words).square_()
+    diff = normalised_squared_difference(_attended_context(regions, words), words)
     local = _normalise(sim_enc.sim_tranloc_w(diff))
     glob = _normalise(sim_enc.sim_tranglo_w((region_glo.unsqueeze(1) - word_glo.unsqueeze(0)) ** 2))
     return torch.cat([glob.unsqueeze(2).to(local.dtype), local], dim=2)
@@ -128,11 +125,12 @@ def _saf_training_columns(sim_enc: SimilarityEncoder, chunks: list, n_captions: 
     statistics, then the scores (a process's forward pass holds its whole batch anyway)."""
     saf = sim_enc.SAF_module
     norm = SafCaptionNorm(saf.bn, n_captions)
-    for idx, nodes in chunks:
-        norm.add(idx, saf.attn_sim_w(nodes).squeeze(-1))
+    logits = [saf.logits(nodes) for _, nodes in chunks]
+    for (idx, _), chunk_logits in zip(chunks, logits):
+        norm.add(idx, chunk_logits)
     norm.pool()
-    columns = [sim_enc.score_vector(saf(nodes, lambda logits, idx=idx: norm.normalise(logits, idx)))
-               for idx, nodes in chunks]
+    columns = [sim_enc.score_vector(saf.pool(nodes, norm.normalise(chunk_logits, idx)))
+               for (idx, nodes), chunk_logits in zip(chunks, logits)]
     norm.update_running()
     return columns
 
@@ -140,20 +138,17 @@ def _saf_training_columns(sim_enc: SimilarityEncoder, chunks: list, n_captions: 
 def reduce_nodes(sim_enc: SimilarityEncoder, nodes: torch.Tensor, folds: list | None = None) -> torch.Tensor:
     """(m, k, n+1, S) nodes -> (m, k) scores through the SGR or SAF head (SAF: evaluation mode).
 
-    The last SGR step updates only the global node, the one row read afterwards. Evaluation also
-    folds SGR's query and key Linears into one S x S matrix per step (`folds`, computed once per call
-    by pair_scores); training keeps the two Linears, as the original, so gradients flow the same way.
+    The last SGR step updates only the global node, the one row read afterwards. SGR's query and key
+    Linears are folded into one S x S matrix per step (`folds`, computed once per call by pair_scores).
     """
     if sim_enc.module_name == "SGR":
         return sim_enc.score_vector(sim_enc.reduce_nodes(nodes, folds, last_first_only=True))
     return sim_enc.score_vector(sim_enc.SAF_module(nodes))
 
 
-def evaluation_folds(sim_enc: SimilarityEncoder) -> list | None:
-    """SGR's folded query-key products for evaluation, in float32 (or the weights' float64) whatever
-    the autocast: model constants, computed once per call (None when training, or for SAF)."""
-    if torch.is_grad_enabled():
-        return None
+def graph_folds(sim_enc: SimilarityEncoder) -> list | None:
+    """SGR's folded query-key products, in float32 (or the weights' float64) whatever the autocast,
+    once per call: constants in evaluation, differentiable in training (None for SAF)."""
     with torch.autocast(device_type=sim_enc.sim_eval_w.weight.device.type, enabled=False):
         return sim_enc.folded_query_keys()
 
@@ -181,7 +176,7 @@ def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torc
         img_glo = sim_enc.v_global_w(img_emb)
     saf_training = sim_enc.module_name == "SAF" and sim_enc.SAF_module.bn.training
     columns, chunks, order = [], [], []
-    folds = evaluation_folds(sim_enc)
+    folds = graph_folds(sim_enc)
     step = evaluation_step(compile_backend) if not torch.is_grad_enabled() and not saf_training else None
     for length, idx in length_groups(cap_lens):
         idx_dev = idx.to(cap_emb.device, non_blocking=True)  # host lengths' indices: no wait for the device
@@ -198,7 +193,7 @@ def pair_scores(sim_enc: SimilarityEncoder, img_emb: torch.Tensor, cap_emb: torc
             if saf_training:
                 chunks.append((idx[part], nodes))
             else:
-                columns.append(reduce_nodes(sim_enc, nodes))
+                columns.append(reduce_nodes(sim_enc, nodes, folds))
         order.append(idx)
     if saf_training:
         columns = _saf_training_columns(sim_enc, chunks, len(cap_lens))

@@ -122,7 +122,8 @@ class GraphReasoning(nn.Module):
         over j. The right half is the update Linear W_g moved before the edge product: the softmax's
         rows sum to 1, so W_g (sum_j e_ij x_j) + b_g = sum_j e_ij (W_g x_j) + b_g. Both halves apply to
         the same nodes, so one S x 2S product replaces three S x S ones; equal up to float rounding.
-        Constant per model: the engine computes it once per call, not per caption chunk.
+        The engine computes it once per call, not per caption chunk: a model constant in evaluation,
+        differentiable in training (the gradients of W_q, W_k and W_g flow through the fold).
         """
         query, key, update = self.graph_query_w, self.graph_key_w, self.sim_graph_w
         weights = torch.cat([query.weight.T @ key.weight, update.weight.T], dim=1)
@@ -148,21 +149,33 @@ class GraphReasoning(nn.Module):
         logits = self.graph_query_w(queries) @ self.graph_key_w(nodes).transpose(-1, -2)
         return torch.relu(self.sim_graph_w(torch.softmax(logits, dim=-1) @ nodes))
 
+    def _with_key_bias(self, logits: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """Training adds the term the fold drops, (W_q q_i + b_q) . b_k, to each query's row of logits:
+        constant over the keys, so the softmax cancels it, but through it the key bias keeps the
+        (numerically zero) gradient it has in the original, and Adam treats it the same way."""
+        if not torch.is_grad_enabled():
+            return logits
+        query, key = self.graph_query_w, self.graph_key_w
+        bias = queries @ (query.weight.T @ key.bias).to(queries.dtype) + (query.bias @ key.bias).to(queries.dtype)
+        return logits + bias.unsqueeze(-1)
+
     def _update_folded(self, nodes: torch.Tensor, weights: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """Every node's update through one S x 2S product (folded_query_key); evaluation only."""
+        """Every node's update through one S x 2S product (folded_query_key)."""
         sim = nodes.shape[-1]
         flat = nodes.reshape(-1, nodes.shape[-2], sim)
         both = torch.addmm(shift, flat.reshape(-1, sim), weights).view(*flat.shape[:-1], 2 * sim)
-        edges = torch.softmax(torch.bmm(both[..., :sim], flat.transpose(1, 2)), dim=-1)
-        updated = torch.bmm(edges, both[..., sim:]).view(nodes.shape)
+        queries, values = both.split(sim, dim=-1)  # split, not sliced: its backward is one cat, not two zero-fills
+        logits = self._with_key_bias(torch.bmm(queries, flat.transpose(1, 2)), flat)
+        updated = torch.bmm(torch.softmax(logits, dim=-1), values).view(nodes.shape)
         return updated.add_(self.sim_graph_w.bias.to(updated.dtype)).relu_()
 
     def _update_first_folded(self, nodes: torch.Tensor, weights: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         """The global node's update alone, with the folded query-key half of `weights`."""
         sim = nodes.shape[-1]
         projected = torch.addmm(shift[:sim], nodes[..., 0, :].reshape(-1, sim), weights[:, :sim])
-        edges = torch.softmax(projected.view(*nodes.shape[:-2], 1, sim) @ nodes.transpose(-1, -2), dim=-1)
-        return torch.relu(self.sim_graph_w(edges @ nodes))
+        logits = self._with_key_bias(projected.view(*nodes.shape[:-2], 1, sim) @ nodes.transpose(-1, -2),
+                                     nodes[..., :1, :])
+        return torch.relu(self.sim_graph_w(torch.softmax(logits, dim=-1) @ nodes))
 
 
 class AttentionFiltration(nn.Module):
@@ -173,14 +186,17 @@ class AttentionFiltration(nn.Module):
         self.attn_sim_w = nn.Linear(sim_dim, 1)
         self.bn = nn.BatchNorm1d(1)
 
-    def forward(self, nodes: torch.Tensor, normalise=None) -> torch.Tensor:
-        """Pool nodes (..., n+1, S) -> (..., S). `normalise` replaces the batch norm of the
-        logits (..., n+1): the batched engine's per-caption training statistics use it."""
-        logits = self.attn_sim_w(nodes).squeeze(-1)  # (..., n+1)
-        if normalise is None:
-            normed = self.bn(logits.reshape(-1, 1, logits.shape[-1])).reshape(logits.shape)
-        else:
-            normed = normalise(logits)
+    def forward(self, nodes: torch.Tensor) -> torch.Tensor:
+        """Pool nodes (..., n+1, S) -> (..., S), the batch norm on the logits of each pair's nodes."""
+        logits = self.logits(nodes)
+        return self.pool(nodes, self.bn(logits.reshape(-1, 1, logits.shape[-1])).reshape(logits.shape))
+
+    def logits(self, nodes: torch.Tensor) -> torch.Tensor:
+        """(..., n+1): one logit per node, before the batch norm."""
+        return self.attn_sim_w(nodes).squeeze(-1)
+
+    def pool(self, nodes: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
+        """The nodes' weighted sum, weights the l1-normalised sigmoids of the batch-normed logits."""
         weights = l1norm(torch.sigmoid(normed))
         return l2norm((weights.unsqueeze(-1) * nodes).sum(dim=-2))
 

@@ -1,5 +1,6 @@
 """Timers, matmul peak and peak-memory probes shared by the benchmarks."""
 
+import ctypes
 import time
 from pathlib import Path
 
@@ -36,14 +37,29 @@ def matmul_work(device: torch.device, dtype: torch.dtype, size: int = 2048):
     return (lambda: [a @ b for _ in range(3)]), 3 * 2 * size**3
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    """Start a new high-water mark (Linux: writing 5 to clear_refs resets VmHWM)."""
+def reset_peak_memory(device: torch.device, hand_back: bool = False) -> None:
+    """Start a new high-water mark (Linux: writing 5 to clear_refs resets VmHWM).
+
+    `hand_back` first returns the memory glibc keeps from freed blocks to the system (malloc_trim), so
+    that a path measured after another does not start from the first one's peak (a training step's SAF
+    read SGR's 7.4 GB). Not before a timed run: the run would then pay to fault that memory in again.
+    """
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return
     clear = Path("/proc/self/clear_refs")
     if clear.exists():
+        if hand_back:
+            _hand_back_freed_memory()
         clear.write_text("5")
+
+
+def _hand_back_freed_memory() -> None:
+    """glibc's malloc_trim(0); a no-op where the C library has none (musl, macOS)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def peak_memory_mb(device: torch.device) -> float | None:

@@ -64,16 +64,20 @@ def training_paths(model) -> dict[str, SimpleNamespace]:
 
 
 def timed_steps(runs: dict, batch, repeats: int) -> dict:
-    """{path: (first step's values, step seconds, peak RSS MB per step)}, the paths interleaved."""
-    first = {path: _step(run, batch) for path, run in runs.items()}  # same weights: losses compared
-    seconds, memory = {path: [] for path in runs}, {path: [] for path in runs}
+    """{path: (first step's values, step seconds, peak RSS MB)}. Each path's first step, from the same
+    weights, gives the compared losses and the peak memory (freed memory handed back and the high-water
+    mark restarted before it); the later steps, interleaved, are timed with nothing reset between them."""
+    first, memory = {}, {}
+    for path, run in runs.items():
+        reset_peak_memory(run.device, hand_back=True)
+        first[path] = _step(run, batch)
+        memory[path] = peak_memory_mb(run.device) or 0.0
+    seconds = {path: [] for path in runs}
     for _ in range(repeats):
         for path, run in runs.items():
-            reset_peak_memory(run.device)
             started = time.perf_counter()
             _step(run, batch)
             seconds[path].append(time.perf_counter() - started)
-            memory[path].append(peak_memory_mb(run.device) or 0.0)
     return {path: (first[path], seconds[path], memory[path]) for path in runs}
 
 
@@ -90,7 +94,7 @@ def bench_module(module_name: str, batch_size: int, repeats: int) -> list[dict]:
         rows.append({"model": module_name, "path": path, "batch": batch_size, "step_seconds": round(median, 3),
                      "step_seconds_all": " ".join(f"{s:.2f}" for s in seconds),
                      "speedup_vs_reference": round(reference_seconds / median, 3),
-                     "peak_rss_mb": round(max(memory), 1), "first_loss": f"{float(values[0]):.7f}",
+                     "peak_rss_mb": round(memory, 1), "first_loss": f"{float(values[0]):.7f}",
                      "loss_diff_vs_reference": f"{abs(float(values[0]) - reference_loss):.2e}", "host": host})
     return rows
 
