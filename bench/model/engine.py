@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from bench.common.distributed import sum_across_processes
 from bench.model.fused import compiled, requested_backend
-from bench.model.network import ATTENTION_SMOOTH, EPS, SimilarityEncoder, l2norm
+from bench.model.network import ATTENTION_SMOOTH, SimilarityEncoder, l2norm, l2norm_
 from bench.model.squared_difference import normalised_squared_difference
 
 
@@ -27,9 +27,7 @@ def length_groups(cap_lens: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
 
 def _normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """l2norm, in place when no gradient is needed (evaluation): saves a pass over big tensors."""
-    if torch.is_grad_enabled():
-        return l2norm(x, dim)
-    return x.div_(torch.linalg.vector_norm(x, dim=dim, keepdim=True).add_(EPS))
+    return l2norm(x, dim) if torch.is_grad_enabled() else l2norm_(x, dim)
 
 
 def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,11 @@ def l2norm(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return x / (torch.linalg.vector_norm(x, dim=dim, keepdim=True) + EPS)
 
 
+def l2norm_(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """l2norm in place, for evaluation (no gradient): one pass fewer over the big tensors."""
+    return x.div_(torch.linalg.vector_norm(x, dim=dim, keepdim=True).add_(EPS))
+
+
 def l1norm(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return x / (x.abs().sum(dim=dim, keepdim=True) + EPS)
 
