@@ -137,29 +137,71 @@ def test_sgr_training_gradients_through_the_fold_equal_the_originals():
         assert torch.allclose(parameter.grad, expected, rtol=1e-9, atol=1e-12), name
 
 
-def test_normalised_squared_difference_has_autograds_gradients():
-    """The hand-written backward of (l2norm(c) - w)^2 against autograd's, words broadcast over images,
-    a zero context row included (autograd gives its norm a zero gradient there)."""
+def _plain_local_alignment(attention, regions, words, weight, bias):
+    """The chain as separate autograd operations: the definition LocalAlignment must equal."""
     from bench.model.network import l2norm
-    from bench.model.squared_difference import NormalisedSquaredDifference, normalised_squared_difference
 
-    gen = torch.Generator().manual_seed(11)
-    context = torch.randn(3, 2, 4, 6, generator=gen, dtype=torch.float64)
-    context[1, 0, 2] = 0.0
-    words = torch.randn(2, 4, 6, generator=gen, dtype=torch.float64)
-    upstream = torch.randn(3, 2, 4, 6, generator=gen, dtype=torch.float64)
-    leaves = [context.clone().requires_grad_(), words.clone().requires_grad_()]
-    ours = normalised_squared_difference(*leaves)
-    ours_grads = torch.autograd.grad((ours * upstream).sum(), leaves)
-    plain = [context.clone().requires_grad_(), words.clone().requires_grad_()]
-    expected = (l2norm(plain[0]) - plain[1]) ** 2
-    expected_grads = torch.autograd.grad((expected * upstream).sum(), plain)
-    assert torch.allclose(ours, expected, atol=1e-15)
-    for got, want in zip(ours_grads, expected_grads):
-        assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-12, atol=1e-12)
-    nonzero = context.clone()
-    nonzero[1, 0, 2] = 1.0  # gradcheck's finite differences need a point where the norm is smooth
-    assert torch.autograd.gradcheck(NormalisedSquaredDifference.apply,
-                                    (nonzero.requires_grad_(), words.clone().requires_grad_()))
-    with torch.no_grad():  # evaluation: in place, the same value
-        assert torch.allclose(normalised_squared_difference(context.clone(), words), expected.detach(), atol=1e-15)
+    context = torch.bmm(attention, regions).view(regions.shape[0], *words.shape[:2], regions.shape[2])
+    return torch.nn.functional.linear((l2norm(context) - words) ** 2, weight, bias)
+
+
+def _local_alignment_inputs(dtype=torch.float64, seed=11):
+    """3 images x 2 captions x 4 words, 5 regions, E = 6, S = 3, one zero context row (a zero attention
+    row: autograd gives its norm a zero gradient there)."""
+    gen = torch.Generator().manual_seed(seed)
+    attention = torch.softmax(torch.randn(3, 2 * 4, 5, generator=gen, dtype=dtype), dim=-1)
+    attention[1, 2] = 0.0
+    shapes = [(3, 5, 6), (2, 4, 6), (3, 6), (3,)]  # regions, words, weight, bias
+    return [attention, *(torch.randn(*shape, generator=gen, dtype=dtype) for shape in shapes)]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 30])  # one image per block; all images in one
+def test_local_alignment_has_autograds_values_and_gradients(monkeypatch, block_bytes):
+    """The blocked forward and hand-written backward against autograd over the plain chain, in float64:
+    every input's gradient, words broadcast over images, a zero context row included."""
+    from bench.model import local_alignment as module
+
+    monkeypatch.setattr(module, "CPU_BLOCK_BYTES", block_bytes)
+    inputs = _local_alignment_inputs()
+    upstream = torch.randn(3, 2, 4, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    ours = [t.clone().requires_grad_() for t in inputs]
+    plain = [t.clone().requires_grad_() for t in inputs]
+    value = module.local_alignment(*ours)
+    expected = _plain_local_alignment(*plain)
+    got_grads = torch.autograd.grad((value * upstream).sum(), ours)
+    want_grads = torch.autograd.grad((expected * upstream).sum(), plain)
+    assert torch.allclose(value, expected, rtol=1e-12, atol=1e-13)
+    for got, want in zip(got_grads, want_grads):
+        assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # evaluation: the same blocked forward, nothing kept
+        assert torch.allclose(module.local_alignment(*inputs), expected.detach(), rtol=1e-12, atol=1e-13)
+
+
+def test_local_alignment_passes_gradcheck(monkeypatch):
+    from bench.model import local_alignment as module
+
+    monkeypatch.setattr(module, "CPU_BLOCK_BYTES", 800)  # two images per block, the last block short
+    inputs = _local_alignment_inputs(seed=3)
+    inputs[0][1, 2] = 0.2  # finite differences need a point where the norm is smooth
+    assert torch.autograd.gradcheck(module.LocalAlignment.apply, [t.requires_grad_() for t in inputs])
+
+
+def test_local_alignment_under_bf16_autocast_computes_its_linear_in_bf16():
+    """As the plain chain under autocast: the attention part in float32, the Linear in bf16 (forward
+    and backward), the gradients back in the inputs' dtypes and close to float32's."""
+    from bench.model.local_alignment import local_alignment
+
+    inputs = [t.float() for t in _local_alignment_inputs()]
+    fp32 = [t.clone().requires_grad_() for t in inputs]
+    bf16 = [t.clone().requires_grad_() for t in inputs]
+    expected = local_alignment(*fp32)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        value = local_alignment(*bf16)
+        plain = _plain_local_alignment(*inputs)
+    assert value.dtype == plain.dtype == torch.bfloat16
+    assert torch.allclose(value.float(), expected, rtol=0.02, atol=0.02)
+    value.float().sum().backward()
+    expected.sum().backward()
+    for low, high in zip(bf16, fp32):
+        assert low.grad.dtype == torch.float32
+        assert torch.allclose(low.grad, high.grad, rtol=0.05, atol=0.05)

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from bench.common.distributed import sum_across_processes
 from bench.model.fused import compiled, requested_backend
+from bench.model.local_alignment import local_alignment
 from bench.model.network import ATTENTION_SMOOTH, SimilarityEncoder, l2norm, l2norm_
-from bench.model.squared_difference import normalised_squared_difference
 
 
 def length_groups(cap_lens: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
@@ -30,8 +30,9 @@ def _normalise(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return l2norm(x, dim) if torch.is_grad_enabled() else l2norm_(x, dim)
 
 
-def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-    """SCAN's text-to-image attention: per word, a softmax-weighted sum of regions (not yet l2-normalised).
+def _attention(regions: torch.Tensor, words: torch.Tensor):
+    """SCAN's text-to-image attention weights (m, k n, R): per word, a softmax over regions; with the
+    regions and words in the dtype they were computed in.
 
     Kept in float32 (or float64) under bf16 autocast: the per-region norm over words and the x9 softmax
     amplify rounding, and this part is a small share of the work.
@@ -49,14 +50,14 @@ def _attended_context(regions: torch.Tensor, words: torch.Tensor) -> torch.Tenso
         # regions last, contiguous: the softmax runs along memory, and the weighted sum's product reads
         # its (k n x R) operand unstrided (a transposed view made that 36-deep product 3x slower)
         attn = (attn.mul_(ATTENTION_SMOOTH) if inplace else attn * ATTENTION_SMOOTH).view(m, regions_n, k * n)
-        attn = torch.softmax(attn.transpose(1, 2).contiguous(), dim=-1)  # over regions
-        return torch.bmm(attn, regions).view(m, k, n, dim)  # l2-normalised by the caller
+        return torch.softmax(attn.transpose(1, 2).contiguous(), dim=-1), regions, words
 
 
 def alignment_nodes(sim_enc: SimilarityEncoder, regions, region_glo, words, word_glo) -> torch.Tensor:
     """Alignment vectors X (m, k, n+1, S) for m images and k captions of n words each."""
-    diff = normalised_squared_difference(_attended_context(regions, words), words)
-    local = _normalise(sim_enc.sim_tranloc_w(diff))
+    attention, regions, words = _attention(regions, words)
+    linear = sim_enc.sim_tranloc_w
+    local = _normalise(local_alignment(attention, regions, words, linear.weight, linear.bias))
     glob = _normalise(sim_enc.sim_tranglo_w((region_glo.unsqueeze(1) - word_glo.unsqueeze(0)) ** 2))
     return torch.cat([glob.unsqueeze(2).to(local.dtype), local], dim=2)
 

@@ -7,8 +7,9 @@ PyTorch profiler (leaf operators that compute; views and other metadata-only ope
 nothing), syncs with a dispatch mode (reads of floating-point values; the caption lengths and
 their length groups are integer bookkeeping that stays on the host by design). The step is
 bench.training.loop's, on a COCO-like batch of 128 captions with small layer sizes (sizes change
-the work per operator, not the number of operators); each row also names the caption chunk,
-the CPU's (8) and the GPU's (32).
+the work per operator, not the number of operators, with one exception: at full size a CPU runs the
+local alignment in blocks of a few images, a GPU always as one, as the CPU does here); each row also
+names the caption chunk, the CPU's (8) and the GPU's (32).
 
     python -m bench.perf.training_bench      # part of make bench
 """
