@@ -119,8 +119,8 @@ class GraphReasoning(nn.Module):
         self.graph_key_w = nn.Linear(sim_dim, sim_dim)
         self.sim_graph_w = nn.Linear(sim_dim, sim_dim)
 
-    def folded_query_key(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Evaluation's constants for this step: ([W_q^T W_k | W_g^T], [W_k^T b_q | 0]), S x 2S and 2S.
+    def folded_query_key(self, key_bias: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's constants: ([W_q^T W_k | W_g^T], [W_k^T b_q | 0]), S x 2S and 2S.
 
         The left half folds the query and key Linears: (W_q q_i + b_q) . (W_k x_j + b_k) =
         q_i^T (W_q^T W_k) x_j + (W_k^T b_q) . x_j + terms constant in j, which cancel in the softmax
@@ -129,16 +129,25 @@ class GraphReasoning(nn.Module):
         the same nodes, so one S x 2S product replaces three S x S ones; equal up to float rounding.
         The engine computes it once per call, not per caption chunk: a model constant in evaluation,
         differentiable in training (the gradients of W_q, W_k and W_g flow through the fold).
+
+        `key_bias` (training) appends one column, W_q^T b_k with shift b_q . b_k: the product then also
+        gives a term the fold drops, (W_q q_i + b_q) . b_k, which is constant over the keys, so the
+        softmax cancels it, but through it the key bias keeps the (numerically zero) gradient it has
+        in the original, and Adam treats it the same way.
         """
         query, key, update = self.graph_query_w, self.graph_key_w, self.sim_graph_w
-        weights = torch.cat([query.weight.T @ key.weight, update.weight.T], dim=1)
-        return weights, torch.cat([key.weight.T @ query.bias, torch.zeros_like(update.bias)])
+        columns = [query.weight.T @ key.weight, update.weight.T]
+        shifts = [key.weight.T @ query.bias, torch.zeros_like(update.bias)]
+        if key_bias:
+            columns.append((query.weight.T @ key.bias).unsqueeze(1))
+            shifts.append((query.bias @ key.bias).view(1))
+        return torch.cat(columns, dim=1), torch.cat(shifts)
 
     def forward(self, nodes: torch.Tensor, fold=None, first_only: bool = False) -> torch.Tensor:
         """Updated nodes; with `first_only`, just the global node's row (..., 1, S): all that the
         last step's output is read for, at a fraction of the cost. That row feeds the score head
         directly, so under bf16 autocast it is computed in float32 (one row of n+1: cheap).
-        `fold` (folded_query_key(), evaluation only) takes the folded path."""
+        `fold` (folded_query_key()) takes the folded path."""
         if first_only:
             with torch.autocast(device_type=nodes.device.type, enabled=False):
                 nodes = nodes.to(torch.promote_types(nodes.dtype, torch.float32))
@@ -154,32 +163,28 @@ class GraphReasoning(nn.Module):
         logits = self.graph_query_w(queries) @ self.graph_key_w(nodes).transpose(-1, -2)
         return torch.relu(self.sim_graph_w(torch.softmax(logits, dim=-1) @ nodes))
 
-    def _with_key_bias(self, logits: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-        """Training adds the term the fold drops, (W_q q_i + b_q) . b_k, to each query's row of logits:
-        constant over the keys, so the softmax cancels it, but through it the key bias keeps the
-        (numerically zero) gradient it has in the original, and Adam treats it the same way."""
-        if not torch.is_grad_enabled():
-            return logits
-        query, key = self.graph_query_w, self.graph_key_w
-        bias = queries @ (query.weight.T @ key.bias).to(queries.dtype) + (query.bias @ key.bias).to(queries.dtype)
-        return logits + bias.unsqueeze(-1)
-
     def _update_folded(self, nodes: torch.Tensor, weights: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """Every node's update through one S x 2S product (folded_query_key)."""
+        """Every node's update through one product with the fold (folded_query_key)."""
         sim = nodes.shape[-1]
         flat = nodes.reshape(-1, nodes.shape[-2], sim)
-        both = torch.addmm(shift, flat.reshape(-1, sim), weights).view(*flat.shape[:-1], 2 * sim)
-        queries, values = both.split(sim, dim=-1)  # split, not sliced: its backward is one cat, not two zero-fills
-        logits = self._with_key_bias(torch.bmm(queries, flat.transpose(1, 2)), flat)
-        updated = torch.bmm(torch.softmax(logits, dim=-1), values).view(nodes.shape)
-        return updated.add_(self.sim_graph_w.bias.to(updated.dtype)).relu_()
+        products = torch.addmm(shift, flat.reshape(-1, sim), weights).view(*flat.shape[:-1], weights.shape[1])
+        # split, not sliced: its backward is one cat, not a zero-fill per part
+        queries, values, *key_bias = products.split(sim, dim=-1)
+        keys = flat.transpose(1, 2)
+        logits = torch.baddbmm(key_bias[0], queries, keys) if key_bias else torch.bmm(queries, keys)
+        # the bias inside the product and ReLU in place before the view: in place on a view, autograd
+        # would copy the whole gradient in the backward (CopySlices)
+        bias = self.sim_graph_w.bias.to(values.dtype)
+        return torch.baddbmm(bias, torch.softmax(logits, dim=-1), values).relu_().view(nodes.shape)
 
     def _update_first_folded(self, nodes: torch.Tensor, weights: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         """The global node's update alone, with the folded query-key half of `weights`."""
         sim = nodes.shape[-1]
-        projected = torch.addmm(shift[:sim], nodes[..., 0, :].reshape(-1, sim), weights[:, :sim])
-        logits = self._with_key_bias(projected.view(*nodes.shape[:-2], 1, sim) @ nodes.transpose(-1, -2),
-                                     nodes[..., :1, :])
+        first = nodes[..., :1, :]  # one slice for both uses: its backward writes a full-size gradient once
+        rows = first.reshape(-1, sim)
+        logits = torch.addmm(shift[:sim], rows, weights[:, :sim]).view(first.shape) @ nodes.transpose(-1, -2)
+        if weights.shape[1] > 2 * sim:  # training's key-bias column
+            logits = logits + torch.addmm(shift[2 * sim:], rows, weights[:, 2 * sim:]).view(*first.shape[:-1], 1)
         return torch.relu(self.sim_graph_w(torch.softmax(logits, dim=-1) @ nodes))
 
 
@@ -239,8 +244,10 @@ class SimilarityEncoder(nn.Module):
         return self.SAF_module(nodes)
 
     def folded_query_keys(self) -> list | None:
-        """Each SGR step's folded query-key product (None for SAF)."""
-        return [step.folded_query_key() for step in self.SGR_module] if self.module_name == "SGR" else None
+        """Each SGR step's folded query-key product (None for SAF); with the key-bias column in training."""
+        if self.module_name != "SGR":
+            return None
+        return [step.folded_query_key(key_bias=torch.is_grad_enabled()) for step in self.SGR_module]
 
     def score_vector(self, vec: torch.Tensor) -> torch.Tensor:
         """The score head in float32 (float64 in fp64 runs) whatever the precision: a bf16 score has
