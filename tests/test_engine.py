@@ -177,6 +177,19 @@ def test_local_alignment_has_autograds_values_and_gradients(monkeypatch, block_b
         assert torch.allclose(module.local_alignment(*inputs), expected.detach(), rtol=1e-12, atol=1e-13)
 
 
+def test_local_alignment_blocks_images_on_a_cpu_and_not_on_a_gpu():
+    """Full size (8 captions x 17 words x E = 1024, float32: 557 KB per image): a CPU takes a few images
+    per block, every image exactly once; a GPU takes all 128 at once."""
+    from bench.model.local_alignment import CPU_BLOCK_BYTES, image_blocks
+
+    per_image = 8 * 17 * 1024 * 4
+    blocks = image_blocks(128, per_image, torch.device("cpu"))
+    assert 1 < len(blocks) < 128
+    assert all((b.stop - b.start) * per_image <= CPU_BLOCK_BYTES for b in blocks)
+    assert torch.cat([torch.arange(128)[b] for b in blocks]).tolist() == list(range(128))
+    assert image_blocks(128, per_image, torch.device("cuda")) == [slice(0, 128)]
+
+
 def test_local_alignment_passes_gradcheck(monkeypatch):
     from bench.model import local_alignment as module
 
