@@ -3,7 +3,7 @@
 The chain runs over the (images x captions x words x E) tensor, the largest of a step. Written as
 separate operations, every one of them writes a fresh tensor of that size (several in the backward),
 and on a CPU a fresh tensor of tens of MB costs about ten times a pass over memory already in use
-(page faults: 45-52 ms against 5 ms for a 71 MB multiply, docs/performance.md). Here the chain runs
+(page faults: 47-52 ms against 5 ms for a 71 MB multiply, docs/performance.md). Here the chain runs
 over blocks of a few images whose temporaries stay in cache; the only full-size tensor is the unit
 vectors kept for the backward. A GPU takes all images as one block. The value and the gradients are
 the same formulas as autograd's over the plain chain, so they agree to float rounding
