@@ -29,8 +29,16 @@ def linear_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
     return torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else dtype
 
 
-def _forward(attention, regions, words, weight, bias, low: torch.dtype, keep: bool):
-    """(local (m, k, n, S) before its l2norm, in `low`; unit vectors and norms when `keep`, else None)."""
+def _forward(attention, regions, words, weight, bias, keep: bool):
+    """(local (m, k, n, S) before its l2norm, in the Linear's dtype; unit vectors and norms when `keep`,
+    else None). The attention part runs with autocast off, the Linear in autocast's dtype when it is on."""
+    low = linear_dtype(regions.dtype, regions.device)
+    with torch.autocast(device_type=regions.device.type, enabled=False):
+        return _blocks_forward(attention, regions, words, weight, bias, low, keep)
+
+
+def _blocks_forward(attention, regions, words, weight, bias, low: torch.dtype, keep: bool):
+    """_forward's work, block by block over the images, the Linear in `low`."""
     m, k, n, dim = regions.shape[0], words.shape[0], words.shape[1], regions.shape[2]
     weight_t, bias = weight.to(low).T, bias.to(low)
     local = regions.new_empty(m, k, n, weight.shape[0], dtype=low)
@@ -59,9 +67,7 @@ class LocalAlignment(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, attention, regions, words, weight, bias):
-        low = linear_dtype(regions.dtype, regions.device)
-        with torch.autocast(device_type=regions.device.type, enabled=False):
-            local, unit, norms = _forward(attention, regions, words, weight, bias, low, keep=True)
+        local, unit, norms = _forward(attention, regions, words, weight, bias, keep=True)
         ctx.save_for_backward(attention, regions, words, weight, unit, norms)
         ctx.low = local.dtype
         return local
@@ -99,6 +105,4 @@ def local_alignment(attention, regions, words, weight, bias) -> torch.Tensor:
     the same blocked forward keeping nothing (evaluation)."""
     if torch.is_grad_enabled() and any(t.requires_grad for t in (attention, regions, words, weight, bias)):
         return LocalAlignment.apply(attention, regions, words, weight, bias)
-    low = linear_dtype(regions.dtype, regions.device)
-    with torch.autocast(device_type=regions.device.type, enabled=False):
-        return _forward(attention, regions, words, weight, bias, low, keep=False)[0]
+    return _forward(attention, regions, words, weight, bias, keep=False)[0]
